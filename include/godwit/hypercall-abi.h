@@ -72,6 +72,12 @@ enum {
     GW_HC_REPORT = 6,
     /* Guest-initiated shutdown: arg0 = exit code. godwit shuts the VM down. */
     GW_HC_EXIT = 7,
+    /*
+     * Sleep the calling vCPU for arg0 nanoseconds of host time without
+     * burning host CPU (rate-limited workloads). Returns early with
+     * status GW_HC_EINTR when the vCPU is paused; callers recompute.
+     */
+    GW_HC_SLEEP = 8,
     GW_HC__MAX
 };
 
