@@ -1,0 +1,94 @@
+/*
+ * AccelOps: what the VMM needs from an accelerator.
+ *
+ * One static const table per accelerator (accel/kvm/ today), registered by
+ * accel_register() at start-up. The rest of the VMM, and migration in
+ * particular, only ever reaches KVM through these hooks. Each hook says
+ * which thread calls it.
+ */
+#ifndef GODWIT_ACCEL_H
+#define GODWIT_ACCEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "godwit/error.h"
+#include "godwit/vcpu-state.h"
+
+typedef struct Machine Machine;
+typedef struct CPUState CPUState;
+typedef struct RAMBlock RAMBlock;
+
+typedef enum AccelType {
+    ACCEL_KVM,
+    ACCEL__MAX,
+} AccelType;
+
+typedef struct AccelOps {
+    const char *name;
+
+    /*
+     * Main thread. Creates the VM over the machine's RAM layout and one
+     * vCPU per CPUState (cpu->accel), but starts no thread. Returns false
+     * with *errp set; on failure nothing is left allocated.
+     */
+    bool (*init)(Machine *m, GError **errp);
+    /* Main thread, vCPU threads joined. Destroys the VM; RAM stays. */
+    void (*cleanup)(Machine *m);
+    /* The vCPU thread body (see cpus_start_threads). */
+    void *(*vcpu_thread)(void *cpu);
+    /* Any thread: make the vCPU leave the guest soon. */
+    void (*kick)(CPUState *cpu);
+
+    /* TSC frequency of the vCPUs in kHz. */
+    uint32_t (*tsc_khz)(Machine *m);
+
+    /*
+     * Dirty logging, per RAM block, pages of GW_PAGE_SIZE. Main or
+     * migration thread; vCPUs may run.
+     *   start: begin tracking; every page counts as dirty once first (the
+     *          first sync reports all of them).
+     *   sync:  OR the pages dirtied since the last sync/clear into
+     *          `bitmap` (ram_block_pages(rb) bits, host unsigned longs).
+     *          Without manual protection, sync also re-arms tracking.
+     *   clear: with manual protection (dirty_log_manual true), re-arm
+     *          tracking for pages [first, first + n) whose bits the caller
+     *          has taken; call it just before sending those pages. Without
+     *          it, a no-op.
+     *   stop:  end tracking.
+     */
+    bool (*dirty_log_start)(Machine *m, RAMBlock *rb, GError **errp);
+    bool (*dirty_log_sync)(Machine *m, RAMBlock *rb, unsigned long *bitmap,
+                           GError **errp);
+    bool (*dirty_log_clear)(Machine *m, RAMBlock *rb, uint64_t first,
+                            uint64_t n, GError **errp);
+    void (*dirty_log_stop)(Machine *m, RAMBlock *rb);
+    bool (*dirty_log_manual)(Machine *m);
+
+    /*
+     * vCPU state. Called in the vCPU's own thread (through run_on_cpu)
+     * while it is paused; the guest state is consistent there.
+     */
+    bool (*cpu_state_save)(CPUState *cpu, GwCpuState *st, GError **errp);
+    bool (*cpu_state_load)(CPUState *cpu, const GwCpuState *st,
+                           GError **errp);
+
+    /*
+     * godwit boot extension: start secondary vCPU `ap` in the mode of
+     * `model` (a saved state of the calling vCPU) at rip with rsp, rdi,
+     * rsi. Called in ap's thread through run_on_cpu.
+     */
+    bool (*cpu_start_ap)(CPUState *ap, const GwCpuState *model, uint64_t rip,
+                         uint64_t rsp, uint64_t rdi, uint64_t rsi,
+                         GError **errp);
+} AccelOps;
+
+/* Registers an ops table; asserts every mandatory hook is set. */
+void accel_register(AccelType type, const AccelOps *ops);
+const AccelOps *accel_find(const char *name);
+
+/* Registration of the built-in accelerators (explicit, no constructors). */
+void accel_register_all(void);
+void kvm_accel_register(void);
+
+#endif /* GODWIT_ACCEL_H */

@@ -1,0 +1,219 @@
+/*
+ * Machine set-up: the PC-like RAM layout, kernel loading, the accelerator
+ * and its vCPU threads; and tear-down in the reverse order.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "godwit/machine.h"
+#include "godwit/multiboot.h"
+
+Machine *current_machine;
+
+/* QEMU's pc machine: all RAM below 4 GiB up to 3.5 GiB, else 3 GiB. */
+#define PC_LOWMEM_LIMIT 0xe0000000ull
+#define PC_LOWMEM_SPLIT 0xc0000000ull
+
+static void machine_layout(Machine *m)
+{
+    m->below_4g = m->ram_size >= PC_LOWMEM_LIMIT ? PC_LOWMEM_SPLIT
+                                                 : m->ram_size;
+    m->above_4g = m->ram_size - m->below_4g;
+    m->slices[0] = (GuestRamSlice){0, m->below_4g, m->ram, 0};
+    m->nr_slices = 1;
+    if (m->above_4g) {
+        m->slices[1] =
+            (GuestRamSlice){GW_4G, m->above_4g, m->ram, m->below_4g};
+        m->nr_slices = 2;
+    }
+}
+
+static bool machine_load_kernel(Machine *m, GError **errp)
+{
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    g_autoptr(GError) err = NULL;
+    MultibootTarget t = {
+        .host = m->ram->host,
+        .below_4g = m->below_4g,
+        .above_4g = m->above_4g,
+    };
+    MultibootInfo info;
+
+    if (!g_file_get_contents(m->kernel, &data, &len, &err)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "could not load kernel '%s': %s", m->kernel,
+                    err->message);
+        return false;
+    }
+    if (!multiboot_load((const uint8_t *)data, len, m->kernel, m->append, &t,
+                        &info, &err)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "kernel '%s': %s",
+                    m->kernel, err->message);
+        return false;
+    }
+    m->boot_entry = info.entry;
+    m->boot_mbi = info.mbi;
+    return true;
+}
+
+Machine *machine_new(const MachineConfig *cfg, GError **errp)
+{
+    Machine *m = g_new0(Machine, 1);
+    const char *accel = cfg->accel ? cfg->accel : "kvm";
+
+    m->name = g_strdup(cfg->name);
+    m->kernel = g_strdup(cfg->kernel);
+    m->append = g_strdup(cfg->append);
+    m->ram_size = cfg->ram_size;
+    m->smp = cfg->smp > 0 ? cfg->smp : 1;
+    current_machine = m;
+
+    if (!m->kernel) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "no kernel given (use -kernel FILE; payloads are in "
+                    "build/guest/)");
+        goto fail;
+    }
+    m->accel = accel_find(accel);
+    if (!m->accel) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "accelerator '%s' is not available", accel);
+        goto fail;
+    }
+    m->ram = ram_block_new("pc.ram", m->ram_size, errp);
+    if (!m->ram) {
+        goto fail;
+    }
+    machine_layout(m);
+    if (!machine_load_kernel(m, errp)) {
+        goto fail;
+    }
+    m->cpus = cpus_new(m, m->smp);
+    if (!m->accel->init(m, errp)) {
+        goto fail;
+    }
+    m->tsc_khz = m->accel->tsc_khz(m);
+    if (!cpus_start_threads(m, m->accel->vcpu_thread, errp)) {
+        goto fail;
+    }
+    return m;
+
+fail:
+    machine_free(m);
+    return NULL;
+}
+
+void machine_free(Machine *m)
+{
+    if (!m) {
+        return;
+    }
+    if (m->cpus) {
+        cpus_join_threads(m);
+        if (m->accel_state) {
+            m->accel->cleanup(m);
+        }
+        cpus_free(m->cpus, m->smp);
+    }
+    ram_block_free(m->ram);
+    g_free(m->name);
+    g_free(m->kernel);
+    g_free(m->append);
+    if (current_machine == m) {
+        current_machine = NULL;
+    }
+    g_free(m);
+}
+
+void *machine_gpa_to_host(Machine *m, uint64_t gpa, uint64_t len)
+{
+    for (int i = 0; i < m->nr_slices; i++) {
+        const GuestRamSlice *s = &m->slices[i];
+        if (gpa >= s->gpa && gpa - s->gpa <= s->size &&
+            len <= s->size - (gpa - s->gpa)) {
+            return s->block->host + s->offset + (gpa - s->gpa);
+        }
+    }
+    return NULL;
+}
+
+void machine_mark_dirty(Machine *m, uint64_t gpa, uint64_t len)
+{
+    for (int i = 0; i < m->nr_slices; i++) {
+        const GuestRamSlice *s = &m->slices[i];
+        if (gpa >= s->gpa && gpa - s->gpa < s->size) {
+            uint64_t off = gpa - s->gpa;
+            ram_block_set_dirty(s->block, s->offset + off,
+                                MIN(len, s->size - off));
+        }
+    }
+}
+
+typedef struct StateTask {
+    GwCpuState *st;
+    bool ok;
+    GError *err;
+} StateTask;
+
+static void save_task(CPUState *cpu, void *opaque)
+{
+    StateTask *t = opaque;
+    t->ok = cpu->machine->accel->cpu_state_save(cpu, t->st, &t->err);
+}
+
+static void load_task(CPUState *cpu, void *opaque)
+{
+    StateTask *t = opaque;
+    t->ok = cpu->machine->accel->cpu_state_load(cpu, t->st, &t->err);
+}
+
+bool machine_cpu_state_save(Machine *m, int index, GwCpuState *st,
+                            GError **errp)
+{
+    StateTask t = {.st = st};
+
+    run_on_cpu(m->cpus[index], save_task, &t);
+    if (!t.ok) {
+        g_propagate_prefixed_error(errp, t.err, "vCPU %d: ", index);
+    }
+    return t.ok;
+}
+
+bool machine_cpu_state_load(Machine *m, int index, const GwCpuState *st,
+                            GError **errp)
+{
+    StateTask t = {.st = (GwCpuState *)st};
+
+    run_on_cpu(m->cpus[index], load_task, &t);
+    if (!t.ok) {
+        g_propagate_prefixed_error(errp, t.err, "vCPU %d: ", index);
+    }
+    return t.ok;
+}
+
+bool machine_reload_accel(Machine *m, GError **errp)
+{
+    g_autofree GwCpuState *states = g_new0(GwCpuState, m->smp);
+
+    g_assert(all_vcpus_paused(m));
+    for (int i = 0; i < m->smp; i++) {
+        if (!machine_cpu_state_save(m, i, &states[i], errp)) {
+            return false;
+        }
+    }
+    cpus_join_threads(m);
+    m->accel->cleanup(m);
+    if (!m->accel->init(m, errp)) {
+        return false;
+    }
+    if (!cpus_start_threads(m, m->accel->vcpu_thread, errp)) {
+        return false;
+    }
+    for (int i = 0; i < m->smp; i++) {
+        if (!machine_cpu_state_load(m, i, &states[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
