@@ -42,7 +42,8 @@ RAMBlock *ram_block_new(const char *name, uint64_t size, GError **errp)
     void *host = mmap(NULL, size, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (host == MAP_FAILED) {
-        gw_error_errno(errp, errno, "cannot map %s of guest RAM", human);
+        gw_error_errno(errp, errno, "cannot allocate %s of guest RAM (mmap)",
+                       human);
         close(fd);
         return NULL;
     }

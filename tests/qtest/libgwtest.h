@@ -1,0 +1,110 @@
+/*
+ * libgwtest: process-level test helpers. Spawns godwit processes with a
+ * QMP socket and a serial log in a private temporary directory, talks QMP,
+ * waits for serial lines and events.
+ *
+ * Environment (set by meson): GODWIT = path of the godwit binary,
+ * GUEST_DIR = folder of the guest payloads (*.elf).
+ *
+ * Failures abort the test through g_assert/g_error with a message; a test
+ * that cannot run here (no /dev/kvm, no QEMU) exits 77 (skip).
+ */
+#ifndef LIBGWTEST_H
+#define LIBGWTEST_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define GWT_SKIP 77
+
+typedef struct GwProc {
+    GPid pid;
+    char *name;
+    char *dir;         /* private temp dir (removed by gwt_free) */
+    char *qmp_path;    /* unix socket */
+    char *serial_path; /* serial log */
+    int qmp_fd;
+    GString *rbuf;     /* unparsed QMP input */
+    GQueue *events;    /* JsonObject* events not consumed yet */
+    bool exited;
+    int status;        /* wait status once exited */
+} GwProc;
+
+/* Skips (exit 77) unless /dev/kvm can be opened. */
+void gwt_require_kvm(void);
+
+/* Path of a payload: $GUEST_DIR/<name>.elf (asserts it exists). */
+char *gwt_payload(const char *name);
+
+/*
+ * Starts godwit with `args` (a shell-quoted string, split with
+ * g_shell_parse_argv) plus -qmp on a fresh unix socket and -serial to a
+ * log file, and completes QMP capabilities negotiation.
+ */
+GwProc *gwt_start(const char *name, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Like gwt_start but without -serial/-qmp added (for command-line tests):
+ * runs to completion and returns the exit status; stderr in *err_out. */
+int gwt_run(char **err_out, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/*
+ * Sends one QMP command (printf-style JSON text) and returns the reply
+ * object ({"return": ...} or {"error": ...}); events that arrive meanwhile
+ * are queued. Caller unrefs.
+ */
+JsonObject *gwt_qmp(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Sends a command, asserts success, returns the "return" node (caller
+ * frees with json_node_unref). */
+JsonNode *gwt_qmp_ok(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Sends a command, asserts it failed; returns the error "desc" (free). */
+char *gwt_qmp_err(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Runs an HMP command line through human-monitor-command; returns output. */
+char *gwt_hmp(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Waits up to timeout_ms for an event; returns it (unref) or NULL. */
+JsonObject *gwt_wait_event(GwProc *p, const char *event, int timeout_ms);
+
+/* The serial log so far. */
+char *gwt_serial(GwProc *p);
+
+/*
+ * Waits until the serial log contains `needle` `count` times (counting
+ * non-overlapping occurrences); returns false on timeout.
+ */
+bool gwt_wait_serial_count(GwProc *p, const char *needle, int count,
+                           int timeout_ms);
+static inline bool gwt_wait_serial(GwProc *p, const char *needle,
+                                   int timeout_ms)
+{
+    return gwt_wait_serial_count(p, needle, 1, timeout_ms);
+}
+int gwt_serial_count(GwProc *p, const char *needle);
+
+/* status from query-status */
+char *gwt_status(GwProc *p);
+
+/* Sends quit and waits for the process; returns its exit code. */
+int gwt_quit(GwProc *p);
+/* SIGKILLs the process (if alive) and waits for it. */
+void gwt_kill(GwProc *p);
+/* Waits for exit up to timeout_ms; returns true if it exited. */
+bool gwt_wait_exit(GwProc *p, int timeout_ms);
+/* Kills if needed, removes the temp dir, frees. */
+void gwt_free(GwProc *p);
+
+/* JSON accessors that assert the member exists with the right type. */
+int64_t gwt_get_int(JsonObject *o, const char *member);
+const char *gwt_get_str(JsonObject *o, const char *member);
+bool gwt_get_bool(JsonObject *o, const char *member);
+JsonObject *gwt_get_obj(JsonObject *o, const char *member);
+
+/* Monotonic milliseconds. */
+int64_t gwt_now_ms(void);
+void gwt_sleep_ms(int ms);
+
+#endif /* LIBGWTEST_H */
