@@ -6,8 +6,9 @@
  *   string  := '"' ... '"' | '\'' ... '\''   (backslash escapes the next byte)
  *   bare    := top-level run of bytes up to whitespace or {}[]"'
  * An object or array ends when its {} [] depth returns to zero; brackets
- * inside strings do not count. Mismatched pairs such as {] are left for the
- * parser to refuse.
+ * inside strings do not count. A closing bracket that does not match the
+ * open one ({"a": [}) is an error at once, and the splitter starts afresh
+ * after it, rather than wait for a close that will never come.
  *
  * Rewriting for the JSON parser, as QEMU accepts more than JSON:
  *   'text'  becomes "text" (a " inside it becomes \")
@@ -42,6 +43,7 @@ struct JsonStream {
     GString *buf;   /* rewritten text of the current value */
     size_t bytes;   /* input bytes of the current value */
     size_t depth;   /* open { and [ */
+    char *open;     /* open[i]: the bracket at depth i + 1 (max_depth) */
     char quote;     /* quote that opened the current string */
     bool escape;    /* previous byte in the string was a backslash */
     bool discard;   /* the current value was refused: track, do not keep */
@@ -57,6 +59,7 @@ JsonStream *json_stream_new(JsonStreamFunc emit, void *opaque,
     s->max_size = max_size ? max_size : JSON_STREAM_MAX_SIZE;
     s->max_depth = max_depth ? max_depth : JSON_STREAM_MAX_DEPTH;
     s->buf = g_string_sized_new(256);
+    s->open = g_malloc(s->max_depth);
     s->state = JS_IDLE;
     return s;
 }
@@ -65,6 +68,7 @@ void json_stream_free(JsonStream *s)
 {
     if (s) {
         g_string_free(s->buf, TRUE);
+        g_free(s->open);
         g_free(s);
     }
 }
@@ -157,7 +161,9 @@ static void js_open(JsonStream *s, char c)
 {
     js_put(s, c);
     s->depth++;
-    if (s->depth > s->max_depth) {
+    if (s->depth <= s->max_depth) {
+        s->open[s->depth - 1] = c;
+    } else {
         js_refuse(s, "JSON nesting depth limit (%u) exceeded", s->max_depth);
     }
 }
@@ -231,6 +237,15 @@ static void js_value_byte(JsonStream *s, char c)
         break;
     case '}':
     case ']':
+        if (s->depth <= s->max_depth &&
+            s->open[s->depth - 1] != (c == '}' ? '{' : '[')) {
+            if (!s->discard) {
+                js_error(s, "JSON parse error, '%c' does not close '%c'", c,
+                         s->open[s->depth - 1]);
+            }
+            js_reset(s);
+            break;
+        }
         js_put(s, c);
         if (--s->depth == 0) {
             js_finish(s);

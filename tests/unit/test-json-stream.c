@@ -142,6 +142,22 @@ static void test_stray_close(void **state)
     assert_string_equal(item(f, 1), "{\"a\": 1}");
 }
 
+static void test_mismatched_close(void **state)
+{
+    Fixture *f = *state;
+
+    /* {"a": [} can never end: refuse it at once and start afresh */
+    feed(f, "{\"a\": [}\n{\"b\": [{}]}");
+    assert_int_equal(f->c.items->len, 2);
+    assert_string_equal(item(f, 0),
+                        "ERR:JSON parse error, '}' does not close '['");
+    assert_string_equal(item(f, 1), "{\"b\": [{}]}");
+    feed(f, "[{]");
+    assert_string_equal(item(f, 2),
+                        "ERR:JSON parse error, ']' does not close '{'");
+    assert_false(json_stream_pending(f->s));
+}
+
 static void test_nesting_limit(void **state)
 {
     Fixture *f = *state;
@@ -282,6 +298,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_top_level_scalars, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stray_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mismatched_close, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_nesting_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_small, setup,
