@@ -45,6 +45,7 @@ typedef struct MonitorClient {
     guint out_watch;
     GByteArray *outbuf; /* unwritten output from out_pos */
     size_t out_pos;
+    bool input_done;    /* EOF on input: drop once the output is out */
     bool closing;       /* dropped; the reaper frees it */
 } MonitorClient;
 
@@ -148,6 +149,9 @@ static void client_flush(MonitorClient *c)
         g_byte_array_set_size(c->outbuf, 0);
         c->out_pos = 0;
         g_clear_handle_id(&c->out_watch, g_source_remove);
+        if (c->input_done) {
+            client_drop(c);
+        }
         return;
     }
     if (c->out_pos > 64 * 1024) {
@@ -198,8 +202,13 @@ static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_CONTINUE;
     }
     if (n <= 0) {
+        /*
+         * The client closed (or half-closed) its end: it may still read,
+         * so let the replies already queued go out first.
+         */
         c->in_watch = 0; /* removed by returning G_SOURCE_REMOVE */
-        client_drop(c);
+        c->input_done = true;
+        client_flush(c);
         return G_SOURCE_REMOVE;
     }
     c->proto->feed(c->session, buf, (size_t)n);
@@ -368,8 +377,8 @@ static int listen_tcp(const char *spec, const char *host, const char *port,
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        gw_error_errno(errp, err, "monitor '%s': cannot listen on port %s",
-                       spec, port);
+        gw_error_errno(errp, err, "monitor '%s': cannot listen on %s:%s",
+                       spec, *host ? host : "*", port);
     }
     return fd;
 }

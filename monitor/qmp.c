@@ -253,7 +253,8 @@ static void qmp_on_json(void *opaque, const char *json, size_t len,
         qmp_reply_error(s, err, NULL);
         return;
     }
-    parser = json_parser_new_immutable();
+    /* mutable: handlers may edit the arguments they are given */
+    parser = json_parser_new();
     if (!json_parser_load_from_data(parser, json, (gssize)len, &parse_err)) {
         g_autofree char *text = qmp_parse_error_text(parse_err->message);
         g_autoptr(GError) reply = g_error_new(

@@ -918,6 +918,47 @@ static void test_slow_reader_dropped(void **state)
     rmdir(dir);
 }
 
+static void test_half_close_gets_replies(void **state)
+{
+    g_autofree char *dir = g_dir_make_tmp("godwit-qmp-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "qmp.sock", NULL);
+    g_autofree char *spec = g_strdup_printf("unix:%s,server,nowait", path);
+    g_autoptr(GError) err = NULL;
+    SockClient c;
+    char *line;
+
+    assert_true(monitor_open_qmp(spec, &err));
+    c = sock_connect_unix(path);
+    /*
+     * Like `echo ... | nc -U`: send everything, close our writing end. The
+     * replies (3 MiB) outgrow the socket buffer, so some are still queued
+     * in the monitor when it sees EOF: they must still arrive.
+     */
+    sock_send(&c, "{\"execute\": \"qmp_capabilities\"}"
+                  "{\"execute\": \"test-big\"}{\"execute\": \"test-big\"}"
+                  "{\"execute\": \"test-big\"}"
+                  "{\"execute\": \"test-list\", \"id\": 1}");
+    assert_int_equal(shutdown(c.fd, SHUT_WR), 0);
+    line = sock_read_line(&c);
+    assert_true(g_str_has_prefix(line, "{\"QMP\": "));
+    g_free(line);
+    sock_expect(&c, "{\"return\": {}}");
+    for (int i = 0; i < 3; i++) {
+        line = sock_read_line(&c);
+        assert_non_null(line);
+        assert_int_equal(strlen(line), strlen("{\"return\": \"\"}") +
+                                           (1 << 20) - 1);
+        g_free(line);
+    }
+    sock_expect(&c, "{\"return\": [1, 2, 3], \"id\": 1}");
+    /* then the monitor closes its end */
+    assert_null(sock_read_line(&c));
+    assert_true(c.eof);
+    sock_client_close(&c);
+    monitor_cleanup();
+    rmdir(dir);
+}
+
 static void test_tcp_socket(void **state)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET};
@@ -940,7 +981,7 @@ static void test_tcp_socket(void **state)
     }
     /* the port is taken now */
     assert_false(monitor_open_qmp(spec, &err));
-    assert_non_null(strstr(err->message, "cannot listen on port"));
+    assert_non_null(strstr(err->message, "cannot listen on 127.0.0.1:"));
 
     fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
@@ -979,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_unix_socket_two_clients),
         cmocka_unit_test(test_unix_path_not_socket),
         cmocka_unit_test(test_slow_reader_dropped),
+        cmocka_unit_test(test_half_close_gets_replies),
         cmocka_unit_test(test_tcp_socket),
     };
 
