@@ -45,8 +45,8 @@ static bool spec_parse_options(const char *spec, GPtrArray *fields,
     for (guint i = 1; i < fields->len; i++) {
         const char *opt = fields->pdata[i];
         const char *eq = strchr(opt, '=');
-        g_autofree char *key = eq ? g_strndup(opt, (gsize)(eq - opt))
-                                  : g_strdup(opt);
+        g_autofree char *key =
+            eq ? g_strndup(opt, (gsize)(eq - opt)) : g_strdup(opt);
         g_autoptr(GError) err = NULL;
         bool *target;
 

@@ -38,23 +38,24 @@ typedef struct MonitorListener {
 typedef struct MonitorClient {
     const MonitorProtocol *proto;
     void *session;
-    int in_fd;          /* socket, or stdin */
-    int out_fd;         /* socket, or stdout */
-    bool is_stdio;      /* blocking fds we must not close or change */
+    int in_fd;     /* socket, or stdin */
+    int out_fd;    /* socket, or stdout */
+    bool is_stdio; /* blocking fds we must not close or change */
     guint in_watch;
     guint out_watch;
     GByteArray *outbuf; /* unwritten output from out_pos */
     size_t out_pos;
-    bool input_done;    /* EOF on input: drop once the output is out */
-    bool closing;       /* dropped; the reaper frees it */
+    bool input_done; /* EOF on input: drop once the output is out */
+    bool closing;    /* dropped; the reaper frees it */
 } MonitorClient;
 
-static GList *listeners;  /* MonitorListener * */
-static GList *clients;    /* MonitorClient * */
+static GList *listeners; /* MonitorListener * */
+static GList *clients;   /* MonitorClient * */
 static bool stdio_in_use;
 static guint reap_source;
 
-/* ---- clients -------------------------------------------------------------- */
+/* ---- clients --------------------------------------------------------------
+ */
 
 static gboolean client_reap(gpointer opaque);
 static gboolean client_writable(gint fd, GIOCondition cond, gpointer opaque);
@@ -159,8 +160,8 @@ static void client_flush(MonitorClient *c)
         c->out_pos = 0;
     }
     if (!c->out_watch) {
-        c->out_watch = g_unix_fd_add(c->out_fd, G_IO_OUT | G_IO_ERR,
-                                     client_writable, c);
+        c->out_watch =
+            g_unix_fd_add(c->out_fd, G_IO_OUT | G_IO_ERR, client_writable, c);
     }
 }
 
@@ -230,8 +231,8 @@ static MonitorClient *client_new(const MonitorProtocol *proto, int in_fd,
     c->is_stdio = is_stdio;
     c->outbuf = g_byte_array_new();
     clients = g_list_append(clients, c);
-    c->in_watch = g_unix_fd_add(in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
-                                client_readable, c);
+    c->in_watch =
+        g_unix_fd_add(in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, client_readable, c);
     /* the greeting or banner goes out through client_output */
     c->session = proto->open(client_output, c);
     return c;
@@ -323,25 +324,29 @@ static int listen_unix(const char *spec, const char *path, GError **errp)
     }
     if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         listen(fd, 16) < 0) {
-        gw_error_errno(errp, errno, "monitor '%s': cannot listen on '%s'",
-                       spec, path);
+        gw_error_errno(errp, errno, "monitor '%s': cannot listen on '%s'", spec,
+                       path);
         close(fd);
         return -1;
     }
     return fd;
 }
 
-static int listen_tcp_one(const struct addrinfo *ai)
+/* `dual`: an IPv6 socket that accepts IPv4 too. */
+static int listen_tcp_one(const struct addrinfo *ai, bool dual)
 {
-    int one = 1;
-    int fd = socket(ai->ai_family,
-                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int one = 1, zero = 0;
+    int fd =
+        socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+               ai->ai_protocol);
 
     if (fd < 0) {
         return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (dual) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 16) < 0) {
         int saved = errno;
 
@@ -352,6 +357,10 @@ static int listen_tcp_one(const struct addrinfo *ai)
     return fd;
 }
 
+/*
+ * Binds the first address that works, as QEMU does. With no HOST, an IPv6
+ * socket that also takes IPv4 is tried first, so "tcp::4444" serves both.
+ */
 static int listen_tcp(const char *spec, const char *host, const char *port,
                       GError **errp)
 {
@@ -370,15 +379,19 @@ static int listen_tcp(const char *spec, const char *host, const char *port,
                     gai_strerror(rc));
         return -1;
     }
-    /* the first address that binds, as QEMU does */
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = listen_tcp_one(ai);
-        err = fd < 0 ? errno : 0;
+    for (int pass = *host ? 1 : 0; pass < 2 && fd < 0; pass++) {
+        for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+            if (pass == 0 && ai->ai_family != AF_INET6) {
+                continue;
+            }
+            fd = listen_tcp_one(ai, pass == 0);
+            err = fd < 0 ? errno : 0;
+        }
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        gw_error_errno(errp, err, "monitor '%s': cannot listen on %s:%s",
-                       spec, *host ? host : "*", port);
+        gw_error_errno(errp, err, "monitor '%s': cannot listen on %s:%s", spec,
+                       *host ? host : "*", port);
     }
     return fd;
 }

@@ -11,8 +11,8 @@
 struct HmpSession {
     MonitorOutputFunc out;
     void *opaque;
-    GString *line;  /* the line being typed */
-    bool too_long;  /* the current line passed HMP_MAX_LINE: skip it */
+    GString *line; /* the line being typed */
+    bool too_long; /* the current line passed HMP_MAX_LINE: skip it */
 };
 
 static void hmp_session_write(HmpSession *s, const char *text)

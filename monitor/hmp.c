@@ -297,25 +297,7 @@ JsonObject *hmp_parse_args(const char *args_type, const char *text,
     return g_steal_pointer(&args);
 }
 
-/* ---- running a line ----------------------------------------------------- */
-
-/* Calls the command's handler the way monitor_dispatch() does. */
-static JsonNode *hmp_call(const MonitorCommand *cmd, JsonObject *args,
-                          GError **errp)
-{
-    GError *local_err = NULL;
-    JsonNode *ret = cmd->handler(args, &local_err);
-
-    if (!ret && !local_err) {
-        g_set_error(&local_err, GW_ERROR, GW_ERROR_GENERIC,
-                    "internal error: command %s returned no result",
-                    cmd->hmp_name);
-    }
-    if (!ret) {
-        g_propagate_error(errp, local_err);
-    }
-    return ret;
-}
+/* ---- running a line ------------------------------------------------------ */
 
 static void hmp_run_command(GString *out, const MonitorCommand *cmd,
                             const char *text)
@@ -327,7 +309,8 @@ static void hmp_run_command(GString *out, const MonitorCommand *cmd,
 
     args = hmp_parse_args(cmd->args_type, text, &err);
     if (!args) {
-        g_string_append_printf(out, "%s\nTry \"help %s\" for more "
+        g_string_append_printf(out,
+                               "%s\nTry \"help %s\" for more "
                                "information\n",
                                err->message, cmd->hmp_name);
         return;
@@ -339,7 +322,7 @@ static void hmp_run_command(GString *out, const MonitorCommand *cmd,
             return;
         }
     }
-    ret = hmp_call(cmd, qmp_args ? qmp_args : args, &err);
+    ret = monitor_call(cmd, qmp_args ? qmp_args : args, &err);
     if (!ret) {
         g_string_append_printf(out, "Error: %s\n", err->message);
         return;
@@ -400,14 +383,14 @@ char *hmp_run_line(const char *line)
     return g_string_free(out, FALSE);
 }
 
-/* ---- help --------------------------------------------------------------- */
+/* ---- help ---------------------------------------------------------------- */
 
 static void hmp_help_line(GString *out, const char *name, const char *params,
                           const char *help)
 {
     g_string_append_printf(out, "%s%s%s -- %s\n", name,
-                           params && *params ? " " : "",
-                           params ? params : "", help ? help : "");
+                           params && *params ? " " : "", params ? params : "",
+                           help ? help : "");
 }
 
 static gint hmp_cmp_hmp_name(gconstpointer a, gconstpointer b)

@@ -40,17 +40,17 @@ struct JsonStream {
     unsigned max_depth;
 
     JsonStreamState state;
-    GString *buf;   /* rewritten text of the current value */
-    size_t bytes;   /* input bytes of the current value */
-    size_t depth;   /* open { and [ */
-    char *open;     /* open[i]: the bracket at depth i + 1 (max_depth) */
-    char quote;     /* quote that opened the current string */
-    bool escape;    /* previous byte in the string was a backslash */
-    bool discard;   /* the current value was refused: track, do not keep */
+    GString *buf; /* rewritten text of the current value */
+    size_t bytes; /* input bytes of the current value */
+    size_t depth; /* open { and [ */
+    char *open;   /* open[i]: the bracket at depth i + 1 (max_depth) */
+    char quote;   /* quote that opened the current string */
+    bool escape;  /* previous byte in the string was a backslash */
+    bool discard; /* the current value was refused: track, do not keep */
 };
 
-JsonStream *json_stream_new(JsonStreamFunc emit, void *opaque,
-                            size_t max_size, unsigned max_depth)
+JsonStream *json_stream_new(JsonStreamFunc emit, void *opaque, size_t max_size,
+                            unsigned max_depth)
 {
     JsonStream *s = g_new0(JsonStream, 1);
 

@@ -28,8 +28,8 @@ typedef void (*JsonStreamFunc)(void *opaque, const char *json, size_t len,
 typedef struct JsonStream JsonStream;
 
 /* Limits of 0 mean the defaults above. */
-JsonStream *json_stream_new(JsonStreamFunc emit, void *opaque,
-                            size_t max_size, unsigned max_depth);
+JsonStream *json_stream_new(JsonStreamFunc emit, void *opaque, size_t max_size,
+                            unsigned max_depth);
 void json_stream_free(JsonStream *s);
 
 /*

@@ -30,13 +30,13 @@ typedef struct MonitorProtocol {
 extern const MonitorProtocol monitor_qmp_protocol;
 extern const MonitorProtocol monitor_hmp_protocol;
 
-/* ---- json-writer.c ---------------------------------------------------- */
+/* ---- json-writer.c ------------------------------------------------------- */
 
 /* Appends `node` as one line of ASCII JSON (no newline). */
 void monitor_json_append(GString *out, JsonNode *node);
 char *monitor_json_to_string(JsonNode *node);
 
-/* ---- qmp.c: one QMP client ---------------------------------------------- */
+/* ---- qmp.c: one QMP client ----------------------------------------------- */
 
 typedef struct QmpSession QmpSession;
 
@@ -53,7 +53,7 @@ void qmp_sessions_broadcast(const char *line, size_t len);
 /* Checks qmp_capabilities' arguments ("enable": [...]). */
 bool qmp_capabilities_check(JsonObject *args, GError **errp);
 
-/* ---- hmp.c: line parser and dispatch ------------------------------------ */
+/* ---- hmp.c: line parser and dispatch ------------------------------------- */
 
 /* True when `args_type` is a well-formed spec (see MonitorCommand). */
 bool hmp_args_type_valid(const char *args_type);
@@ -73,7 +73,7 @@ void hmp_run_line_into(GString *out, const char *line);
  * (`name` "info") or one command. */
 void hmp_help_into(GString *out, const char *name);
 
-/* ---- hmp-session.c: one HMP client -------------------------------------- */
+/* ---- hmp-session.c: one HMP client --------------------------------------- */
 
 #define HMP_PROMPT "(godwit) "
 #define HMP_MAX_LINE (64 * 1024)
@@ -85,8 +85,14 @@ HmpSession *hmp_session_new(MonitorOutputFunc out, void *opaque);
 void hmp_session_feed(HmpSession *s, const char *buf, size_t len);
 void hmp_session_free(HmpSession *s);
 
-/* ---- monitor.c: registry, version, events ------------------------------- */
+/* ---- monitor.c: registry, version, events -------------------------------- */
 
+/*
+ * Runs a command's handler (`args` NULL: an empty object) and enforces its
+ * contract: a NULL return always comes with an error.
+ */
+JsonNode *monitor_call(const MonitorCommand *cmd, JsonObject *args,
+                       GError **errp);
 /* Every registered command, in registration order (built-ins first). */
 const MonitorCommand *const *monitor_commands(size_t *n);
 const MonitorCommand *monitor_find_hmp(const char *hmp_name);
@@ -95,7 +101,7 @@ char *monitor_banner(void);
 /* Delivers queued events now (main loop thread). */
 void monitor_events_flush(void);
 
-/* ---- chardev.c: transports ---------------------------------------------- */
+/* ---- chardev.c: transports ----------------------------------------------- */
 
 typedef enum MonitorSpecKind {
     MONITOR_SPEC_STDIO,

@@ -76,32 +76,45 @@ const MonitorCommand *const *monitor_commands(size_t *n)
     return (const MonitorCommand *const *)commands->pdata;
 }
 
-JsonNode *monitor_dispatch(const char *name, JsonObject *args, GError **errp)
+/* Handlers running now: monitor_cleanup() must not pull the rug. */
+static unsigned monitor_calls_running;
+
+JsonNode *monitor_call(const MonitorCommand *cmd, JsonObject *args,
+                       GError **errp)
 {
-    const MonitorCommand *cmd = monitor_find_qmp(name);
     g_autoptr(JsonObject) empty = NULL;
     GError *local_err = NULL;
     JsonNode *ret;
+
+    if (!args) {
+        empty = json_object_new();
+        args = empty;
+    }
+    monitor_calls_running++;
+    ret = cmd->handler(args, &local_err);
+    monitor_calls_running--;
+    if (!ret && !local_err) {
+        /* a handler broke its contract: answer rather than hang the client */
+        g_set_error(&local_err, GW_ERROR, GW_ERROR_GENERIC,
+                    "internal error: command %s returned no result",
+                    cmd->name ? cmd->name : cmd->hmp_name);
+    }
+    if (!ret) {
+        g_propagate_error(errp, local_err);
+    }
+    return ret;
+}
+
+JsonNode *monitor_dispatch(const char *name, JsonObject *args, GError **errp)
+{
+    const MonitorCommand *cmd = monitor_find_qmp(name);
 
     if (!cmd) {
         g_set_error(errp, GW_ERROR, GW_ERROR_COMMAND_NOT_FOUND,
                     "The command %s has not been found", name);
         return NULL;
     }
-    if (!args) {
-        empty = json_object_new();
-        args = empty;
-    }
-    ret = cmd->handler(args, &local_err);
-    if (!ret && !local_err) {
-        /* a handler broke its contract: answer rather than hang the client */
-        g_set_error(&local_err, GW_ERROR, GW_ERROR_GENERIC,
-                    "internal error: command %s returned no result", name);
-    }
-    if (!ret) {
-        g_propagate_error(errp, local_err);
-    }
-    return ret;
+    return monitor_call(cmd, args, errp);
 }
 
 /* ---- version ------------------------------------------------------------- */
@@ -281,8 +294,7 @@ static void monitor_event_deliver(MonitorEvent *ev)
     json_object_set_object_member(msg, "timestamp", ts);
     json_object_set_string_member(msg, "event", ev->name);
     if (ev->data) {
-        json_object_set_object_member(msg, "data",
-                                      json_object_ref(ev->data));
+        json_object_set_object_member(msg, "data", json_object_ref(ev->data));
     }
     json_node_set_object(node, msg);
     monitor_json_append(line, node);
@@ -382,6 +394,8 @@ bool monitor_open_hmp(const char *spec, GError **errp)
 
 void monitor_cleanup(void)
 {
+    /* from a handler it would free the session that is calling it */
+    g_assert(monitor_calls_running == 0);
     monitor_events_flush();
     monitor_chardev_cleanup();
     monitor_events_cleanup();

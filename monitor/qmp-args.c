@@ -1,14 +1,13 @@
 /*
- * Argument checking helpers for QMP command handlers, with the error texts
+ * Helpers for QMP command handlers: argument checking with the error texts
  * QEMU's generated visitors use, so that a wrong argument reads the same
- * in godwit and in QEMU.
+ * in godwit and in QEMU, and the empty return value.
  */
 #include <string.h>
 
 #include "godwit/monitor.h"
 
-bool qmp_args_check(JsonObject *args, const char *const *allowed,
-                    GError **errp)
+bool qmp_args_check(JsonObject *args, const char *const *allowed, GError **errp)
 {
     JsonObjectIter iter;
     const char *name;
@@ -94,8 +93,8 @@ bool qmp_arg_int(JsonObject *args, const char *name, bool required,
     return true;
 }
 
-bool qmp_arg_bool(JsonObject *args, const char *name, bool required,
-                  bool *out, GError **errp)
+bool qmp_arg_bool(JsonObject *args, const char *name, bool required, bool *out,
+                  GError **errp)
 {
     JsonNode *node;
 
@@ -107,4 +106,12 @@ bool qmp_arg_bool(JsonObject *args, const char *name, bool required,
         *out = json_node_get_boolean(node);
     }
     return true;
+}
+
+JsonNode *qmp_return_empty(void)
+{
+    JsonNode *node = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_take_object(node, json_object_new());
+    return node;
 }

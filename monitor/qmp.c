@@ -60,14 +60,6 @@ static void qmp_reply_error(QmpSession *s, const GError *err, JsonNode *id)
     qmp_send(s, msg);
 }
 
-static JsonNode *qmp_empty_return(void)
-{
-    JsonNode *node = json_node_new(JSON_NODE_OBJECT);
-
-    json_node_take_object(node, json_object_new());
-    return node;
-}
-
 static void qmp_send_greeting(QmpSession *s)
 {
     g_autoptr(JsonObject) msg = json_object_new();
@@ -117,8 +109,8 @@ bool qmp_capabilities_check(JsonObject *args, GError **errp)
                         "Capability 'oob' not available");
         } else {
             g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                        "Parameter 'enable[%u]' does not accept value '%s'",
-                        i, name);
+                        "Parameter 'enable[%u]' does not accept value '%s'", i,
+                        name);
         }
         return false;
     }
@@ -184,7 +176,7 @@ static JsonNode *qmp_negotiate(QmpSession *s, const char *name,
         return NULL;
     }
     s->negotiated = true;
-    return qmp_empty_return();
+    return qmp_return_empty();
 }
 
 static void qmp_handle_request(QmpSession *s, JsonNode *req)
@@ -257,8 +249,8 @@ static void qmp_on_json(void *opaque, const char *json, size_t len,
     parser = json_parser_new();
     if (!json_parser_load_from_data(parser, json, (gssize)len, &parse_err)) {
         g_autofree char *text = qmp_parse_error_text(parse_err->message);
-        g_autoptr(GError) reply = g_error_new(
-            GW_ERROR, GW_ERROR_GENERIC, "JSON parse error, %s", text);
+        g_autoptr(GError) reply = g_error_new(GW_ERROR, GW_ERROR_GENERIC,
+                                              "JSON parse error, %s", text);
         qmp_reply_error(s, reply, NULL);
         return;
     }

@@ -130,6 +130,9 @@ void monitor_set_version(int major, int minor, int micro, const char *package);
  */
 JsonNode *monitor_version_info(void);
 
+/* A new empty-object node: the return value of commands without data. */
+JsonNode *qmp_return_empty(void);
+
 /*
  * Argument helpers for QMP handlers, with QEMU's error texts:
  *   "Parameter 'foo' is unexpected", "Parameter 'uri' is missing",
@@ -144,7 +147,7 @@ bool qmp_arg_str(JsonObject *args, const char *name, bool required,
                  const char **out, GError **errp);
 bool qmp_arg_int(JsonObject *args, const char *name, bool required,
                  int64_t *out, GError **errp);
-bool qmp_arg_bool(JsonObject *args, const char *name, bool required,
-                  bool *out, GError **errp);
+bool qmp_arg_bool(JsonObject *args, const char *name, bool required, bool *out,
+                  GError **errp);
 
 #endif /* GODWIT_MONITOR_H */

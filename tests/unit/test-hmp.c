@@ -193,8 +193,9 @@ static const ParseCase parse_cases[] = {
     /* S: the rest of the line */
     {"text:S", "  hello   world  ", "{\"text\": \"hello   world\"}", NULL},
     {"name:s,text:S?", "n", "{\"name\": \"n\"}", NULL},
-    {"name:s,text:S?", "n  a \"b\" c", "{\"name\": \"n\", \"text\": "
-                                       "\"a \\\"b\\\" c\"}",
+    {"name:s,text:S?", "n  a \"b\" c",
+     "{\"name\": \"n\", \"text\": "
+     "\"a \\\"b\\\" c\"}",
      NULL},
     {"text:S", "", NULL, "missing argument 'text'"},
     /* flags, before the positional arguments */
@@ -219,13 +220,13 @@ static void test_parse_args(void **state)
     for (size_t i = 0; i < G_N_ELEMENTS(parse_cases); i++) {
         const ParseCase *t = &parse_cases[i];
         g_autoptr(GError) err = NULL;
-        g_autoptr(JsonObject) args = hmp_parse_args(t->args_type, t->text,
-                                                    &err);
+        g_autoptr(JsonObject) args =
+            hmp_parse_args(t->args_type, t->text, &err);
 
         if (t->error) {
             if (args || !g_str_has_prefix(err->message, t->error)) {
-                fail_msg("'%s' by '%s': expected error '%s', got '%s'",
-                         t->text, t->args_type, t->error,
+                fail_msg("'%s' by '%s': expected error '%s', got '%s'", t->text,
+                         t->args_type, t->error,
                          args ? "success" : err->message);
             }
             continue;
@@ -240,8 +241,8 @@ static void test_parse_args(void **state)
             json_node_set_object(node, args);
             json = monitor_json_to_string(node);
             if (strcmp(json, t->json)) {
-                fail_msg("'%s' by '%s': got %s, want %s", t->text,
-                         t->args_type, json, t->json);
+                fail_msg("'%s' by '%s': got %s, want %s", t->text, t->args_type,
+                         json, t->json);
             }
         }
     }
@@ -250,12 +251,17 @@ static void test_parse_args(void **state)
 static void test_args_type_valid(void **state)
 {
     static const char *const good[] = {
-        NULL, "", "uri:s", "detach:-d,uri:s", "a:s,b:i?,c:o?,d:b?",
-        "name:s,rest:S?", "x:-x,y:-y",
+        NULL,
+        "",
+        "uri:s",
+        "detach:-d,uri:s",
+        "a:s,b:i?,c:o?,d:b?",
+        "name:s,rest:S?",
+        "x:-x,y:-y",
     };
     static const char *const bad[] = {
-        "uri", ":s", "uri:z", "uri:s??", "a:s?,b:s", "a:S,b:s", "f:-",
-        "f:-ab", "f:-d?", "a:s,", "a:s,,b:s",
+        "uri", ":s",    "uri:z", "uri:s??", "a:s?,b:s", "a:S,b:s",
+        "f:-", "f:-ab", "f:-d?", "a:s,",    "a:s,,b:s",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
@@ -416,9 +422,8 @@ static void test_session(void **state)
     g_autofree char *want = g_strdup_printf("%s\n(godwit) ", banner);
     GString *huge = g_string_new(NULL);
 
-    assert_string_equal(banner,
-                        "godwit 7.8.9 monitor - type 'help' for more "
-                        "information");
+    assert_string_equal(banner, "godwit 7.8.9 monitor - type 'help' for more "
+                                "information");
     assert_string_equal(out->str, want);
     g_string_truncate(out, 0);
 

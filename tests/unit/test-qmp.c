@@ -23,14 +23,6 @@
 
 /* ---- fake commands ------------------------------------------------------- */
 
-static JsonNode *object_node(JsonObject *obj)
-{
-    JsonNode *node = json_node_new(JSON_NODE_OBJECT);
-
-    json_node_take_object(node, obj);
-    return node;
-}
-
 /* Returns its arguments. */
 static JsonNode *qmp_test_echo(JsonObject *args, GError **errp)
 {
@@ -68,14 +60,14 @@ static JsonNode *qmp_test_list(JsonObject *args, GError **errp)
 static JsonNode *qmp_test_unicode(JsonObject *args, GError **errp)
 {
     /* e acute, snowman, G clef (outside the BMP), a tab and a DEL */
-    return json_node_init_string(json_node_alloc(),
-                                 "h\xc3\xa9 \xe2\x98\x83 \xf0\x9d\x84\x9e\t\x7f");
+    return json_node_init_string(
+        json_node_alloc(), "h\xc3\xa9 \xe2\x98\x83 \xf0\x9d\x84\x9e\t\x7f");
 }
 
 static JsonNode *qmp_test_emit(JsonObject *args, GError **errp)
 {
     monitor_emit_event("TEST_SYNC", NULL);
-    return object_node(json_object_new());
+    return qmp_return_empty();
 }
 
 static JsonNode *qmp_test_null(JsonObject *args, GError **errp)
@@ -94,7 +86,17 @@ static JsonNode *qmp_test_big(JsonObject *args, GError **errp)
     return node;
 }
 
+static GMainLoop *quit_loop;
+
+/* The way the system's `quit` is meant to be written. */
+static JsonNode *qmp_test_quit(JsonObject *args, GError **errp)
+{
+    g_main_loop_quit(quit_loop);
+    return qmp_return_empty();
+}
+
 static const MonitorCommand test_cmds[] = {
+    {.name = "test-quit", .handler = qmp_test_quit},
     {.name = "test-echo", .handler = qmp_test_echo},
     {.name = "test-fail", .handler = qmp_test_fail},
     {.name = "test-no-device", .handler = qmp_test_no_device},
@@ -105,7 +107,7 @@ static const MonitorCommand test_cmds[] = {
     {.name = "test-big", .handler = qmp_test_big},
 };
 
-/* ---- a session without sockets ------------------------------------------ */
+/* ---- a session without sockets ------------------------------------------- */
 
 typedef struct Client {
     GString *out;
@@ -178,11 +180,21 @@ static void expect_error(Client *c, const char *cls, const char *desc)
     expect_line(c, want);
 }
 
+/* A session past its greeting, still negotiating. */
+static Client *client_greeted(void)
+{
+    Client *c = client_new();
+    char *greeting = take_line(c);
+
+    assert_true(g_str_has_prefix(greeting, "{\"QMP\": {"));
+    g_free(greeting);
+    return c;
+}
+
 /* A session past the greeting and capabilities negotiation. */
 static Client *client_ready(void)
 {
-    Client *c = client_new();
-    g_autofree char *greeting = take_line(c);
+    Client *c = client_greeted();
 
     send_str(c, "{\"execute\": \"qmp_capabilities\"}");
     expect_line(c, "{\"return\": {}}");
@@ -190,7 +202,7 @@ static Client *client_ready(void)
     return c;
 }
 
-/* ---- protocol tests ----------------------------------------------------- */
+/* ---- protocol tests ------------------------------------------------------ */
 
 static void test_greeting(void **state)
 {
@@ -207,8 +219,7 @@ static void test_greeting(void **state)
 
 static void test_negotiation(void **state)
 {
-    Client *c = client_new();
-    g_autofree char *greeting = take_line(c);
+    Client *c = client_greeted();
 
     send_str(c, "{\"execute\": \"test-list\"}");
     expect_error(c, "CommandNotFound",
@@ -356,8 +367,7 @@ static void test_bad_members(void **state)
     expect_error(c, "GenericError", "QMP input lacks member 'execute'");
     /* the same checks apply during negotiation */
     {
-        Client *n = client_new();
-        g_autofree char *greeting = take_line(n);
+        Client *n = client_greeted();
 
         send_str(n, "{\"execute\": \"qmp_capabilities\", \"arguments\": 1}");
         expect_error(n, "GenericError",
@@ -429,17 +439,15 @@ static void test_query_commands(void **state)
               "{\"name\": \"test-echo\"}, {\"name\": \"test-emit\"}, "
               "{\"name\": \"test-fail\"}, {\"name\": \"test-list\"}, "
               "{\"name\": \"test-no-device\"}, {\"name\": \"test-null\"}, "
-              "{\"name\": \"test-unicode\"}]");
+              "{\"name\": \"test-quit\"}, {\"name\": \"test-unicode\"}]");
     assert_non_null(monitor_find_qmp("test-echo"));
     assert_null(monitor_find_qmp("help"));
 }
 
 static void test_two_sessions(void **state)
 {
-    Client *a = client_new();
-    Client *b = client_new();
-    g_autofree char *ga = take_line(a);
-    g_autofree char *gb = take_line(b);
+    Client *a = client_greeted();
+    Client *b = client_greeted();
 
     send_str(a, "{\"execute\": \"qmp_capabilities\"}");
     expect_line(a, "{\"return\": {}}");
@@ -458,7 +466,7 @@ static void test_two_sessions(void **state)
     client_free(b);
 }
 
-/* ---- events --------------------------------------------------------------- */
+/* ---- events -------------------------------------------------------------- */
 
 /* Iterates the default main context until `c` has output or 5 s pass. */
 static void pump_until_output(Client *c)
@@ -474,8 +482,7 @@ static void pump_until_output(Client *c)
 static void test_event_after_negotiation(void **state)
 {
     Client *ready = client_ready();
-    Client *fresh = client_new();
-    g_autofree char *greeting = take_line(fresh);
+    Client *fresh = client_greeted();
     g_autofree char *line = NULL;
     g_autoptr(JsonParser) parser = json_parser_new();
     JsonObject *ev, *ts;
@@ -495,14 +502,13 @@ static void test_event_after_negotiation(void **state)
     ev = json_node_get_object(json_parser_get_root(parser));
     assert_string_equal(json_object_get_string_member(ev, "event"),
                         "MIGRATION");
-    assert_string_equal(json_object_get_string_member(
-                            json_object_get_object_member(ev, "data"),
-                            "status"),
-                        "completed");
+    assert_string_equal(
+        json_object_get_string_member(json_object_get_object_member(ev, "data"),
+                                      "status"),
+        "completed");
     ts = json_object_get_object_member(ev, "timestamp");
     assert_true(json_object_get_int_member(ts, "seconds") >= before);
-    assert_in_range(json_object_get_int_member(ts, "microseconds"), 0,
-                    999999);
+    assert_in_range(json_object_get_int_member(ts, "microseconds"), 0, 999999);
     assert_int_equal(json_object_get_size(ev), 3);
 
     /* without data there is no "data" member */
@@ -574,7 +580,7 @@ static void test_event_in_handler_before_reply(void **state)
     client_free(c);
 }
 
-/* ---- argument helpers ----------------------------------------------------- */
+/* ---- argument helpers ---------------------------------------------------- */
 
 static void test_arg_helpers(void **state)
 {
@@ -616,7 +622,7 @@ static void test_arg_helpers(void **state)
     assert_string_equal(err->message, "Parameter 'uri' is unexpected");
 }
 
-/* ---- transports ----------------------------------------------------------- */
+/* ---- transports ---------------------------------------------------------- */
 
 typedef struct SpecCase {
     const char *spec;
@@ -632,19 +638,18 @@ static const SpecCase spec_cases[] = {
      NULL, NULL},
     {"unix:/tmp/a.qmp,server,nowait", MONITOR_SPEC_UNIX, "/tmp/a.qmp", NULL,
      NULL},
-    {"unix:/tmp/a,,b,server=on,wait=off", MONITOR_SPEC_UNIX, "/tmp/a,b",
-     NULL, NULL},
+    {"unix:/tmp/a,,b,server=on,wait=off", MONITOR_SPEC_UNIX, "/tmp/a,b", NULL,
+     NULL},
     {"tcp:127.0.0.1:4444,server=on,wait=off", MONITOR_SPEC_TCP, "127.0.0.1",
      "4444", NULL},
     {"tcp::4444,server,wait=off", MONITOR_SPEC_TCP, "", "4444", NULL},
     {"tcp:[::1]:5555,server=on,wait=off", MONITOR_SPEC_TCP, "::1", "5555",
      NULL},
-    {"tcp:localhost:1,server=yes,wait=no", MONITOR_SPEC_TCP, "localhost",
-     "1", NULL},
+    {"tcp:localhost:1,server=yes,wait=no", MONITOR_SPEC_TCP, "localhost", "1",
+     NULL},
     {"unix:/tmp/a.qmp,server=on,wait=on", 0, NULL, NULL, "wait=on is not"},
     {"unix:/tmp/a.qmp,server=on", 0, NULL, NULL, "wait=on is not"},
-    {"unix:/tmp/a.qmp,server=off,wait=off", 0, NULL, NULL,
-     "only server=on"},
+    {"unix:/tmp/a.qmp,server=off,wait=off", 0, NULL, NULL, "only server=on"},
     {"unix:/tmp/a.qmp,wait=off", 0, NULL, NULL, "only server=on"},
     {"unix:/tmp/a.qmp,server=maybe,wait=off", 0, NULL, NULL,
      "invalid value for 'server'"},
@@ -675,8 +680,8 @@ static void test_spec_parse(void **state)
 
         if (!t->path_or_host) {
             if (ok || !strstr(err->message, t->error)) {
-                fail_msg("'%s': expected an error with '%s', got %s",
-                         t->spec, t->error, ok ? "success" : err->message);
+                fail_msg("'%s': expected an error with '%s', got %s", t->spec,
+                         t->error, ok ? "success" : err->message);
             }
             continue;
         }
@@ -800,8 +805,8 @@ static void test_unix_socket_two_clients(void **state)
 {
     g_autofree char *dir = g_dir_make_tmp("godwit-qmp-XXXXXX", NULL);
     g_autofree char *path = g_build_filename(dir, "qmp.sock", NULL);
-    g_autofree char *spec = g_strdup_printf("%s%s%s", "unix:", path,
-                                            ",server=on,wait=off");
+    g_autofree char *spec =
+        g_strdup_printf("%s%s%s", "unix:", path, ",server=on,wait=off");
     g_autoptr(GError) err = NULL;
     SockClient a, b;
     struct stat st;
@@ -946,8 +951,8 @@ static void test_half_close_gets_replies(void **state)
     for (int i = 0; i < 3; i++) {
         line = sock_read_line(&c);
         assert_non_null(line);
-        assert_int_equal(strlen(line), strlen("{\"return\": \"\"}") +
-                                           (1 << 20) - 1);
+        assert_int_equal(strlen(line),
+                         strlen("{\"return\": \"\"}") + (1 << 20) - 1);
         g_free(line);
     }
     sock_expect(&c, "{\"return\": [1, 2, 3], \"id\": 1}");
@@ -956,6 +961,50 @@ static void test_half_close_gets_replies(void **state)
     assert_true(c.eof);
     sock_client_close(&c);
     monitor_cleanup();
+    rmdir(dir);
+}
+
+/* Reads everything until EOF, in a thread of its own. */
+static gpointer read_all(gpointer opaque)
+{
+    SockClient *sc = opaque;
+    char buf[65536];
+    ssize_t n;
+
+    while ((n = recv(sc->fd, buf, sizeof(buf), 0)) > 0) {
+        g_string_append_len(sc->in, buf, n);
+    }
+    sc->eof = true;
+    return NULL;
+}
+
+static void test_quit_flushes_replies(void **state)
+{
+    g_autofree char *dir = g_dir_make_tmp("godwit-qmp-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "qmp.sock", NULL);
+    g_autofree char *spec = g_strdup_printf("unix:%s,server,nowait", path);
+    g_autoptr(GError) err = NULL;
+    const char *tail = "{\"return\": {}, \"id\": \"quit\"}\r\n";
+    SockClient c;
+    GThread *reader;
+
+    assert_true(monitor_open_qmp(spec, &err));
+    c = sock_connect_unix(path);
+    sock_send(&c, "{\"execute\": \"qmp_capabilities\"}"
+                  "{\"execute\": \"test-big\"}{\"execute\": \"test-big\"}"
+                  "{\"execute\": \"test-quit\", \"id\": \"quit\"}");
+    /* the client reads slowly: start only once the VMM is quitting */
+    quit_loop = g_main_loop_new(NULL, FALSE);
+    g_main_loop_run(quit_loop);
+    reader = g_thread_new("reader", read_all, &c);
+    monitor_cleanup();
+    g_thread_join(reader);
+    /* every reply arrived, the last one is quit's, then EOF */
+    assert_true(c.eof);
+    assert_true(c.in->len > 2u << 20);
+    assert_true(g_str_has_suffix(c.in->str, tail));
+    g_main_loop_unref(quit_loop);
+    sock_client_close(&c);
     rmdir(dir);
 }
 
@@ -994,6 +1043,31 @@ static void test_tcp_socket(void **state)
     }
     sock_client_close(&c);
     monitor_cleanup();
+
+    /* no HOST: every interface, IPv4 and (where there is one) IPv6 */
+    g_free(spec);
+    spec = g_strdup_printf("tcp::%u,server,nowait", ntohs(addr.sin_port));
+    assert_true(monitor_open_qmp(spec, &err));
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    sock_client_init(&c, fd);
+    sock_negotiate(&c);
+    sock_client_close(&c);
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        struct sockaddr_in6 addr6 = {.sin6_family = AF_INET6,
+                                     .sin6_port = addr.sin_port,
+                                     .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+
+        if (connect(fd, (struct sockaddr *)&addr6, sizeof(addr6)) == 0) {
+            sock_client_init(&c, fd);
+            sock_negotiate(&c);
+            sock_client_close(&c);
+        } else {
+            close(fd); /* no IPv6 loopback here */
+        }
+    }
+    monitor_cleanup();
 }
 
 int main(void)
@@ -1021,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_unix_path_not_socket),
         cmocka_unit_test(test_slow_reader_dropped),
         cmocka_unit_test(test_half_close_gets_replies),
+        cmocka_unit_test(test_quit_flushes_replies),
         cmocka_unit_test(test_tcp_socket),
     };
 
