@@ -54,8 +54,7 @@ static GList *clients;   /* MonitorClient * */
 static bool stdio_in_use;
 static guint reap_source;
 
-/* ---- clients --------------------------------------------------------------
- */
+/* ---- clients ------------------------------------------------------------- */
 
 static gboolean client_reap(gpointer opaque);
 static gboolean client_writable(gint fd, GIOCondition cond, gpointer opaque);
