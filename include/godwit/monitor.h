@@ -20,6 +20,7 @@
 #define GODWIT_MONITOR_H
 
 #include <glib.h>
+#include <stdint.h>
 #include <json-glib/json-glib.h>
 
 #include "godwit/error.h"
@@ -121,5 +122,32 @@ void monitor_cleanup(void);
  * start-up by main() (defaults to 0.0.0).
  */
 void monitor_set_version(int major, int minor, int micro, const char *package);
+
+/*
+ * The version object of the QMP greeting, which is also what query-version
+ * returns: {"qemu": {"micro": M, "minor": m, "major": X}, "package": "..."}.
+ * Returns a new node.
+ */
+JsonNode *monitor_version_info(void);
+
+/* A new empty-object node: the return value of commands without data. */
+JsonNode *qmp_return_empty(void);
+
+/*
+ * Argument helpers for QMP handlers, with QEMU's error texts:
+ *   "Parameter 'foo' is unexpected", "Parameter 'uri' is missing",
+ *   "Invalid parameter type for 'uri', expected: string".
+ * qmp_args_check() refuses members not named in the NULL-terminated
+ * `allowed`. The getters leave *out untouched when an optional argument is
+ * absent; strings point into `args`. All return false with *errp set.
+ */
+bool qmp_args_check(JsonObject *args, const char *const *allowed,
+                    GError **errp);
+bool qmp_arg_str(JsonObject *args, const char *name, bool required,
+                 const char **out, GError **errp);
+bool qmp_arg_int(JsonObject *args, const char *name, bool required,
+                 int64_t *out, GError **errp);
+bool qmp_arg_bool(JsonObject *args, const char *name, bool required, bool *out,
+                  GError **errp);
 
 #endif /* GODWIT_MONITOR_H */
