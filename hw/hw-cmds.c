@@ -6,12 +6,11 @@
  */
 #include "godwit/hw.h"
 #include "godwit/monitor.h"
-#include "godwit/qmp-json.h"
 
 static JsonNode *qmp_x_guest_request(JsonObject *args, GError **errp)
 {
     hypercall_bump_request();
-    return qmp_empty();
+    return qmp_return_empty();
 }
 
 static JsonObject *report_obj(const HypercallReport *r, const char *a,
@@ -54,7 +53,7 @@ static JsonNode *qmp_x_query_guest_report(JsonObject *args, GError **errp)
         }
     }
     json_object_set_array_member(o, "perf", perf);
-    return qmp_object_take(o);
+    return qmp_return_object(o);
 }
 
 static void hmp_info_guest(GString *out, JsonNode *ret)

@@ -17,7 +17,9 @@ struct HmpSession {
 
 static void hmp_session_write(HmpSession *s, const char *text)
 {
-    s->out(s->opaque, text, strlen(text));
+    g_autofree char *crlf = hmp_to_crlf(text);
+
+    s->out(s->opaque, crlf, strlen(crlf));
 }
 
 HmpSession *hmp_session_new(MonitorOutputFunc out, void *opaque)
@@ -48,7 +50,7 @@ static void hmp_session_run(HmpSession *s)
         hmp_run_line_into(output, s->line->str);
     }
     g_string_append(output, HMP_PROMPT);
-    s->out(s->opaque, output->str, output->len);
+    hmp_session_write(s, output->str);
     g_string_truncate(s->line, 0);
     s->too_long = false;
 }

@@ -375,6 +375,19 @@ void hmp_run_line_into(GString *out, const char *line)
     hmp_run_command(out, cmd, p);
 }
 
+char *hmp_to_crlf(const char *text)
+{
+    GString *out = g_string_sized_new(strlen(text) + 16);
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n' && (p == text || p[-1] != '\r')) {
+            g_string_append_c(out, '\r');
+        }
+        g_string_append_c(out, *p);
+    }
+    return g_string_free(out, FALSE);
+}
+
 char *hmp_run_line(const char *line)
 {
     GString *out = g_string_new(NULL);

@@ -68,6 +68,11 @@ JsonObject *hmp_parse_args(const char *args_type, const char *text,
 
 /* Runs one HMP line, appending its output to `out`. */
 void hmp_run_line_into(GString *out, const char *line);
+/*
+ * HMP text as it leaves the monitor: every "\n" becomes "\r\n", as QEMU's
+ * monitor writes it (consoles and human-monitor-command alike).
+ */
+char *hmp_to_crlf(const char *text);
 
 /* Help text: every command (`name` NULL), the `info` sub-commands
  * (`name` "info") or one command. */

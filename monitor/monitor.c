@@ -217,7 +217,8 @@ static JsonNode *qmp_human_monitor_command(JsonObject *args, GError **errp)
         return NULL;
     }
     output = hmp_run_line(line);
-    return json_node_init_string(json_node_alloc(), output);
+    g_autofree char *crlf = hmp_to_crlf(output);
+    return json_node_init_string(json_node_alloc(), crlf);
 }
 
 /* HMP help: the handler renders the text, hmp_print prints it. */

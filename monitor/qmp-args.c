@@ -115,3 +115,21 @@ JsonNode *qmp_return_empty(void)
     json_node_take_object(node, json_object_new());
     return node;
 }
+
+JsonNode *qmp_return_object(JsonObject *obj)
+{
+    JsonNode *n = json_node_alloc();
+
+    json_node_init_object(n, obj);
+    json_object_unref(obj);
+    return n;
+}
+
+JsonNode *qmp_return_array(JsonArray *arr)
+{
+    JsonNode *n = json_node_alloc();
+
+    json_node_init_array(n, arr);
+    json_array_unref(arr);
+    return n;
+}

@@ -15,7 +15,6 @@
 
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
-#include "godwit/qmp-json.h"
 #include "godwit/system.h"
 
 #define DIRTY_LOG_MAX_RANGES 4096
@@ -94,7 +93,7 @@ static JsonNode *dirty_log_sync(Machine *m, GError **errp)
                                  dirty_ranges(m, map, npages, &truncated));
     json_object_set_boolean_member(o, "truncated", truncated);
     json_object_set_int_member(o, "sync-us", t1 - t0);
-    return qmp_object_take(o);
+    return qmp_return_object(o);
 }
 
 static JsonNode *qmp_x_dirty_log(JsonObject *args, GError **errp)
@@ -104,7 +103,7 @@ static JsonNode *qmp_x_dirty_log(JsonObject *args, GError **errp)
     const char *action = NULL;
 
     if (!qmp_args_check(args, allowed, errp) ||
-        !qmp_arg_str(args, "action", false, &action, errp)) {
+        !qmp_arg_str(args, "action", true, &action, errp)) {
         return NULL;
     }
     if (!strcmp(action, "start")) {
@@ -117,7 +116,7 @@ static JsonNode *qmp_x_dirty_log(JsonObject *args, GError **errp)
             return NULL;
         }
         dirty_active = true;
-        return qmp_empty();
+        return qmp_return_empty();
     }
     if (!dirty_active) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
@@ -130,7 +129,7 @@ static JsonNode *qmp_x_dirty_log(JsonObject *args, GError **errp)
     if (!strcmp(action, "stop")) {
         m->accel->dirty_log_stop(m, m->ram);
         dirty_active = false;
-        return qmp_empty();
+        return qmp_return_empty();
     }
     g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                 "Parameter 'action' expects start, sync or stop");

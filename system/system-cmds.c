@@ -4,10 +4,8 @@
  */
 #include <string.h>
 
-#include "godwit-config.h"
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
-#include "godwit/qmp-json.h"
 #include "godwit/runstate.h"
 #include "godwit/system.h"
 
@@ -19,7 +17,7 @@ static JsonNode *qmp_query_status(JsonObject *args, GError **errp)
     json_object_set_boolean_member(o, "running", s == RUN_STATE_RUNNING);
     json_object_set_boolean_member(o, "singlestep", false);
     json_object_set_string_member(o, "status", runstate_name(s));
-    return qmp_object_take(o);
+    return qmp_return_object(o);
 }
 
 static void hmp_info_status(GString *out, JsonNode *ret)
@@ -44,7 +42,7 @@ static JsonNode *qmp_stop(JsonObject *args, GError **errp)
     } else {
         vm_stop(RUN_STATE_PAUSED);
     }
-    return qmp_empty();
+    return qmp_return_empty();
 }
 
 static JsonNode *qmp_cont(JsonObject *args, GError **errp)
@@ -58,7 +56,7 @@ static JsonNode *qmp_cont(JsonObject *args, GError **errp)
     case RUN_STATE_INMIGRATE:
         /* Start as soon as the incoming migration completes. */
         runstate_set_autostart(true);
-        return qmp_empty();
+        return qmp_return_empty();
     case RUN_STATE_FINISH_MIGRATE:
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "The VM is being migrated; wait for the migration to "
@@ -66,14 +64,14 @@ static JsonNode *qmp_cont(JsonObject *args, GError **errp)
         return NULL;
     default:
         vm_start();
-        return qmp_empty();
+        return qmp_return_empty();
     }
 }
 
 static JsonNode *qmp_quit(JsonObject *args, GError **errp)
 {
     qemu_system_shutdown_request(false, "host-qmp-quit");
-    return qmp_empty();
+    return qmp_return_empty();
 }
 
 static JsonNode *qmp_query_name(JsonObject *args, GError **errp)
@@ -83,7 +81,7 @@ static JsonNode *qmp_query_name(JsonObject *args, GError **errp)
     if (current_machine->name) {
         json_object_set_string_member(o, "name", current_machine->name);
     }
-    return qmp_object_take(o);
+    return qmp_return_object(o);
 }
 
 static void hmp_info_name(GString *out, JsonNode *ret)
@@ -98,14 +96,7 @@ static void hmp_info_name(GString *out, JsonNode *ret)
 
 static JsonNode *qmp_query_version(JsonObject *args, GError **errp)
 {
-    JsonObject *o = json_object_new(), *q = json_object_new();
-
-    json_object_set_int_member(q, "major", GODWIT_VERSION_MAJOR);
-    json_object_set_int_member(q, "minor", GODWIT_VERSION_MINOR);
-    json_object_set_int_member(q, "micro", GODWIT_VERSION_MICRO);
-    json_object_set_object_member(o, "qemu", q);
-    json_object_set_string_member(o, "package", GODWIT_PACKAGE);
-    return qmp_object_take(o);
+    return monitor_version_info();
 }
 
 static void hmp_info_version(GString *out, JsonNode *ret)
@@ -142,7 +133,7 @@ static JsonNode *qmp_query_cpus_fast(JsonObject *args, GError **errp)
         json_object_set_string_member(c, "target", "x86_64");
         json_array_add_object_element(a, c);
     }
-    return qmp_array_take(a);
+    return qmp_return_array(a);
 }
 
 static void hmp_info_cpus(GString *out, JsonNode *ret)
@@ -188,7 +179,7 @@ static JsonNode *qmp_x_reload_vcpus(JsonObject *args, GError **errp)
     if (was_running) {
         resume_all_vcpus(m);
     }
-    return qmp_empty();
+    return qmp_return_empty();
 }
 
 static const MonitorCommand system_commands[] = {

@@ -90,7 +90,9 @@ JsonNode *monitor_dispatch(const char *name, JsonObject *args, GError **errp);
 
 /*
  * Runs one HMP command line and returns its output (never NULL; errors are
- * part of the output, as HMP prints them). Main loop thread only.
+ * part of the output, as HMP prints them), lines ending in "\n"; the
+ * consoles and human-monitor-command send them as "\r\n", as QEMU does.
+ * Main loop thread only.
  */
 char *hmp_run_line(const char *line);
 
@@ -132,6 +134,10 @@ JsonNode *monitor_version_info(void);
 
 /* A new empty-object node: the return value of commands without data. */
 JsonNode *qmp_return_empty(void);
+
+/* New nodes holding `obj` / `arr`; they take over the caller's reference. */
+JsonNode *qmp_return_object(JsonObject *obj);
+JsonNode *qmp_return_array(JsonArray *arr);
 
 /*
  * Argument helpers for QMP handlers, with QEMU's error texts:

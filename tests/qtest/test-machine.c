@@ -4,6 +4,7 @@
  * from one KVM VM and loaded into a fresh one lets the guest continue
  * where it was.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 

@@ -5,6 +5,7 @@
  * /dev/kvm is missing.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -364,14 +364,15 @@ static void test_human_monitor_command(void **state)
     json_object_set_string_member(args, "command-line", "info status");
     ret = monitor_dispatch("human-monitor-command", args, &err);
     assert_non_null(ret);
-    assert_string_equal(json_node_get_string(ret), "VM status: running\n");
+    /* CRLF line ends, as QEMU's monitor sends them */
+    assert_string_equal(json_node_get_string(ret), "VM status: running\r\n");
     g_clear_pointer(&ret, json_node_unref);
 
     /* an HMP error is output, not a QMP error */
     json_object_set_string_member(args, "command-line", "fail");
     ret = monitor_dispatch("human-monitor-command", args, &err);
     assert_non_null(ret);
-    assert_string_equal(json_node_get_string(ret), "Error: it failed\n");
+    assert_string_equal(json_node_get_string(ret), "Error: it failed\r\n");
     g_clear_pointer(&ret, json_node_unref);
 
     json_object_remove_member(args, "command-line");
@@ -407,7 +408,7 @@ static void test_hmc_over_qmp(void **state)
     assert_string_equal(out->str,
                         "{\"return\": {}}\r\n"
                         "{\"return\": \"{\\\"text\\\": \\\"caf\\\\u00e9\\\"}"
-                        "\\n\", \"id\": 1}\r\n");
+                        "\\r\\n\", \"id\": 1}\r\n");
     qmp_session_free(s);
     g_string_free(out, TRUE);
 }
@@ -419,7 +420,7 @@ static void test_session(void **state)
     GString *out = g_string_new(NULL);
     HmpSession *s = hmp_session_new(collect, out);
     g_autofree char *banner = monitor_banner();
-    g_autofree char *want = g_strdup_printf("%s\n(godwit) ", banner);
+    g_autofree char *want = g_strdup_printf("%s\r\n(godwit) ", banner);
     GString *huge = g_string_new(NULL);
 
     assert_string_equal(banner, "godwit 7.8.9 monitor - type 'help' for more "
@@ -431,8 +432,8 @@ static void test_session(void **state)
     hmp_session_feed(s, "info st", 7);
     assert_int_equal(out->len, 0);
     hmp_session_feed(s, "atus\r\nfail\n\n", 12);
-    assert_string_equal(out->str, "VM status: running\n(godwit) "
-                                  "Error: it failed\n(godwit) (godwit) ");
+    assert_string_equal(out->str, "VM status: running\r\n(godwit) "
+                                  "Error: it failed\r\n(godwit) (godwit) ");
     g_string_truncate(out, 0);
 
     /* an overlong line is refused whole, and the next one works */
@@ -442,7 +443,7 @@ static void test_session(void **state)
     hmp_session_feed(s, huge->str, huge->len);
     assert_int_equal(out->len, 0);
     hmp_session_feed(s, "\nsilent\n", 8);
-    assert_string_equal(out->str, "line too long (more than 65536 bytes)\n"
+    assert_string_equal(out->str, "line too long (more than 65536 bytes)\r\n"
                                   "(godwit) (godwit) ");
     g_string_free(huge, TRUE);
     hmp_session_free(s);
