@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -61,6 +62,12 @@ char *gwt_payload(const char *name)
     return path;
 }
 
+/* In the child: die with the test, so an aborted test leaves no godwit. */
+static void child_setup(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static GPtrArray *split_args(const char *args)
 {
     g_auto(GStrv) argv = NULL;
@@ -93,7 +100,7 @@ int gwt_run(char **err_out, const char *fmt, ...)
     argv = split_args(args);
     g_ptr_array_add(argv, NULL);
     if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT,
-                      NULL, NULL, &out, err_out, &status, &err)) {
+                      child_setup, NULL, &out, err_out, &status, &err)) {
         g_error("spawn: %s", err->message);
     }
     if (WIFEXITED(status)) {
@@ -311,7 +318,7 @@ GwProc *gwt_start(const char *name, const char *fmt, ...)
     argv = split_args(full);
     g_ptr_array_add(argv, NULL);
     if (!g_spawn_async(NULL, (char **)argv->pdata, NULL,
-                       G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &p->pid,
+                       G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL, &p->pid,
                        &err)) {
         g_error("spawn godwit: %s", err->message);
     }

@@ -95,7 +95,7 @@ static void test_dirty_log_exact(void)
     /* Ask the payload to rewrite its region once. */
     g_autoptr(JsonNode) rq = gwt_qmp_ok(p, "{'execute': "
                                            "'x-guest-request'}");
-    g_assert_true(gwt_wait_serial(p, "fill: done pass=2", 30000));
+    g_assert_true(gwt_wait_serial(p, "fill: done pass=1", 30000));
     gwt_sleep_ms(100);
     g_autoptr(JsonObject) d = dirty_sync(p);
     JsonArray *ranges = json_node_get_array(json_object_get_member(d,

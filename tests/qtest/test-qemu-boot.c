@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,12 @@ static const QemuCase qemu_cases[] = {
 
 static char *qemu_path;
 
+/* QEMU dies with the test, whatever happens to the test. */
+static void qemu_child_setup(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static void test_qemu_boot(gconstpointer data)
 {
     const QemuCase *c = data;
@@ -45,7 +52,7 @@ static void test_qemu_boot(gconstpointer data)
     g_assert_true(g_spawn_async(NULL, (char **)argv, NULL,
                                 G_SPAWN_DO_NOT_REAP_CHILD |
                                     G_SPAWN_STDERR_TO_DEV_NULL,
-                                NULL, NULL, &pid, &err));
+                                qemu_child_setup, NULL, &pid, &err));
     for (int64_t end = gwt_now_ms() + 60000; gwt_now_ms() < end;) {
         g_autofree char *text = NULL;
         if (g_file_get_contents(log, &text, NULL, NULL) &&
