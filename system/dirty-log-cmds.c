@@ -5,7 +5,8 @@
  *   {"execute": "x-dirty-log", "arguments": {"action": "start"}}
  *   {"execute": "x-dirty-log", "arguments": {"action": "sync"}}
  *     -> {"dirty-pages": N, "ranges": [{"gpa": A, "pages": n}, ...],
- *         "truncated": false, "sync-us": T}
+ *         "truncated": false, "sync-us": T, "clear-us": C}
+ *     (sync-us: fetching the log; clear-us: re-arming it)
  *   {"execute": "x-dirty-log", "arguments": {"action": "stop"}}
  *
  * "sync" reports the pages written since the previous sync (the first one
@@ -86,6 +87,7 @@ static JsonNode *dirty_log_sync(Machine *m, GError **errp)
     if (!m->accel->dirty_log_clear(m, rb, 0, npages, errp)) {
         return NULL;
     }
+    int64_t t2 = g_get_monotonic_time();
     o = json_object_new();
     json_object_set_int_member(o, "dirty-pages",
                                (gint64)bitmap_count(map, npages));
@@ -93,6 +95,7 @@ static JsonNode *dirty_log_sync(Machine *m, GError **errp)
                                  dirty_ranges(m, map, npages, &truncated));
     json_object_set_boolean_member(o, "truncated", truncated);
     json_object_set_int_member(o, "sync-us", t1 - t0);
+    json_object_set_int_member(o, "clear-us", t2 - t1);
     return qmp_return_object(o);
 }
 
