@@ -1,0 +1,126 @@
+/*
+ * Migration transports: an ops table per URI scheme (tcp, unix, exec,
+ * file, fd), one file each in migration/channel-*.c.
+ *
+ * A MigChannel is a byte stream the migration code reads or writes with
+ * readv/writev. Every channel is backed by a non-blocking file descriptor;
+ * blocking is done by the callers (migration/qemu-file.c) with poll() on
+ * the fd and the channel's cancel eventfd, so that migrate_cancel (or a
+ * destination quitting) can interrupt a migration thread blocked in I/O
+ * from any thread with mig_channel_shutdown().
+ */
+#ifndef MIGRATION_CHANNEL_H
+#define MIGRATION_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "godwit/error.h"
+
+typedef enum MigUriKind {
+    MIG_URI_TCP,
+    MIG_URI_UNIX,
+    MIG_URI_EXEC,
+    MIG_URI_FILE,
+    MIG_URI_FD,
+    MIG_URI__MAX,
+} MigUriKind;
+
+/* A parsed migration URI. */
+typedef struct MigUri {
+    MigUriKind kind;
+    char *host;    /* tcp: host name or address, brackets removed */
+    char *port;    /* tcp: service, "0" allowed on the incoming side */
+    char *path;    /* unix, file */
+    char *command; /* exec: passed to /bin/sh -c */
+    uint64_t offset; /* file: ",offset=N" (bytes) */
+    char *fdname;  /* fd: a number or a name registered with getfd */
+} MigUri;
+
+/*
+ * Parses tcp:HOST:PORT (IPv6 as tcp:[::1]:PORT), unix:PATH, exec:CMD,
+ * file:PATH[,offset=N], fd:N|NAME. Errors say what is wrong with the URI.
+ */
+bool mig_uri_parse(const char *uri, MigUri *out, GError **errp);
+void mig_uri_clear(MigUri *uri);
+
+typedef struct MigChannel MigChannel;
+typedef struct MigListener MigListener;
+
+typedef struct MigChannelOps {
+    const char *scheme;
+    /*
+     * Outgoing side (migration thread): connects / opens / spawns. The
+     * returned channel is open for writing (and reading, for sockets:
+     * the return path).
+     */
+    MigChannel *(*connect)(const MigUri *uri, GError **errp);
+    /*
+     * Incoming side (main loop): starts listening (tcp, unix) or prepares
+     * (exec spawns, file opens, fd takes the fd). Must not block.
+     */
+    MigListener *(*listen)(const MigUri *uri, GError **errp);
+    /*
+     * Incoming thread: waits for the one connection (sockets) and returns
+     * it, closing the listening socket; for exec/file/fd returns the
+     * prepared stream. Blocks until then or until mig_listener_shutdown().
+     */
+    MigChannel *(*accept)(MigListener *l, GError **errp);
+    /*
+     * The address actually bound (tcp with port 0 reports the real port),
+     * e.g. "tcp:127.0.0.1:40123"; NULL when not a socket. New string.
+     */
+    char *(*listener_address)(MigListener *l);
+    void (*listener_close)(MigListener *l);
+    /*
+     * Ends the stream: closes the fd, reaps an exec child (an exec command
+     * that failed makes close return false with *errp set).
+     */
+    bool (*close)(MigChannel *c, GError **errp);
+} MigChannelOps;
+
+/* Registration (explicit, from migration_channels_init()). */
+void mig_channel_register(MigUriKind kind, const MigChannelOps *ops);
+void migration_channels_init(void);
+const MigChannelOps *mig_channel_ops(MigUriKind kind);
+
+/*
+ * Generic channel helpers, the same for every transport.
+ *
+ * readv/writev: non-blocking; return bytes moved, 0 for end of stream (read),
+ * -EAGAIN when nothing can move now, or another -errno. mig_channel_wait()
+ * blocks until the fd is ready for `events` (POLLIN/POLLOUT) or the channel
+ * is shut down (returns false then) or `timeout_ms` passes (-1 = forever).
+ */
+ssize_t mig_channel_readv(MigChannel *c, const struct iovec *iov, int iovcnt);
+ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov,
+                           int iovcnt);
+bool mig_channel_wait(MigChannel *c, short events, int timeout_ms);
+
+/* Any thread: makes every wait on this channel return false, now and later. */
+void mig_channel_shutdown(MigChannel *c);
+bool mig_channel_is_shutdown(MigChannel *c);
+int mig_channel_fd(MigChannel *c);
+/* Closes through the transport's ops; frees. */
+bool mig_channel_close(MigChannel *c, GError **errp);
+
+/* Listener helpers. */
+MigListener *mig_listen(const MigUri *uri, GError **errp);
+MigChannel *mig_accept(MigListener *l, GError **errp);
+char *mig_listener_address(MigListener *l);
+void mig_listener_shutdown(MigListener *l); /* any thread: accept fails */
+void mig_listener_close(MigListener *l);
+MigChannel *mig_connect(const MigUri *uri, GError **errp);
+
+/*
+ * The fd: transport uses fds passed to godwit. `fd:N` takes fd N as it is;
+ * `fd:NAME` takes an fd registered by the getfd QMP command (SCM_RIGHTS on
+ * the QMP socket) under that name. Not thread-safe: main loop only.
+ */
+void mig_fd_register(const char *name, int fd);
+int mig_fd_take(const char *name); /* -1 if unknown */
+
+#endif /* MIGRATION_CHANNEL_H */
