@@ -41,15 +41,22 @@ void rt_report(RtCpu *c, uint64_t kind, uint64_t a1, uint64_t a2,
 }
 
 /*
- * Guest-visible pause over the last poll interval: host wall time that
- * passed without guest TSC time (the TSC is carried across a migration, so
- * the switchover shows up only on the wall clock).
+ * Guest-visible pause over the poll interval in which the generation
+ * changed, from two estimates:
+ *  - host wall time that passed without guest TSC time: a VMM that saves
+ *    and restores the TSC freezes it during the switchover;
+ *  - the longest TSC gap between two observations of the busy loop: where
+ *    the guest TSC is the host's and cannot be restored (kvm_pvm, where
+ *    ring-3 rdtsc is native), the switchover is a stretch of TSC time in
+ *    which the loop did not run.
+ * The pause is the larger of the two (each is ~0 when the other applies).
  */
 static void report_pause(RtCpu *c, uint64_t wall, uint64_t tsc,
-                         uint64_t gen)
+                         uint64_t gap, uint64_t gen)
 {
     uint64_t wall_ns = wall - c->poll_wall;
     uint64_t tsc_ns = rt_cycles_to_ns(tsc - c->poll_tsc);
+    uint64_t gap_ns = rt_cycles_to_ns(gap);
     uint64_t pause = wall > c->poll_wall && wall_ns > tsc_ns
                          ? wall_ns - tsc_ns
                          : 0;
@@ -57,20 +64,32 @@ static void report_pause(RtCpu *c, uint64_t wall, uint64_t tsc,
     if (!rt.tsc_khz || !c->poll_wall) {
         return;
     }
+    if (gap_ns > pause) {
+        pause = gap_ns;
+    }
     rt_printf("pause_ms=%lu.%03lu gen=%lu\n", pause / 1000000,
               pause / 1000 % 1000, gen);
     rt_report(c, GW_REPORT_PAUSE, pause, gen, 0);
 }
 
+static void note_gap(RtCpu *c, uint64_t now)
+{
+    if (now - c->obs_tsc > c->max_gap) {
+        c->max_gap = now - c->obs_tsc;
+    }
+    c->obs_tsc = now;
+}
+
 unsigned rt_clock_poll(RtCpu *c)
 {
-    uint64_t t0, t1, t, wall, gen, reqs;
+    uint64_t t0, t1, t, wall, gen, reqs, call, gap;
     unsigned ev = 0;
 
     if (!rt.godwit) {
         return 0;
     }
     t0 = rdtsc();
+    note_gap(c, t0);
     if (gw_call(&c->req, GW_HC_CLOCK, 0, 0, 0, 0) != GW_HC_OK) {
         c->next_poll = t0 + rt.poll_cycles;
         return 0;
@@ -80,10 +99,16 @@ unsigned rt_clock_poll(RtCpu *c)
     wall = c->req.ret[0];
     gen = c->req.ret[1];
     reqs = c->req.ret[2];
+    /*
+     * A stop inside this call belongs to this interval if the call saw
+     * the new generation, else to the next one: count it in both.
+     */
+    call = t1 - t0;
+    gap = c->max_gap > call ? c->max_gap : call;
     if (gen != c->gen) {
         ev |= RT_EV_MIGRATED;
         if (c->index == 0) {
-            report_pause(c, wall, t, gen);
+            report_pause(c, wall, t, gap, gen);
         }
     }
     if (reqs != c->reqs) {
@@ -93,21 +118,36 @@ unsigned rt_clock_poll(RtCpu *c)
     c->reqs = reqs;
     c->poll_tsc = t;
     c->poll_wall = wall;
-    c->next_poll = t1 + rt.poll_cycles;
+    c->max_gap = call;
+    c->obs_tsc = rdtsc();
+    c->next_poll = c->obs_tsc + rt.poll_cycles;
     return ev;
 }
 
 unsigned rt_poll(RtCpu *c)
 {
-    if (!rt.godwit || rdtsc() < c->next_poll) {
+    uint64_t now, gap;
+
+    if (!rt.godwit) {
+        return 0;
+    }
+    now = rdtsc();
+    gap = now - c->obs_tsc;
+    note_gap(c, now);
+    /* A long gap: we were probably stopped; look at the clock at once. */
+    if (now < c->next_poll && gap < 2 * rt.poll_cycles) {
         return 0;
     }
     return rt_clock_poll(c);
 }
 
+void rt_rebase(RtCpu *c)
+{
+    c->obs_tsc = rdtsc();
+}
+
 unsigned rt_wait_until(RtCpu *c, uint64_t until)
 {
-    uint64_t cap = 10 * rt.poll_cycles;
     unsigned ev = 0;
 
     for (;;) {
@@ -116,8 +156,18 @@ unsigned rt_wait_until(RtCpu *c, uint64_t until)
             return ev;
         }
         if (rt.godwit) {
-            uint64_t cycles = until - now < cap ? until - now : cap;
-            gw_call(&c->req, GW_HC_SLEEP, rt_cycles_to_ns(cycles), 0, 0, 0);
+            /* Short sleeps: a stop inside one is measured to ~1 ms. */
+            uint64_t want = until - now < rt.poll_cycles ? until - now
+                                                        : rt.poll_cycles;
+            uint64_t after;
+            note_gap(c, now);
+            gw_call(&c->req, GW_HC_SLEEP, rt_cycles_to_ns(want), 0, 0, 0);
+            after = rdtsc();
+            if (after - now > want) {
+                c->obs_tsc = now + want; /* the excess counts as a gap */
+            } else {
+                c->obs_tsc = after;
+            }
             ev |= rt_poll(c);
         } else {
             cpu_relax();
@@ -172,6 +222,8 @@ unsigned rt_park(RtCpu *c)
             ev |= RT_EV_REQUEST;
         }
         c->poll_tsc = rdtsc();
+        c->obs_tsc = c->poll_tsc;
+        c->max_gap = 0;
         c->poll_wall = c->req.ret[0];
         c->gen = c->req.ret[1];
         c->reqs = c->req.ret[2];
@@ -208,11 +260,14 @@ static void cpu_setup(RtCpu *c, unsigned index)
     if (rt.godwit &&
         gw_call(&c->req, GW_HC_CLOCK, 0, 0, 0, 0) == GW_HC_OK) {
         c->poll_tsc = rdtsc();
+        c->obs_tsc = c->poll_tsc;
+        c->max_gap = 0;
         c->poll_wall = c->req.ret[0];
         c->gen = c->req.ret[1];
         c->reqs = c->req.ret[2];
     }
-    c->next_poll = rdtsc() + rt.poll_cycles;
+    c->obs_tsc = rdtsc();
+    c->next_poll = c->obs_tsc + rt.poll_cycles;
 }
 
 unsigned rt_start_aps(void (*fn)(RtCpu *c))

@@ -66,6 +66,9 @@ typedef struct RtCpu {
     uint64_t poll_tsc;   /* TSC and host wall clock at the last poll */
     uint64_t poll_wall;
     uint64_t next_poll;  /* TSC of the next clock poll */
+    uint64_t obs_tsc;    /* TSC at the last observation (rt_poll) */
+    uint64_t max_gap;    /* longest TSC gap between observations since
+                          * the last clock poll */
 } __attribute__((aligned(64))) RtCpu;
 
 extern RtCpu rt_cpus[RT_MAX_CPUS];
@@ -103,8 +106,14 @@ NORETURN void rt_park_forever(RtCpu *c);
  * RT_EV_* (never 0). Elsewhere: parks forever.
  */
 unsigned rt_park(RtCpu *c);
-/* Poll the host clock if ~1 ms of TSC passed since the last poll. */
+/*
+ * Call often (every few microseconds to a millisecond) from a busy loop:
+ * notes the TSC gap since the previous call and polls the host clock when
+ * ~1 ms of TSC passed since the last poll.
+ */
 unsigned rt_poll(RtCpu *c);
+/* The time since the last rt_poll() was spent on purpose: not a pause. */
+void rt_rebase(RtCpu *c);
 /* Poll the host clock now (godwit only; 0 elsewhere). */
 unsigned rt_clock_poll(RtCpu *c);
 /* Wait until TSC @until: GW_HC_SLEEP (capped, with polls) or spinning. */

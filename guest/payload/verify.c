@@ -171,6 +171,11 @@ static void verify_event(RtCpu *c, VmWorker *w, unsigned ev)
 
 static const VmOps verify_ops = {
     .gran = PAGE_SIZE,
+    /*
+     * Small chunks: the pages written after a switchover and before the
+     * next look at the clock are rewritten before they are checked.
+     */
+    .chunk_max = 64 * KiB,
     .first_pass_before_ready = true,
     .setup = verify_setup,
     .write = verify_write,

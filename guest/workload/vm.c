@@ -40,6 +40,7 @@ static void vm_dispatch(RtCpu *c, unsigned ev)
             vm.ops->event(c, &vm.workers[i], ev);
         }
     }
+    rt_rebase(c); /* checking took time on purpose */
 }
 
 /* Rate limit: true (and ready_tsc set) when @w is ahead of its rate. */
@@ -78,6 +79,7 @@ static void vm_turn(RtCpu *c, VmWorker *w)
             uint64_t cycles = rdtsc() - w->pass_tsc;
             if (vm.ops->pass_done) {
                 vm.ops->pass_done(c, w, cycles);
+                rt_rebase(c);
             }
             w->pass++;
             w->pos = 0;
@@ -138,6 +140,7 @@ static void vm_cpu_main(RtCpu *c)
         mine[i]->rate_tsc = rdtsc();
     }
     vm_ready_barrier(c);
+    rt_rebase(c);
 
     for (;;) {
         uint64_t now = rdtsc(), earliest = UINT64_MAX;
@@ -183,7 +186,7 @@ static void vm_setup_worker(RtCpu *c, const VmOps *ops, const VmConfig *cfg,
                             VmWorker *w, unsigned index)
 {
     uint64_t gran = ops->gran ? ops->gran : cfg->stride;
-    uint64_t target = VM_CHUNK;
+    uint64_t target = ops->chunk_max ? ops->chunk_max : VM_CHUNK;
 
     w->index = index;
     w->size = ALIGN_UP(cfg->bytes, PAGE_SIZE);

@@ -32,6 +32,8 @@ typedef struct VmWorker {
 typedef struct VmOps {
     /* Chunks are multiples of this (0: the stride). */
     uint64_t gran;
+    /* Bytes written between two looks at the clock (0: 1 MiB). */
+    uint64_t chunk_max;
     /* Complete pass 1 on every worker before READY. */
     bool first_pass_before_ready;
     /* Boot vCPU, after all regions are allocated. May be NULL. */
