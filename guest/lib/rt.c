@@ -141,6 +141,13 @@ unsigned rt_poll(RtCpu *c)
     return rt_clock_poll(c);
 }
 
+void rt_observe(RtCpu *c)
+{
+    if (rt.godwit) {
+        note_gap(c, rdtsc());
+    }
+}
+
 void rt_rebase(RtCpu *c)
 {
     c->obs_tsc = rdtsc();

@@ -112,7 +112,12 @@ unsigned rt_park(RtCpu *c);
  * ~1 ms of TSC passed since the last poll.
  */
 unsigned rt_poll(RtCpu *c);
-/* The time since the last rt_poll() was spent on purpose: not a pause. */
+/*
+ * Note the TSC gap since the last observation, without polling: for long
+ * computations (a verify check) between two rt_poll() calls.
+ */
+void rt_observe(RtCpu *c);
+/* Forget the time since the last observation (start-up, not a pause). */
 void rt_rebase(RtCpu *c);
 /* Poll the host clock now (godwit only; 0 elsewhere). */
 unsigned rt_clock_poll(RtCpu *c);

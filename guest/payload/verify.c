@@ -124,6 +124,9 @@ static void verify_check(RtCpu *c, VmWorker *w)
             continue; /* never written */
         }
         checked++;
+        if (i % 16 == 0) {
+            rt_observe(c); /* a stop during the check is a pause too */
+        }
         at = page_compare(w->base + i * PAGE_SIZE, gens[i], w->stride, &e);
         if (at >= 0 && bad++ == 0) {
             first = i;

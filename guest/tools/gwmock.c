@@ -14,13 +14,16 @@
  * --dirty T,W prints the pages dirtied (KVM dirty log) in [T, T+W) seconds.
  * --dump GPA,LEN,FILE writes guest memory to FILE at the end.
  *
- * Build: cc -O2 -pthread -I include -o gwmock guest/tools/gwmock.c
+ * Build: ninja -C build guest/gwmock (not built by default), or
+ *        cc -O2 -pthread -I include -o gwmock guest/tools/gwmock.c
  * Usage: gwmock [-m MiB] [-smp N] [-append STR] [-t SECONDS]
  *               [--migrate-at S]... [--pause-ms MS] [--request-at S]...
  *               [--corrupt GPA] [--dirty T,W] [--dump GPA,LEN,FILE]
  *               KERNEL.elf
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -118,16 +121,21 @@ static void out(const void *p, size_t n)
 
 static void set_tsc_msr(Vcpu *v, uint64_t tsc);
 
+/* One-MSR kvm_msrs, without a variable-sized struct inside a struct. */
+typedef union MsrBuf {
+    struct kvm_msrs h;
+    uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+} MsrBuf;
+
 static uint64_t get_tsc(Vcpu *v)
 {
-    struct {
-        struct kvm_msrs h;
-        struct kvm_msr_entry e;
-    } m = { .h.nmsrs = 1, .e.index = 0x10 };
+    MsrBuf m = { .h.nmsrs = 1 };
+
+    m.h.entries[0].index = 0x10;
     if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1) {
         die("KVM_GET_MSRS tsc");
     }
-    return m.e.data;
+    return m.h.entries[0].data;
 }
 
 /*
@@ -156,10 +164,10 @@ static void set_tsc(Vcpu *v, uint64_t tsc)
 
 static void set_tsc_msr(Vcpu *v, uint64_t tsc)
 {
-    struct {
-        struct kvm_msrs h;
-        struct kvm_msr_entry e;
-    } m = { .h.nmsrs = 1, .e.index = 0x10, .e.data = tsc };
+    MsrBuf m = { .h.nmsrs = 1 };
+
+    m.h.entries[0].index = 0x10;
+    m.h.entries[0].data = tsc;
     if (ioctl(v->fd, KVM_SET_MSRS, &m) != 1) {
         die("KVM_SET_MSRS tsc");
     }
@@ -373,9 +381,9 @@ static void *vcpu_thread(void *arg)
 {
     Vcpu *v = arg;
     sigset_t block, none;
-    struct {
+    union {
         struct kvm_signal_mask m;
-        uint8_t set[8];
+        uint8_t bytes[sizeof(struct kvm_signal_mask) + 8];
     } km = { .m.len = 8 };
 
     sigemptyset(&block);
@@ -383,7 +391,7 @@ static void *vcpu_thread(void *arg)
     pthread_sigmask(SIG_BLOCK, &block, NULL);
     pthread_sigmask(SIG_BLOCK, NULL, &none);
     sigdelset(&none, SIGUSR1);
-    memcpy(km.set, &none, 8);
+    memcpy(km.m.sigset, &none, 8);
     if (ioctl(v->fd, KVM_SET_SIGNAL_MASK, &km) < 0) {
         die("KVM_SET_SIGNAL_MASK");
     }

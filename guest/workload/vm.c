@@ -40,7 +40,6 @@ static void vm_dispatch(RtCpu *c, unsigned ev)
             vm.ops->event(c, &vm.workers[i], ev);
         }
     }
-    rt_rebase(c); /* checking took time on purpose */
 }
 
 /* Rate limit: true (and ready_tsc set) when @w is ahead of its rate. */
@@ -79,7 +78,6 @@ static void vm_turn(RtCpu *c, VmWorker *w)
             uint64_t cycles = rdtsc() - w->pass_tsc;
             if (vm.ops->pass_done) {
                 vm.ops->pass_done(c, w, cycles);
-                rt_rebase(c);
             }
             w->pass++;
             w->pos = 0;
