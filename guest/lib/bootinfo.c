@@ -167,8 +167,9 @@ int bootinfo_args(char **argv, int max)
             leading = false;
         }
         if (argc < max) {
-            argv[argc++] = tok;
+            argv[argc] = tok;
         }
+        argc++;
     }
     return argc;
 }

@@ -383,6 +383,9 @@ void rt_start(uint32_t magic, uint32_t mbi, uint32_t pml4)
     cpu_setup(c, 0);
     print_banner();
     argc = bootinfo_args(argv, (int)ARRAY_SIZE(argv));
+    if (argc > (int)ARRAY_SIZE(argv)) {
+        rt_fail(c, "too many arguments (%d)", argc);
+    }
     payload_main(argc, argv);
     rt_park_forever(c);
 }

@@ -153,7 +153,11 @@ typedef struct BootInfo {
 extern BootInfo boot_info;
 /* Returns false with a message in @err when the info is unusable. */
 bool bootinfo_parse(uint32_t mbi, char *err, size_t errlen);
-/* Split the command line into key=value tokens (loader tokens skipped). */
+/*
+ * Split the command line into key=value tokens (leading tokens without
+ * '=', such as the kernel path, skipped). Stores at most @max; returns
+ * how many there are.
+ */
 int bootinfo_args(char **argv, int max);
 
 /* mem.c */

@@ -1,6 +1,6 @@
 /*
  * TSC frequency: from godwit (GW_HC_INFO), else CPUID leaf 0x15 (crystal
- * ratio), else a 10 ms measurement against PIT channel 2 (ports 0x42,
+ * ratio), else a measurement against PIT channel 2 (5 and 25 ms runs) (ports 0x42,
  * 0x43, 0x61; legal from ring 3 with IOPL 3), else CPUID leaf 0x16 (base
  * MHz). Zero when nothing works.
  */
@@ -10,7 +10,8 @@
 #define PIT_CH2      0x42
 #define PIT_CMD      0x43
 #define PORT_61      0x61
-#define PIT_LATCH    (PIT_HZ / 100) /* 10 ms */
+#define PIT_LATCH_SHORT (PIT_HZ / 200) /* 5 ms */
+#define PIT_LATCH_LONG  (PIT_HZ / 40)  /* 25 ms */
 
 static uint64_t tsc_khz_cpuid15(void)
 {
@@ -39,25 +40,40 @@ static uint64_t tsc_khz_cpuid16(void)
     return (uint64_t)(r[0] & 0xffff) * 1000;
 }
 
-static uint64_t tsc_khz_pit(void)
+/* TSC cycles for @latch PIT ticks in mode 0; 0 if OUT never rises. */
+static uint64_t tsc_pit_cycles(unsigned latch)
 {
     uint64_t t0, t1;
-    unsigned spins = 0;
 
     /* Gate high, speaker off; mode 0 counts down once and raises OUT. */
     outb(PORT_61, (inb(PORT_61) & ~0x02) | 0x01);
     outb(PIT_CMD, 0xb0); /* channel 2, lobyte/hibyte, mode 0, binary */
-    outb(PIT_CH2, PIT_LATCH & 0xff);
-    outb(PIT_CH2, PIT_LATCH >> 8);
+    outb(PIT_CH2, latch & 0xff);
+    outb(PIT_CH2, latch >> 8);
     t0 = rdtsc();
     while (!(inb(PORT_61) & 0x20)) {
-        /* Give up after ~10 s worth of polls at a fast clock. */
-        if (++spins == 0 || rdtsc() - t0 > (1ull << 36)) {
-            return 0;
+        if (rdtsc() - t0 > (1ull << 36)) {
+            return 0; /* many seconds at any clock: no PIT */
         }
     }
     t1 = rdtsc();
-    return muldiv64(t1 - t0, PIT_HZ, PIT_LATCH * 1000);
+    return t1 - t0;
+}
+
+/*
+ * Two runs of different lengths: their difference cancels the constant
+ * part of the error (the port I/O exits around each run).
+ */
+static uint64_t tsc_khz_pit(void)
+{
+    uint64_t short_run = tsc_pit_cycles(PIT_LATCH_SHORT);
+    uint64_t long_run = tsc_pit_cycles(PIT_LATCH_LONG);
+
+    if (!short_run || long_run <= short_run) {
+        return 0;
+    }
+    return muldiv64(long_run - short_run, PIT_HZ,
+                    (PIT_LATCH_LONG - PIT_LATCH_SHORT) * 1000ull);
 }
 
 void tsc_init(RtCpu *c)
