@@ -9,7 +9,7 @@
 /* Multiboot v1: header flags 0x3 = page-aligned modules + memory info. */
 #define MB_HEADER_MAGIC 0x1BADB002
 #define MB_HEADER_FLAGS 0x00000003
-#define MB_BOOT_MAGIC   0x2BADB002
+#define MB_BOOT_MAGIC 0x2BADB002
 
 /* The image is linked (and identity mapped) at 1 MiB. */
 #define IMAGE_BASE 0x100000
@@ -30,11 +30,11 @@
 #define CR0_NW (1 << 29)
 #define CR0_CD (1 << 30)
 #define CR0_PG (1 << 31)
-#define CR4_PAE        (1 << 5)
-#define CR4_OSFXSR     (1 << 9)
+#define CR4_PAE (1 << 5)
+#define CR4_OSFXSR (1 << 9)
 #define CR4_OSXMMEXCPT (1 << 10)
-#define MSR_EFER      0xc0000080
-#define EFER_LME      (1 << 8)
+#define MSR_EFER 0xc0000080
+#define EFER_LME (1 << 8)
 #define MSR_APIC_BASE 0x1b
 #define APIC_BASE_BSP (1 << 8)
 #define CPUID_80000001_EDX_PDPE1GB (1 << 26)
@@ -45,21 +45,21 @@
  * writes to the page tables after boot.
  */
 #define PTE_TABLE 0x27 /* P | RW | US | A */
-#define PTE_LEAF  0xe7 /* P | RW | US | A | D | PS (2 MiB or 1 GiB page) */
+#define PTE_LEAF 0xe7  /* P | RW | US | A | D | PS (2 MiB or 1 GiB page) */
 
 /*
  * The hypercall port probe, for the assembly stub (the ABI header is C);
  * rt.c checks that these match include/godwit/hypercall-abi.h.
  */
-#define BOOT_GW_HC_PORT  0x0ec0
+#define BOOT_GW_HC_PORT 0x0ec0
 #define BOOT_GW_HC_MAGIC 0x54574447
 
 /* Identity map limit: RAM above this is ignored. */
 #define RT_MAX_GIB 64
 
 /* vCPUs the runtime supports (stacks and hypercall blocks are static). */
-#define RT_MAX_CPUS       32
+#define RT_MAX_CPUS 32
 #define RT_BSP_STACK_SIZE 16384
-#define RT_AP_STACK_SIZE  8192
+#define RT_AP_STACK_SIZE 8192
 
 #endif /* GUEST_BOOT_H */

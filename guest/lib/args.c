@@ -118,8 +118,8 @@ bool args_parse(int argc, char **argv, const ArgSpec *specs)
             return false;
         }
         if (!parse_one(a, eq + 1)) {
-            rt_printf("%s: invalid value '%s' for %s\n", payload_name,
-                      eq + 1, a->key);
+            rt_printf("%s: invalid value '%s' for %s\n", payload_name, eq + 1,
+                      a->key);
             return false;
         }
     }

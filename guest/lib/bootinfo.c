@@ -7,12 +7,12 @@
 #include "rt.h"
 
 /* Multiboot info flags and offsets. */
-#define MBI_MEM     (1u << 0)
+#define MBI_MEM (1u << 0)
 #define MBI_CMDLINE (1u << 2)
-#define MBI_MODS    (1u << 3)
-#define MBI_MMAP    (1u << 6)
-#define MBI_LOADER  (1u << 9)
-#define MBI_SIZE    120 /* through the framebuffer fields */
+#define MBI_MODS (1u << 3)
+#define MBI_MMAP (1u << 6)
+#define MBI_LOADER (1u << 9)
+#define MBI_SIZE 120 /* through the framebuffer fields */
 
 typedef struct __attribute__((packed)) MbInfo {
     uint32_t flags;
@@ -66,7 +66,7 @@ static void add_ram(uint64_t start, uint64_t end)
     for (i = b->nram; i > 0 && b->ram[i - 1].start > start; i--) {
         b->ram[i] = b->ram[i - 1];
     }
-    b->ram[i] = (MemRange){ .start = start, .end = end, .next = start };
+    b->ram[i] = (MemRange){.start = start, .end = end, .next = start};
     b->nram++;
 }
 

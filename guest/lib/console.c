@@ -8,7 +8,7 @@
  */
 #include "rt.h"
 
-#define COM1     0x3f8
+#define COM1 0x3f8
 #define COM1_IER (COM1 + 1)
 #define COM1_FCR (COM1 + 2)
 #define COM1_IIR (COM1 + 2)

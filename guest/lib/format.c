@@ -59,7 +59,7 @@ static size_t utoa(char *tmp, uint64_t v, unsigned base, bool upper)
 
 int rt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-    Out o = { buf, size, 0 };
+    Out o = {buf, size, 0};
 
     for (; *fmt; fmt++) {
         char tmp[24], pad = ' ';

@@ -5,9 +5,9 @@
  */
 #include "rt.h"
 
-#define APIC_MMIO     0xfee00000ull
-#define APIC_ID       0x020
-#define APIC_ICR_LOW  0x300
+#define APIC_MMIO 0xfee00000ull
+#define APIC_ID 0x020
+#define APIC_ICR_LOW 0x300
 #define APIC_ICR_HIGH 0x310
 #define ICR_INIT_ASSERT 0x4500 /* INIT, level assert, physical dest. */
 
@@ -32,8 +32,7 @@ uint64_t rt_ns_to_cycles(uint64_t ns)
     return rt.tsc_khz ? muldiv64(ns, rt.tsc_khz, 1000000) : ns;
 }
 
-void rt_report(RtCpu *c, uint64_t kind, uint64_t a1, uint64_t a2,
-               uint64_t a3)
+void rt_report(RtCpu *c, uint64_t kind, uint64_t a1, uint64_t a2, uint64_t a3)
 {
     if (rt.godwit) {
         gw_call(&c->req, GW_HC_REPORT, kind, a1, a2, a3);
@@ -51,15 +50,14 @@ void rt_report(RtCpu *c, uint64_t kind, uint64_t a1, uint64_t a2,
  *    which the loop did not run.
  * The pause is the larger of the two (each is ~0 when the other applies).
  */
-static void report_pause(RtCpu *c, uint64_t wall, uint64_t tsc,
-                         uint64_t gap, uint64_t gen)
+static void report_pause(RtCpu *c, uint64_t wall, uint64_t tsc, uint64_t gap,
+                         uint64_t gen)
 {
     uint64_t wall_ns = wall - c->poll_wall;
     uint64_t tsc_ns = rt_cycles_to_ns(tsc - c->poll_tsc);
     uint64_t gap_ns = rt_cycles_to_ns(gap);
-    uint64_t pause = wall > c->poll_wall && wall_ns > tsc_ns
-                         ? wall_ns - tsc_ns
-                         : 0;
+    uint64_t pause =
+        wall > c->poll_wall && wall_ns > tsc_ns ? wall_ns - tsc_ns : 0;
 
     if (!rt.tsc_khz || !c->poll_wall) {
         return;
@@ -164,8 +162,8 @@ unsigned rt_wait_until(RtCpu *c, uint64_t until)
         }
         if (rt.godwit) {
             /* Short sleeps: a stop inside one is measured to ~1 ms. */
-            uint64_t want = until - now < rt.poll_cycles ? until - now
-                                                        : rt.poll_cycles;
+            uint64_t want =
+                until - now < rt.poll_cycles ? until - now : rt.poll_cycles;
             uint64_t after;
             note_gap(c, now);
             gw_call(&c->req, GW_HC_SLEEP, rt_cycles_to_ns(want), 0, 0, 0);
@@ -264,8 +262,7 @@ void rt_fail(RtCpu *c, const char *fmt, ...)
 static void cpu_setup(RtCpu *c, unsigned index)
 {
     c->index = index;
-    if (rt.godwit &&
-        gw_call(&c->req, GW_HC_CLOCK, 0, 0, 0, 0) == GW_HC_OK) {
+    if (rt.godwit && gw_call(&c->req, GW_HC_CLOCK, 0, 0, 0, 0) == GW_HC_OK) {
         c->poll_tsc = rdtsc();
         c->obs_tsc = c->poll_tsc;
         c->max_gap = 0;
@@ -343,9 +340,8 @@ static void print_banner(void)
               rt.page1g ? "1G" : "2M", rt.ram_bytes / MiB,
               rt_cycles_to_ns(rt.boot_cycles) / 1000);
     rt_printf("%s: layout image 0x%lx-0x%lx rw 0x%lx-0x%lx free 0x%lx\n",
-              payload_name, (uintptr_t)__image_start,
-              (uintptr_t)__image_end, (uintptr_t)__rw_start,
-              (uintptr_t)__rw_end, free);
+              payload_name, (uintptr_t)__image_start, (uintptr_t)__image_end,
+              (uintptr_t)__rw_start, (uintptr_t)__rw_end, free);
     if (rt.vcpus > RT_MAX_CPUS) {
         rt_printf("%s: %u vCPUs, at most %u supported: using vCPU 0 only\n",
                   payload_name, rt.vcpus, RT_MAX_CPUS);

@@ -59,32 +59,32 @@ void rt_printf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 /* Per-vCPU state; rt_cpus[i] belongs to vCPU i. */
 typedef struct RtCpu {
-    GwHcRequest req;     /* this vCPU's hypercall block */
+    GwHcRequest req; /* this vCPU's hypercall block */
     unsigned index;
-    uint64_t gen;        /* migration generation last seen */
-    uint64_t reqs;       /* request counter last seen */
-    uint64_t poll_tsc;   /* TSC and host wall clock at the last poll */
+    uint64_t gen;      /* migration generation last seen */
+    uint64_t reqs;     /* request counter last seen */
+    uint64_t poll_tsc; /* TSC and host wall clock at the last poll */
     uint64_t poll_wall;
-    uint64_t next_poll;  /* TSC of the next clock poll */
-    uint64_t obs_tsc;    /* TSC at the last observation (rt_poll) */
-    uint64_t max_gap;    /* longest TSC gap between observations since
-                          * the last clock poll */
+    uint64_t next_poll; /* TSC of the next clock poll */
+    uint64_t obs_tsc;   /* TSC at the last observation (rt_poll) */
+    uint64_t max_gap;   /* longest TSC gap between observations since
+                         * the last clock poll */
 } __attribute__((aligned(64))) RtCpu;
 
 extern RtCpu rt_cpus[RT_MAX_CPUS];
 
 typedef struct Rt {
-    bool godwit;            /* the hypercall port answered */
+    bool godwit; /* the hypercall port answered */
     uint32_t gw_version;
-    unsigned vcpus;         /* vCPUs of the machine (1 when unknown) */
-    unsigned ncpus;         /* vCPUs the payload may run workers on */
-    uint64_t tsc_khz;       /* 0 when unknown */
+    unsigned vcpus;   /* vCPUs of the machine (1 when unknown) */
+    unsigned ncpus;   /* vCPUs the payload may run workers on */
+    uint64_t tsc_khz; /* 0 when unknown */
     const char *tsc_source;
-    uint64_t poll_cycles;   /* clock poll interval, ~1 ms of TSC */
-    bool page1g;            /* identity map uses 1 GiB pages */
-    uint64_t ram_bytes;     /* usable RAM in the memory map */
-    uint64_t ram_top;       /* end of the highest usable RAM */
-    uint64_t boot_cycles;   /* TSC from stub entry to rt_start */
+    uint64_t poll_cycles; /* clock poll interval, ~1 ms of TSC */
+    bool page1g;          /* identity map uses 1 GiB pages */
+    uint64_t ram_bytes;   /* usable RAM in the memory map */
+    uint64_t ram_top;     /* end of the highest usable RAM */
+    uint64_t boot_cycles; /* TSC from stub entry to rt_start */
 } Rt;
 
 extern Rt rt;
@@ -95,7 +95,7 @@ void payload_main(int argc, char **argv);
 
 /* Events returned by rt_poll() and rt_park(). */
 #define RT_EV_MIGRATED 1u /* migration generation changed */
-#define RT_EV_REQUEST  2u /* request counter changed (x-guest-request) */
+#define RT_EV_REQUEST 2u  /* request counter changed (x-guest-request) */
 
 /* rt.c */
 /* Print "<payload>: <message>" and park this vCPU forever (no READY). */
@@ -123,8 +123,7 @@ void rt_rebase(RtCpu *c);
 unsigned rt_clock_poll(RtCpu *c);
 /* Wait until TSC @until: GW_HC_SLEEP (capped, with polls) or spinning. */
 unsigned rt_wait_until(RtCpu *c, uint64_t until);
-void rt_report(RtCpu *c, uint64_t kind, uint64_t a1, uint64_t a2,
-               uint64_t a3);
+void rt_report(RtCpu *c, uint64_t kind, uint64_t a1, uint64_t a2, uint64_t a3);
 uint64_t rt_cycles_to_ns(uint64_t cycles);
 uint64_t rt_ns_to_cycles(uint64_t ns);
 /*

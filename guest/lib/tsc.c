@@ -1,17 +1,17 @@
 /*
  * TSC frequency: from godwit (GW_HC_INFO), else CPUID leaf 0x15 (crystal
- * ratio), else a measurement against PIT channel 2 (5 and 25 ms runs) (ports 0x42,
- * 0x43, 0x61; legal from ring 3 with IOPL 3), else CPUID leaf 0x16 (base
+ * ratio), else a measurement against PIT channel 2 (5 and 25 ms runs) (ports
+ * 0x42, 0x43, 0x61; legal from ring 3 with IOPL 3), else CPUID leaf 0x16 (base
  * MHz). Zero when nothing works.
  */
 #include "rt.h"
 
-#define PIT_HZ       1193182ull
-#define PIT_CH2      0x42
-#define PIT_CMD      0x43
-#define PORT_61      0x61
+#define PIT_HZ 1193182ull
+#define PIT_CH2 0x42
+#define PIT_CMD 0x43
+#define PORT_61 0x61
 #define PIT_LATCH_SHORT (PIT_HZ / 200) /* 5 ms */
-#define PIT_LATCH_LONG  (PIT_HZ / 40)  /* 25 ms */
+#define PIT_LATCH_LONG (PIT_HZ / 40)   /* 25 ms */
 
 static uint64_t tsc_khz_cpuid15(void)
 {

@@ -21,6 +21,7 @@ static const char *const fill_patterns[] = {
     "random", "half", "text", "zero", NULL,
 };
 
+/* clang-format off */
 static const char *const fill_words[] = {
     "the", "of", "and", "to", "in", "is", "that", "it", "was", "for", "on",
     "are", "as", "with", "his", "they", "at", "be", "this", "from", "have",
@@ -54,6 +55,7 @@ static const char *const fill_words[] = {
     "hard", "near", "sentence", "better", "best", "across", "during",
     "today", "however", "sure", "knew", "try", "told", "young", "sun",
 };
+/* clang-format on */
 
 #define NWORDS (sizeof(fill_words) / sizeof(fill_words[0]))
 
@@ -134,9 +136,9 @@ void payload_main(int argc, char **argv)
     RtCpu *c = &rt_cpus[0];
     uint64_t size = 64 * MiB, pattern = PAT_RANDOM, bytes, base;
     const ArgSpec specs[] = {
-        { "size", ARG_SIZE, &size, NULL },
-        { "pattern", ARG_CHOICE, &pattern, fill_patterns },
-        { NULL, ARG_UINT, NULL, NULL },
+        {"size", ARG_SIZE, &size, NULL},
+        {"pattern", ARG_CHOICE, &pattern, fill_patterns},
+        {NULL, ARG_UINT, NULL, NULL},
     };
 
     if (!args_parse(argc, argv, specs)) {
@@ -154,13 +156,12 @@ void payload_main(int argc, char **argv)
     rt_printf("fill: done bytes=%lu pattern=%s region 0x%lx-0x%lx\n", bytes,
               fill_patterns[pattern], base, base + bytes);
     rt_printf("READY\n");
-    for (uint64_t pass = 1;; ) {
+    for (uint64_t pass = 1;;) {
         if (rt_park(c) & RT_EV_REQUEST) {
             fill_region(c, base, bytes, pattern, mix64(pass));
             rt_printf("fill: done pass=%lu bytes=%lu pattern=%s "
                       "region 0x%lx-0x%lx\n",
-                      pass, bytes, fill_patterns[pattern], base,
-                      base + bytes);
+                      pass, bytes, fill_patterns[pattern], base, base + bytes);
             pass++;
         }
     }

@@ -14,7 +14,11 @@ static const VmOps stress_ops = {
 void payload_main(int argc, char **argv)
 {
     VmConfig cfg = {
-        .workers = 1, .bytes = 64 * MiB, .stride = 4096, .hang = 0, .rate = 0,
+        .workers = 1,
+        .bytes = 64 * MiB,
+        .stride = 4096,
+        .hang = 0,
+        .rate = 0,
     };
 
     if (!vm_args(&cfg, argc, argv)) {

@@ -27,8 +27,8 @@ const char payload_name[] = "verify";
 
 typedef struct PageKey {
     uint64_t tag, h;
-    unsigned n;       /* slots */
-    unsigned step;    /* words per slot */
+    unsigned n;    /* slots */
+    unsigned step; /* words per slot */
 } PageKey;
 
 static PageKey page_key(uint64_t addr, uint32_t gen, uint64_t stride)
@@ -43,8 +43,7 @@ static PageKey page_key(uint64_t addr, uint32_t gen, uint64_t stride)
     };
 }
 
-static inline uint64_t slot_value(const PageKey *key, unsigned k,
-                                  uint64_t sum)
+static inline uint64_t slot_value(const PageKey *key, unsigned k, uint64_t sum)
 {
     if (k == 0) {
         return key->tag;
@@ -55,8 +54,7 @@ static inline uint64_t slot_value(const PageKey *key, unsigned k,
     return key->h + k * SLOT_STEP;
 }
 
-static void page_write(uint64_t addr, uint32_t gen, uint64_t stride,
-                       bool fresh)
+static void page_write(uint64_t addr, uint32_t gen, uint64_t stride, bool fresh)
 {
     volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)addr;
     PageKey key = page_key(addr, gen, stride);
@@ -146,8 +144,8 @@ static void verify_check(RtCpu *c, VmWorker *w)
                   "expected-gen=%u found-gen=%lu found-tag=0x%lx "
                   "offset=0x%x found=0x%lx expected=0x%lx bad-pages=%lu "
                   "pages=%lu gen=%lu\n",
-                  w->index, first, gpa, gens[first], p[0] >> 32, p[0],
-                  word * 8, p[word], expected, bad, checked, c->gen);
+                  w->index, first, gpa, gens[first], p[0] >> 32, p[0], word * 8,
+                  p[word], expected, bad, checked, c->gen);
         rt_report(c, GW_REPORT_VERIFY, 0, checked, first);
     }
 }
@@ -188,7 +186,11 @@ static const VmOps verify_ops = {
 void payload_main(int argc, char **argv)
 {
     VmConfig cfg = {
-        .workers = 1, .bytes = 32 * MiB, .stride = 8, .hang = 0, .rate = 0,
+        .workers = 1,
+        .bytes = 32 * MiB,
+        .stride = 8,
+        .hang = 0,
+        .rate = 0,
     };
 
     if (!vm_args(&cfg, argc, argv)) {

@@ -43,7 +43,7 @@
 #include <godwit/hypercall-abi.h>
 
 #define MAX_VCPUS 8
-#define MAX_EVENTS 32
+#define MAX_EVENTS 128
 #define LOW_MAX (3ull << 30)
 #define HIGH_BASE (4ull << 30)
 #define MBI_ADDR 0x9000
@@ -62,7 +62,7 @@ typedef struct Vcpu {
     int index, fd;
     struct kvm_run *run;
     pthread_t thread;
-    struct kvm_sregs sregs;  /* initial (APs) */
+    struct kvm_sregs sregs; /* initial (APs) */
     struct kvm_regs regs;
     uint64_t saved_tsc;
 } Vcpu;
@@ -129,7 +129,7 @@ typedef union MsrBuf {
 
 static uint64_t get_tsc(Vcpu *v)
 {
-    MsrBuf m = { .h.nmsrs = 1 };
+    MsrBuf m = {.h.nmsrs = 1};
 
     m.h.entries[0].index = 0x10;
     if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1) {
@@ -164,7 +164,7 @@ static void set_tsc(Vcpu *v, uint64_t tsc)
 
 static void set_tsc_msr(Vcpu *v, uint64_t tsc)
 {
-    MsrBuf m = { .h.nmsrs = 1 };
+    MsrBuf m = {.h.nmsrs = 1};
 
     m.h.entries[0].index = 0x10;
     m.h.entries[0].data = tsc;
@@ -202,8 +202,7 @@ static void start_vcpu(Vcpu *v)
 }
 
 /* Wait on cv until cond() or a stop request; false on stop (EINTR). */
-static bool wait_until(uint64_t deadline_ns, bool (*cond)(void *),
-                       void *arg)
+static bool wait_until(uint64_t deadline_ns, bool (*cond)(void *), void *arg)
 {
     struct timespec ts;
     bool ok = true;
@@ -250,8 +249,7 @@ static void clock_rets(GwHcRequest *r)
 static void hypercall(Vcpu *v, uint32_t addr)
 {
     GwHcRequest *r = gpa(addr, sizeof(*r));
-    static const char *kinds[] = { "?", "verify", "perf", "pause",
-                                   "progress" };
+    static const char *kinds[] = {"?", "verify", "perf", "pause", "progress"};
 
     if (!r || addr % 8) {
         fprintf(stderr, "gwmock: bad request address 0x%x\n", addr);
@@ -317,8 +315,7 @@ static void hypercall(Vcpu *v, uint32_t addr)
     }
     case GW_HC_REPORT:
         fprintf(stderr, "gwmock: %.3f report %s vcpu=%d %llu %llu %llu\n",
-                mono(),
-                r->arg[0] < 5 ? kinds[r->arg[0]] : "?", v->index,
+                mono(), r->arg[0] < 5 ? kinds[r->arg[0]] : "?", v->index,
                 (unsigned long long)r->arg[1], (unsigned long long)r->arg[2],
                 (unsigned long long)r->arg[3]);
         break;
@@ -384,7 +381,7 @@ static void *vcpu_thread(void *arg)
     union {
         struct kvm_signal_mask m;
         uint8_t bytes[sizeof(struct kvm_signal_mask) + 8];
-    } km = { .m.len = 8 };
+    } km = {.m.len = 8};
 
     sigemptyset(&block);
     sigaddset(&block, SIGUSR1);
@@ -406,7 +403,7 @@ static void *vcpu_thread(void *arg)
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR) {
                 /* The kick stays pending (blocked) after KVM_RUN: eat it. */
-                struct timespec zero = { 0, 0 };
+                struct timespec zero = {0, 0};
                 while (sigtimedwait(&block, NULL, &zero) > 0) {
                 }
                 continue;
@@ -433,8 +430,7 @@ static void *vcpu_thread(void *arg)
             break;
         default: {
             char why[64];
-            snprintf(why, sizeof(why), "exit reason %u",
-                     v->run->exit_reason);
+            snprintf(why, sizeof(why), "exit reason %u", v->run->exit_reason);
             dump(v, why);
         }
         }
@@ -451,8 +447,7 @@ static void create_vcpu(int i)
     if (v->fd < 0) {
         die("KVM_CREATE_VCPU");
     }
-    v->run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
-                  0);
+    v->run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (v->run == MAP_FAILED) {
         die("mmap run");
     }
@@ -514,10 +509,10 @@ static void build_mbi(const char *kernel, const char *append)
         uint64_t a, l;
         uint32_t t;
     } ents[] = {
-        { 0, 0x9fc00, 1 },
-        { 0xf0000, 0x10000, 2 },
-        { 0x100000, low_size - 0x100000, 1 },
-        { HIGH_BASE, high_size, 1 },
+        {0, 0x9fc00, 1},
+        {0xf0000, 0x10000, 2},
+        {0x100000, low_size - 0x100000, 1},
+        {HIGH_BASE, high_size, 1},
     };
 
     snprintf(gpa(CMDLINE_ADDR, 2048), 2048, "%s %s", kernel, append);
@@ -534,7 +529,7 @@ static void build_mbi(const char *kernel, const char *append)
         len += 24;
     }
     memset(mbi, 0, 120);
-    mbi[0] = 1 | 4 | 64 | 512;      /* mem, cmdline, mmap, loader name */
+    mbi[0] = 1 | 4 | 64 | 512; /* mem, cmdline, mmap, loader name */
     mbi[1] = 639;
     mbi[2] = (uint32_t)((low_size - 0x100000) / 1024);
     mbi[4] = CMDLINE_ADDR;
@@ -547,8 +542,16 @@ static void setup_bsp(uint64_t entry)
 {
     Vcpu *v = &vcpus[0];
     struct kvm_segment code = {
-        .base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
-        .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+        .base = 0,
+        .limit = 0xffffffff,
+        .selector = 0x10,
+        .type = 0xb,
+        .present = 1,
+        .dpl = 0,
+        .db = 1,
+        .s = 1,
+        .l = 0,
+        .g = 1,
     };
     struct kvm_segment data = code;
 
@@ -558,8 +561,7 @@ static void setup_bsp(uint64_t entry)
     data.type = 0x3;
     data.selector = 0x18;
     v->sregs.cs = code;
-    v->sregs.ds = v->sregs.es = v->sregs.fs = v->sregs.gs = v->sregs.ss =
-        data;
+    v->sregs.ds = v->sregs.es = v->sregs.fs = v->sregs.gs = v->sregs.ss = data;
     v->sregs.cr0 = 0x11;
     v->sregs.cr4 = 0;
     v->sregs.efer = 0;
@@ -617,7 +619,7 @@ static void dirty_log(int slot, uint64_t base, uint64_t size, bool print)
 {
     uint64_t npages = size / 4096;
     uint64_t *bm = calloc((npages + 63) / 64, 8);
-    struct kvm_dirty_log d = { .slot = slot, .dirty_bitmap = bm };
+    struct kvm_dirty_log d = {.slot = slot, .dirty_bitmap = bm};
     uint64_t start = 0, n = 0;
 
     if (ioctl(vm_fd, KVM_GET_DIRTY_LOG, &d) < 0) {
@@ -677,7 +679,7 @@ int main(int argc, char **argv)
     char dump_file[256] = "";
     Event ev[MAX_EVENTS];
     int nev = 0;
-    struct sigaction sa = { .sa_handler = sig_kick };
+    struct sigaction sa = {.sa_handler = sig_kick};
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -690,9 +692,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-t")) {
             timeout = atof(v), i++;
         } else if (!strcmp(a, "--migrate-at") && nev < MAX_EVENTS) {
-            ev[nev++] = (Event){ atof(v), 0 }, i++;
+            ev[nev++] = (Event){atof(v), 0}, i++;
         } else if (!strcmp(a, "--request-at") && nev < MAX_EVENTS) {
-            ev[nev++] = (Event){ atof(v), 1 }, i++;
+            ev[nev++] = (Event){atof(v), 1}, i++;
         } else if (!strcmp(a, "--pause-ms")) {
             pause_ms = strtoull(v, NULL, 0), i++;
         } else if (!strcmp(a, "--corrupt")) {
@@ -710,8 +712,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (dirty_t >= 0 && nev + 2 <= MAX_EVENTS) {
-        ev[nev++] = (Event){ dirty_t, 2 };
-        ev[nev++] = (Event){ dirty_t + dirty_w, 3 };
+        ev[nev++] = (Event){dirty_t, 2};
+        ev[nev++] = (Event){dirty_t + dirty_w, 3};
     }
     qsort(ev, nev, sizeof(ev[0]), cmp_event);
     sigaction(SIGUSR1, &sa, NULL);

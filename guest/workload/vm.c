@@ -11,20 +11,20 @@ static struct {
     const VmOps *ops;
     VmWorker workers[VM_MAX_WORKERS];
     unsigned nworkers;
-    unsigned ncpus;         /* vCPUs running workers */
-    uint32_t go;            /* set when the workers are set up */
-    uint32_t checked_in;    /* vCPUs that finished their start */
+    unsigned ncpus;      /* vCPUs running workers */
+    uint32_t go;         /* set when the workers are set up */
+    uint32_t checked_in; /* vCPUs that finished their start */
 } vm;
 
 bool vm_args(VmConfig *cfg, int argc, char **argv)
 {
     const ArgSpec specs[] = {
-        { "vm", ARG_UINT, &cfg->workers, NULL },
-        { "vm-bytes", ARG_SIZE, &cfg->bytes, NULL },
-        { "vm-stride", ARG_SIZE, &cfg->stride, NULL },
-        { "vm-hang", ARG_UINT, &cfg->hang, NULL },
-        { "rate", ARG_SIZE, &cfg->rate, NULL },
-        { NULL, ARG_UINT, NULL, NULL },
+        {"vm", ARG_UINT, &cfg->workers, NULL},
+        {"vm-bytes", ARG_SIZE, &cfg->bytes, NULL},
+        {"vm-stride", ARG_SIZE, &cfg->stride, NULL},
+        {"vm-hang", ARG_UINT, &cfg->hang, NULL},
+        {"rate", ARG_SIZE, &cfg->rate, NULL},
+        {NULL, ARG_UINT, NULL, NULL},
     };
 
     return args_parse(argc, argv, specs);
@@ -68,8 +68,8 @@ static void vm_turn(RtCpu *c, VmWorker *w)
         w->pass_tsc = rdtsc();
     }
     for (;;) {
-        uint64_t len = w->size - w->pos < w->chunk ? w->size - w->pos
-                                                   : w->chunk;
+        uint64_t len =
+            w->size - w->pos < w->chunk ? w->size - w->pos : w->chunk;
         vm.ops->write(w, w->pos, len);
         w->pos += len;
         w->rate_bytes += (len + w->stride - 1) / w->stride * w->stride;
@@ -231,8 +231,8 @@ void vm_run(const VmOps *ops, const VmConfig *cfg)
     for (unsigned i = 0; i < vm.nworkers; i++) {
         VmWorker *w = &vm.workers[i];
         w->cpu = i % ncpus;
-        rt_printf("%s: worker %u cpu %u region 0x%lx-0x%lx\n", payload_name,
-                  i, w->cpu, w->base, w->base + w->size);
+        rt_printf("%s: worker %u cpu %u region 0x%lx-0x%lx\n", payload_name, i,
+                  w->cpu, w->base, w->base + w->size);
     }
     for (unsigned i = 0; i < vm.nworkers; i++) {
         if (ops->setup) {

@@ -14,19 +14,19 @@
 typedef struct VmWorker {
     unsigned index;
     unsigned cpu;
-    uint64_t base, size;     /* region [base, base + size), 2 MiB aligned */
-    uint64_t stride;         /* one 8-byte write per stride */
-    uint64_t chunk;          /* bytes written between clock polls */
-    uint64_t pass_bytes;     /* writes per pass * stride */
-    uint64_t rate;           /* bytes per second, 0 = unlimited */
-    uint64_t hang_cycles;    /* sleep after each pass */
-    uint64_t pass;           /* pass in progress, from 1 */
-    uint64_t pos;            /* next offset in the region */
-    uint64_t pass_tsc;       /* TSC when this pass started */
-    uint64_t ready_tsc;      /* not runnable before this TSC */
-    uint64_t rate_tsc;       /* rate limit: window start ... */
-    uint64_t rate_bytes;     /* ... and bytes covered since */
-    uint64_t aux, aux_size;  /* the payload's own memory (verify) */
+    uint64_t base, size;    /* region [base, base + size), 2 MiB aligned */
+    uint64_t stride;        /* one 8-byte write per stride */
+    uint64_t chunk;         /* bytes written between clock polls */
+    uint64_t pass_bytes;    /* writes per pass * stride */
+    uint64_t rate;          /* bytes per second, 0 = unlimited */
+    uint64_t hang_cycles;   /* sleep after each pass */
+    uint64_t pass;          /* pass in progress, from 1 */
+    uint64_t pos;           /* next offset in the region */
+    uint64_t pass_tsc;      /* TSC when this pass started */
+    uint64_t ready_tsc;     /* not runnable before this TSC */
+    uint64_t rate_tsc;      /* rate limit: window start ... */
+    uint64_t rate_bytes;    /* ... and bytes covered since */
+    uint64_t aux, aux_size; /* the payload's own memory (verify) */
 } VmWorker;
 
 typedef struct VmOps {
@@ -47,11 +47,11 @@ typedef struct VmOps {
 } VmOps;
 
 typedef struct VmConfig {
-    uint64_t workers;   /* vm= */
-    uint64_t bytes;     /* vm-bytes= */
-    uint64_t stride;    /* vm-stride= */
-    uint64_t hang;      /* vm-hang= (seconds) */
-    uint64_t rate;      /* rate= (bytes per second per worker) */
+    uint64_t workers; /* vm= */
+    uint64_t bytes;   /* vm-bytes= */
+    uint64_t stride;  /* vm-stride= */
+    uint64_t hang;    /* vm-hang= (seconds) */
+    uint64_t rate;    /* rate= (bytes per second per worker) */
 } VmConfig;
 
 /* Parse vm=, vm-bytes=, vm-stride=, vm-hang=, rate= over @cfg's defaults. */
