@@ -1,18 +1,16 @@
 /*
  * Multiboot v1 information: the command line (copied into the image) and
- * the usable RAM ranges, with everything the image and the loader occupy
- * (the MBI, command line, memory map, module list) cut away so that the
- * allocator can hand out the rest.
+ * the usable RAM ranges above the image, for the allocator. Everything is
+ * read here, before anything is allocated, so the loader's own data (the
+ * MBI, command line, memory map; modules are not used) need not survive:
+ * wherever the loader put it, allocations start right above the image.
  */
 #include "rt.h"
 
 /* Multiboot info flags and offsets. */
 #define MBI_MEM (1u << 0)
 #define MBI_CMDLINE (1u << 2)
-#define MBI_MODS (1u << 3)
 #define MBI_MMAP (1u << 6)
-#define MBI_LOADER (1u << 9)
-#define MBI_SIZE 120 /* through the framebuffer fields */
 
 typedef struct __attribute__((packed)) MbInfo {
     uint32_t flags;
@@ -33,20 +31,9 @@ typedef struct __attribute__((packed)) MbMmapEntry {
     uint32_t type;
 } MbMmapEntry;
 
-typedef struct __attribute__((packed)) MbModule {
-    uint32_t start, end, string, reserved;
-} MbModule;
-
 #define MMAP_RAM 1
 
 BootInfo boot_info;
-
-static void reserve(uint64_t start, uint64_t len)
-{
-    if (start + len > boot_info.reserved_end) {
-        boot_info.reserved_end = start + len;
-    }
-}
 
 static void add_ram(uint64_t start, uint64_t end)
 {
@@ -90,11 +77,9 @@ bool bootinfo_parse(uint32_t mbi, char *err, size_t errlen)
     BootInfo *b = &boot_info;
 
     b->reserved_end = (uintptr_t)__image_end;
-    reserve(mbi, MBI_SIZE);
     if (mb->flags & MBI_CMDLINE) {
         const char *s = (const char *)(uintptr_t)mb->cmdline;
         size_t n = strlen(s);
-        reserve(mb->cmdline, n + 1);
         if (n >= sizeof(b->cmdline)) {
             rt_snprintf(err, errlen, "command line too long (%u bytes)",
                         (unsigned)n);
@@ -102,20 +87,8 @@ bool bootinfo_parse(uint32_t mbi, char *err, size_t errlen)
         }
         memcpy(b->cmdline, s, n + 1);
     }
-    if (mb->flags & MBI_LOADER) {
-        reserve(mb->boot_loader_name,
-                strlen((const char *)(uintptr_t)mb->boot_loader_name) + 1);
-    }
-    if (mb->flags & MBI_MODS) {
-        const MbModule *m = (const MbModule *)(uintptr_t)mb->mods_addr;
-        reserve(mb->mods_addr, mb->mods_count * sizeof(*m));
-        for (uint32_t i = 0; i < mb->mods_count; i++) {
-            reserve(m[i].start, m[i].end - m[i].start);
-        }
-    }
     if (mb->flags & MBI_MMAP) {
         uint64_t p = mb->mmap_addr, end = p + mb->mmap_length;
-        reserve(mb->mmap_addr, mb->mmap_length);
         while (p + sizeof(MbMmapEntry) <= end) {
             const MbMmapEntry *e = (const MbMmapEntry *)(uintptr_t)p;
             if (e->type == MMAP_RAM) {

@@ -146,7 +146,7 @@ typedef struct BootInfo {
     char cmdline[1024];
     MemRange ram[MEM_MAX_RANGES];
     unsigned nram;
-    uint64_t reserved_end; /* end of the image and the loader's data */
+    uint64_t reserved_end; /* end of the image */
 } BootInfo;
 
 extern BootInfo boot_info;
