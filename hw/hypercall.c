@@ -14,6 +14,8 @@
 #include "godwit/ioport.h"
 #include "godwit/machine.h"
 #include "godwit/runstate.h"
+#include "migration/register.h"
+#include "migration/vmstate.h"
 
 #define HC_SLEEP_MAX_NS (10ull * 1000 * 1000 * 1000)
 
@@ -282,4 +284,71 @@ void hypercall_bump_request(void)
     hc.st.request++;
     g_mutex_unlock(&hc.lock);
     cpus_wake_all(hc.m);
+}
+
+/* ---- migration ----------------------------------------------------------- */
+
+static const VMStateField report_fields[] = {
+    VMSTATE_UINT64("count", HypercallReport, count),
+    VMSTATE_UINT64("arg0", HypercallReport, arg[0]),
+    VMSTATE_UINT64("arg1", HypercallReport, arg[1]),
+    VMSTATE_UINT64("arg2", HypercallReport, arg[2]),
+    VMSTATE_END,
+};
+
+static const VMStateField hypercall_fields[] = {
+    VMSTATE_UINT64("generation", HypercallState, generation),
+    VMSTATE_UINT64("request", HypercallState, request),
+    VMSTATE_UINT64("bad_requests", HypercallState, bad_requests),
+    VMSTATE_UINT8("aps_started", HypercallState, aps_started),
+    VMSTATE_ARRAY("report", HypercallState, report, report_fields),
+    VMSTATE_ARRAY("perf", HypercallState, perf, report_fields),
+    VMSTATE_END,
+};
+
+static bool hypercall_save(QEMUFile *f, void *opaque, GError **errp)
+{
+    g_autofree HypercallState *st = g_new0(HypercallState, 1);
+
+    hypercall_get_state(st);
+    vmstate_save(f, hypercall_fields, st);
+    return qemu_file_check(f, errp);
+}
+
+static bool hypercall_load(QEMUFile *f, void *opaque, uint32_t version_id,
+                           GError **errp)
+{
+    g_autofree HypercallState *st = g_new0(HypercallState, 1);
+
+    if (!vmstate_load(f, hypercall_fields, st, errp)) {
+        return false;
+    }
+    if (st->aps_started > 1) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "aps_started must be 0 or 1, not %u", st->aps_started);
+        return false;
+    }
+    hypercall_set_state(st);
+    return true;
+}
+
+static void hypercall_describe(JsonBuilder *b, void *opaque)
+{
+    g_autofree HypercallState *st = g_new0(HypercallState, 1);
+
+    hypercall_get_state(st);
+    vmstate_describe(b, hypercall_fields, st);
+}
+
+static const SaveStateHandler hypercall_handler = {
+    .idstr = "hypercall",
+    .version_id = 1,
+    .save_state = hypercall_save,
+    .load_state = hypercall_load,
+    .describe = hypercall_describe,
+};
+
+void hypercall_register_vmstate(void)
+{
+    register_savevm(&hypercall_handler, 0, NULL);
 }

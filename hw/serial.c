@@ -7,6 +7,8 @@
 
 #include "godwit/hw.h"
 #include "godwit/ioport.h"
+#include "migration/register.h"
+#include "migration/vmstate.h"
 
 enum {
     UART_RBR_THR = 0, /* DLL when DLAB */
@@ -134,4 +136,58 @@ void serial_set_state(const SerialState *st)
     g_mutex_lock(&serial.lock);
     serial.st = *st;
     g_mutex_unlock(&serial.lock);
+}
+
+/* ---- migration ----------------------------------------------------------- */
+
+static const VMStateField serial_fields[] = {
+    VMSTATE_UINT8("ier", SerialState, ier),
+    VMSTATE_UINT8("lcr", SerialState, lcr),
+    VMSTATE_UINT8("mcr", SerialState, mcr),
+    VMSTATE_UINT8("scr", SerialState, scr),
+    VMSTATE_UINT8("dll", SerialState, dll),
+    VMSTATE_UINT8("dlm", SerialState, dlm),
+    VMSTATE_END,
+};
+
+static bool serial_save(QEMUFile *f, void *opaque, GError **errp)
+{
+    SerialState st;
+
+    serial_get_state(&st);
+    vmstate_save(f, serial_fields, &st);
+    return qemu_file_check(f, errp);
+}
+
+static bool serial_load(QEMUFile *f, void *opaque, uint32_t version_id,
+                        GError **errp)
+{
+    SerialState st;
+
+    if (!vmstate_load(f, serial_fields, &st, errp)) {
+        return false;
+    }
+    serial_set_state(&st);
+    return true;
+}
+
+static void serial_describe(JsonBuilder *b, void *opaque)
+{
+    SerialState st;
+
+    serial_get_state(&st);
+    vmstate_describe(b, serial_fields, &st);
+}
+
+static const SaveStateHandler serial_handler = {
+    .idstr = "serial",
+    .version_id = 1,
+    .save_state = serial_save,
+    .load_state = serial_load,
+    .describe = serial_describe,
+};
+
+void serial_register_vmstate(void)
+{
+    register_savevm(&serial_handler, 0, NULL);
 }

@@ -299,8 +299,10 @@ JsonObject *hmp_parse_args(const char *args_type, const char *text,
 
 /* ---- running a line ------------------------------------------------------ */
 
-static void hmp_run_command(GString *out, const MonitorCommand *cmd,
-                            const char *text)
+static const MonitorCommand *hmp_run_command(GString *out,
+                                             const MonitorCommand *cmd,
+                                             const char *text,
+                                             JsonObject **wait_args)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonObject) args = NULL;
@@ -313,23 +315,29 @@ static void hmp_run_command(GString *out, const MonitorCommand *cmd,
                                "%s\nTry \"help %s\" for more "
                                "information\n",
                                err->message, cmd->hmp_name);
-        return;
+        return NULL;
     }
     if (cmd->hmp_args) {
         qmp_args = cmd->hmp_args(args, &err);
         if (!qmp_args) {
             g_string_append_printf(out, "Error: %s\n", err->message);
-            return;
+            return NULL;
         }
     }
     ret = monitor_call(cmd, qmp_args ? qmp_args : args, &err);
     if (!ret) {
         g_string_append_printf(out, "Error: %s\n", err->message);
-        return;
+        return NULL;
     }
     if (cmd->hmp_print) {
         cmd->hmp_print(out, ret);
     }
+    if (wait_args && cmd->hmp_wait &&
+        !cmd->hmp_wait(qmp_args ? qmp_args : args, out)) {
+        *wait_args = json_object_ref(qmp_args ? qmp_args : args);
+        return cmd;
+    }
+    return NULL;
 }
 
 /* Reads a command word: letters up to a blank, never quoted. */
@@ -347,12 +355,18 @@ static char *hmp_read_name(const char **pp)
 
 void hmp_run_line_into(GString *out, const char *line)
 {
+    hmp_run_line_wait(out, line, NULL);
+}
+
+const MonitorCommand *hmp_run_line_wait(GString *out, const char *line,
+                                        JsonObject **wait_args)
+{
     const char *p = line;
     g_autofree char *name = hmp_read_name(&p);
     const MonitorCommand *cmd;
 
     if (!*name) {
-        return;
+        return NULL;
     }
     if (!strcmp(name, "?")) {
         g_free(name);
@@ -362,7 +376,7 @@ void hmp_run_line_into(GString *out, const char *line)
 
         if (!*sub) {
             hmp_help_into(out, "info");
-            return;
+            return NULL;
         }
         g_free(name);
         name = g_strdup_printf("info %s", sub);
@@ -370,9 +384,9 @@ void hmp_run_line_into(GString *out, const char *line)
     cmd = monitor_find_hmp(name);
     if (!cmd) {
         g_string_append_printf(out, "unknown command: '%s'\n", name);
-        return;
+        return NULL;
     }
-    hmp_run_command(out, cmd, p);
+    return hmp_run_command(out, cmd, p, wait_args);
 }
 
 char *hmp_to_crlf(const char *text)

@@ -69,6 +69,13 @@ JsonObject *hmp_parse_args(const char *args_type, const char *text,
 /* Runs one HMP line, appending its output to `out`. */
 void hmp_run_line_into(GString *out, const char *line);
 /*
+ * Like hmp_run_line_into; when the command has an hmp_wait hook that is not
+ * finished yet, returns it with a reference to its arguments (*wait_args)
+ * for the console to poll. Returns NULL otherwise.
+ */
+const MonitorCommand *hmp_run_line_wait(GString *out, const char *line,
+                                        JsonObject **wait_args);
+/*
  * HMP text as it leaves the monitor: every "\n" becomes "\r\n", as QEMU's
  * monitor writes it (consoles and human-monitor-command alike).
  */

@@ -2,6 +2,7 @@
  * RAM blocks backed by a memfd, and the populated-extent iterator.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -121,6 +122,16 @@ void ram_block_take_host_dirty(RAMBlock *rb, unsigned long *bitmap)
                 __atomic_exchange_n(&rb->host_dirty[w], 0, __ATOMIC_ACQ_REL);
         }
     }
+}
+
+bool ram_block_discard_range(RAMBlock *rb, uint64_t offset, uint64_t len)
+{
+    if (offset > rb->used_length || len > rb->used_length - offset) {
+        errno = EINVAL;
+        return false;
+    }
+    return fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     (off_t)offset, (off_t)len) == 0;
 }
 
 uint64_t ram_block_populated_bytes(const RAMBlock *rb)

@@ -47,6 +47,7 @@ static const unsigned runstate_transitions[RUN_STATE__MAX] = {
 static _Atomic RunState current_state = RUN_STATE_PRELAUNCH;
 static atomic_bool shutdown_flag;
 static atomic_bool autostart = true;
+static atomic_int exit_code;
 static GMainLoop *main_loop;
 static GMutex vm_lock; /* serialises vm_stop/vm_start across threads */
 
@@ -95,6 +96,19 @@ void vm_stop(RunState state)
         pause_all_vcpus(current_machine);
         runstate_set(state);
         monitor_emit_event("STOP", NULL);
+    }
+    g_mutex_unlock(&vm_lock);
+}
+
+void vm_stop_force_state(RunState state)
+{
+    g_mutex_lock(&vm_lock);
+    if (runstate_is_running()) {
+        pause_all_vcpus(current_machine);
+        runstate_set(state);
+        monitor_emit_event("STOP", NULL);
+    } else if (runstate_check_transition(runstate_get(), state)) {
+        runstate_set(state);
     }
     g_mutex_unlock(&vm_lock);
 }
@@ -167,4 +181,15 @@ void runstate_set_autostart(bool on)
 bool runstate_autostart(void)
 {
     return atomic_load(&autostart);
+}
+
+void qemu_system_exit_request(int code, const char *reason)
+{
+    atomic_store(&exit_code, code);
+    qemu_system_shutdown_request(false, reason);
+}
+
+int runstate_exit_code(void)
+{
+    return atomic_load(&exit_code);
 }

@@ -50,6 +50,10 @@ void hypercall_bump_generation(void);
 /* x-guest-request: payloads waiting for a request wake up. */
 void hypercall_bump_request(void);
 
+/* Migration sections of the devices ("serial", "hypercall"). */
+void serial_register_vmstate(void);
+void hypercall_register_vmstate(void);
+
 /* QMP/HMP commands of the devices (x-guest-request, x-query-guest-report). */
 void hw_register_commands(void);
 

@@ -70,6 +70,15 @@ typedef struct MonitorCommand {
     const char *help;   /* one line */
     HmpArgsFunc hmp_args;   /* optional, see HmpArgsFunc */
     HmpPrintFunc hmp_print; /* optional; nothing is printed without it */
+    /*
+     * Optional, HMP consoles only (QEMU's HMP `migrate` without -d): called
+     * after the command succeeded, with its QMP arguments; returns true
+     * when the command is finished. While it returns false the console
+     * waits (no prompt, typed lines are queued) and it is called again
+     * every 100 ms; text it appends is printed. human-monitor-command
+     * never waits.
+     */
+    bool (*hmp_wait)(JsonObject *args, GString *out);
 } MonitorCommand;
 
 /*

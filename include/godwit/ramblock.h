@@ -75,6 +75,12 @@ void ram_block_set_dirty(RAMBlock *rb, uint64_t offset, uint64_t len);
  */
 void ram_block_take_host_dirty(RAMBlock *rb, unsigned long *bitmap);
 
+/*
+ * Gives [offset, offset + len) back to the host: the range reads as zero
+ * and is unpopulated again (a hole). Returns false with errno kept.
+ */
+bool ram_block_discard_range(RAMBlock *rb, uint64_t offset, uint64_t len);
+
 /* Bytes in populated extents (for statistics and tests). */
 uint64_t ram_block_populated_bytes(const RAMBlock *rb);
 

@@ -36,6 +36,12 @@ bool runstate_check_transition(RunState from, RunState to);
  */
 void vm_stop(RunState state);
 
+/*
+ * vm_stop(state) if running; otherwise just moves to `state` when that is
+ * a valid transition (migration's finish-migrate from a paused VM).
+ */
+void vm_stop_force_state(RunState state);
+
 /* Resumes the vCPUs, sets running and emits RESUME. */
 void vm_start(void);
 
@@ -57,6 +63,13 @@ void qemu_system_vmstop_request(RunState state);
  */
 void runstate_set_autostart(bool on);
 bool runstate_autostart(void);
+
+/*
+ * Like qemu_system_shutdown_request, and main() returns `code` (a failed
+ * incoming migration exits non-zero, as QEMU does). Any thread.
+ */
+void qemu_system_exit_request(int code, const char *reason);
+int runstate_exit_code(void);
 
 /* True once a shutdown was requested. */
 bool shutdown_requested(void);

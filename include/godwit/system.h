@@ -10,6 +10,10 @@
 void system_register_commands(void);
 void system_dirty_log_register_commands(void);
 
+/* Registers the "cpu" migration sections, one per vCPU. */
+typedef struct Machine Machine;
+void cpu_vmstate_register(Machine *m);
+
 /* Whether the x-dirty-log debug command has dirty logging running. */
 bool system_dirty_log_active(void);
 

@@ -1,0 +1,267 @@
+/*
+ * Migration's QMP commands and their HMP forms: migrate, migrate-incoming,
+ * migrate_cancel, migrate-continue, query-migrate (QEMU's MigrationInfo).
+ * HMP rendering lives in migration-hmp-cmds.c.
+ */
+#include <string.h>
+
+#include "godwit/monitor.h"
+#include "migration-hmp.h"
+#include "migration.h"
+#include "migration/options.h"
+#include "ram.h"
+
+static JsonNode *qmp_migrate(JsonObject *args, GError **errp)
+{
+    static const char *const allowed[] = {"uri", "detach", "blk", "inc",
+                                          "resume", NULL};
+    const char *uri = NULL;
+    bool detach = false, blk = false, inc = false, resume = false;
+
+    if (!qmp_args_check(args, allowed, errp) ||
+        !qmp_arg_str(args, "uri", true, &uri, errp) ||
+        !qmp_arg_bool(args, "detach", false, &detach, errp) ||
+        !qmp_arg_bool(args, "blk", false, &blk, errp) ||
+        !qmp_arg_bool(args, "inc", false, &inc, errp) ||
+        !qmp_arg_bool(args, "resume", false, &resume, errp)) {
+        return NULL;
+    }
+    if (blk || inc) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "godwit has no block devices: block migration (blk/inc) "
+                    "is not supported");
+        return NULL;
+    }
+    if (resume) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "resume is only for a paused postcopy migration, which "
+                    "godwit does not support yet");
+        return NULL;
+    }
+    /* detach: QMP's migrate never waits, as in QEMU. */
+    return migrate_start(uri, errp) ? qmp_return_empty() : NULL;
+}
+
+static JsonNode *qmp_migrate_incoming(JsonObject *args, GError **errp)
+{
+    static const char *const allowed[] = {"uri", NULL};
+    const char *uri = NULL;
+
+    if (!qmp_args_check(args, allowed, errp) ||
+        !qmp_arg_str(args, "uri", true, &uri, errp)) {
+        return NULL;
+    }
+    if (!migration_incoming_get_current()->deferred) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "'-incoming' was not specified on the command line");
+        return NULL;
+    }
+    if (!strcmp(uri, "defer")) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Parameter 'uri' expects a migration URI, not 'defer'");
+        return NULL;
+    }
+    return migration_incoming_start(uri, errp) ? qmp_return_empty() : NULL;
+}
+
+static JsonNode *qmp_migrate_cancel(JsonObject *args, GError **errp)
+{
+    migrate_cancel();
+    return qmp_return_empty();
+}
+
+static JsonNode *qmp_migrate_continue(JsonObject *args, GError **errp)
+{
+    static const char *const allowed[] = {"state", NULL};
+    const char *state = NULL;
+
+    if (!qmp_args_check(args, allowed, errp) ||
+        !qmp_arg_str(args, "state", true, &state, errp)) {
+        return NULL;
+    }
+    return migrate_continue(state, errp) ? qmp_return_empty() : NULL;
+}
+
+static JsonObject *ram_info(MigrationState *s, MigrationStatus st)
+{
+    JsonObject *r = json_object_new();
+    uint64_t transferred = atomic_load(&ram_stats.transferred);
+    double mbps = atomic_load(&s->mbps_x1000) / 1000.0;
+    int64_t total_ms = atomic_load(&s->total_ms);
+
+    if (st == MIGRATION_STATUS_COMPLETED && total_ms > 0) {
+        /* average over the whole migration, as QEMU reports it */
+        mbps = transferred * 8.0 / 1e6 / (total_ms / 1000.0);
+    }
+#define SET(k, v) json_object_set_int_member(r, k, (gint64)(v))
+    SET("transferred", transferred);
+    SET("remaining", atomic_load(&ram_stats.remaining));
+    SET("total", current_machine->ram->used_length);
+    SET("duplicate", atomic_load(&ram_stats.duplicate));
+    SET("skipped", atomic_load(&ram_stats.skipped));
+    SET("normal", atomic_load(&ram_stats.normal));
+    SET("normal-bytes", atomic_load(&ram_stats.normal_bytes));
+    SET("dirty-pages-rate", atomic_load(&ram_stats.dirty_pages_rate));
+    json_object_set_double_member(r, "mbps", mbps);
+    SET("dirty-sync-count", atomic_load(&ram_stats.dirty_sync_count));
+    SET("postcopy-requests", 0);
+    SET("page-size", GW_PAGE_SIZE);
+    SET("multifd-bytes", 0);
+    SET("pages-per-second", atomic_load(&ram_stats.pages_per_second));
+    SET("precopy-bytes", atomic_load(&ram_stats.precopy_bytes));
+    SET("downtime-bytes", atomic_load(&ram_stats.downtime_bytes));
+    SET("postcopy-bytes", 0);
+    SET("dirty-sync-missed-zero-copy", 0);
+#undef SET
+    return r;
+}
+
+/* Source side of MigrationInfo; returns false when there is none. */
+static bool source_info(JsonObject *o)
+{
+    MigrationState *s = migrate_get_current();
+    MigrationStatus st = migrate_status(s);
+    int64_t now = g_get_real_time() / 1000;
+
+    if (st == MIGRATION_STATUS_NONE) {
+        return false;
+    }
+    json_object_set_string_member(o, "status", migration_status_name(st));
+    switch (st) {
+    case MIGRATION_STATUS_ACTIVE:
+    case MIGRATION_STATUS_CANCELLING:
+    case MIGRATION_STATUS_PRE_SWITCHOVER:
+    case MIGRATION_STATUS_DEVICE:
+        json_object_set_int_member(o, "total-time",
+                                   now - atomic_load(&s->start_ms));
+        json_object_set_int_member(o, "expected-downtime",
+                                   atomic_load(&s->expected_downtime_ms));
+        json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
+        json_object_set_object_member(o, "ram", ram_info(s, st));
+        break;
+    case MIGRATION_STATUS_COMPLETED:
+        json_object_set_int_member(o, "total-time", atomic_load(&s->total_ms));
+        json_object_set_int_member(o, "downtime", atomic_load(&s->downtime_ms));
+        json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
+        json_object_set_object_member(o, "ram", ram_info(s, st));
+        break;
+    case MIGRATION_STATUS_FAILED:
+        g_mutex_lock(&s->lock);
+        if (s->error_desc) {
+            json_object_set_string_member(o, "error-desc", s->error_desc);
+        }
+        g_mutex_unlock(&s->lock);
+        break;
+    default:
+        break;
+    }
+    return true;
+}
+
+/* "socket-address": [{"type": "inet", "host": ..., "port": ...}] */
+static void add_socket_address(JsonObject *o, const char *addr)
+{
+    JsonArray *a = json_array_new();
+    JsonObject *sa = json_object_new();
+    const char *colon;
+
+    if (g_str_has_prefix(addr, "tcp:") && (colon = strrchr(addr, ':'))) {
+        g_autofree char *host = g_strndup(addr + 4, colon - addr - 4);
+        json_object_set_string_member(sa, "type", "inet");
+        if (host[0] == '[') {
+            host[strlen(host) - 1] = '\0';
+            json_object_set_string_member(sa, "host", host + 1);
+        } else {
+            json_object_set_string_member(sa, "host", host);
+        }
+        json_object_set_string_member(sa, "port", colon + 1);
+    } else if (g_str_has_prefix(addr, "unix:")) {
+        json_object_set_string_member(sa, "type", "unix");
+        json_object_set_string_member(sa, "path", addr + 5);
+    } else {
+        json_object_unref(sa);
+        json_array_unref(a);
+        return;
+    }
+    json_array_add_object_element(a, sa);
+    json_object_set_array_member(o, "socket-address", a);
+}
+
+static void destination_info(JsonObject *o)
+{
+    MigrationIncomingState *mis = migration_incoming_get_current();
+    MigrationStatus st = atomic_load(&mis->status);
+
+    if (st == MIGRATION_STATUS_NONE) {
+        return;
+    }
+    json_object_set_string_member(o, "status", migration_status_name(st));
+    if (st == MIGRATION_STATUS_COMPLETED) {
+        json_object_set_int_member(o, "total-time",
+                                   atomic_load(&mis->total_ms));
+    }
+    if (st == MIGRATION_STATUS_FAILED && mis->error_desc) {
+        json_object_set_string_member(o, "error-desc", mis->error_desc);
+    }
+    if (mis->address && st == MIGRATION_STATUS_SETUP) {
+        add_socket_address(o, mis->address);
+    }
+}
+
+static JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
+{
+    JsonObject *o = json_object_new();
+
+    if (!source_info(o)) {
+        destination_info(o);
+    }
+    return qmp_return_object(o);
+}
+
+static const MonitorCommand migration_commands[] = {
+    {
+        .name = "migrate",
+        .handler = qmp_migrate,
+        .hmp_name = "migrate",
+        .args_type = "detach:-d,uri:s",
+        .params = "[-d] uri",
+        .help = "migrate to URI (using -d to not wait for completion)",
+        .hmp_wait = hmp_migrate_wait,
+    },
+    {
+        .name = "migrate-incoming",
+        .handler = qmp_migrate_incoming,
+        .hmp_name = "migrate_incoming",
+        .args_type = "uri:s",
+        .params = "uri",
+        .help = "Continue an incoming migration from an -incoming defer",
+    },
+    {
+        .name = "migrate_cancel",
+        .handler = qmp_migrate_cancel,
+        .hmp_name = "migrate_cancel",
+        .help = "cancel the current VM migration",
+    },
+    {
+        .name = "migrate-continue",
+        .handler = qmp_migrate_continue,
+        .hmp_name = "migrate_continue",
+        .args_type = "state:s",
+        .params = "state",
+        .help = "Continue migration from the given paused state",
+    },
+    {
+        .name = "query-migrate",
+        .handler = qmp_query_migrate,
+        .hmp_name = "info migrate",
+        .help = "show migration status",
+        .hmp_print = hmp_info_migrate,
+    },
+};
+
+void migration_register_qmp_commands(void)
+{
+    monitor_register_commands(migration_commands,
+                              G_N_ELEMENTS(migration_commands));
+    migration_register_ram_hash_command();
+}

@@ -1,0 +1,472 @@
+/*
+ * Outgoing migration: the state machine (QEMU's MigrationStatus), the
+ * migration thread's loop (iterate, rate limit, measure, decide), the
+ * switchover, and what happens on failure and cancel: the source keeps
+ * running with its memory untouched.
+ *
+ * States: none -> setup -> active [-> pre-switchover -> device]
+ *         -> completed | failed | cancelling -> cancelled
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "convergence.h"
+#include "godwit/machine.h"
+#include "godwit/monitor.h"
+#include "godwit/runstate.h"
+#include "godwit/system.h"
+#include "migration.h"
+#include "migration/options.h"
+#include "ram.h"
+#include "savevm.h"
+
+static const char *const status_names[MIGRATION_STATUS__MAX] = {
+    [MIGRATION_STATUS_NONE] = "none",
+    [MIGRATION_STATUS_SETUP] = "setup",
+    [MIGRATION_STATUS_CANCELLING] = "cancelling",
+    [MIGRATION_STATUS_CANCELLED] = "cancelled",
+    [MIGRATION_STATUS_ACTIVE] = "active",
+    [MIGRATION_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
+    [MIGRATION_STATUS_POSTCOPY_PAUSED] = "postcopy-paused",
+    [MIGRATION_STATUS_POSTCOPY_RECOVER] = "postcopy-recover",
+    [MIGRATION_STATUS_COMPLETED] = "completed",
+    [MIGRATION_STATUS_FAILED] = "failed",
+    [MIGRATION_STATUS_COLO] = "colo",
+    [MIGRATION_STATUS_PRE_SWITCHOVER] = "pre-switchover",
+    [MIGRATION_STATUS_DEVICE] = "device",
+    [MIGRATION_STATUS_WAIT_UNPLUG] = "wait-unplug",
+};
+
+static MigrationState current_migration = {
+    .status = MIGRATION_STATUS_NONE,
+};
+
+MigrationState *migrate_get_current(void)
+{
+    return &current_migration;
+}
+
+const char *migration_status_name(MigrationStatus s)
+{
+    return s < MIGRATION_STATUS__MAX ? status_names[s] : "?";
+}
+
+int migration_status_lookup(const char *name)
+{
+    for (int i = 0; i < MIGRATION_STATUS__MAX; i++) {
+        if (!strcmp(status_names[i], name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int64_t realtime_ms(void)
+{
+    return g_get_real_time() / 1000;
+}
+
+MigrationStatus migrate_status(MigrationState *s)
+{
+    return atomic_load(&s->status);
+}
+
+static void emit_migration_event(MigrationStatus st)
+{
+    if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
+        JsonObject *d = json_object_new();
+        json_object_set_string_member(d, "status", migration_status_name(st));
+        monitor_emit_event("MIGRATION", d);
+    }
+}
+
+void migrate_set_status(MigrationState *s, MigrationStatus old,
+                        MigrationStatus new_status)
+{
+    int expected = old;
+
+    if (atomic_compare_exchange_strong(&s->status, &expected, new_status)) {
+        emit_migration_event(new_status);
+    }
+}
+
+/* Moves to `st` from whatever the status is now (terminal states). */
+static void migrate_force_status(MigrationState *s, MigrationStatus st)
+{
+    atomic_store(&s->status, st);
+    emit_migration_event(st);
+}
+
+static bool status_is_running(MigrationStatus st)
+{
+    switch (st) {
+    case MIGRATION_STATUS_SETUP:
+    case MIGRATION_STATUS_ACTIVE:
+    case MIGRATION_STATUS_CANCELLING:
+    case MIGRATION_STATUS_PRE_SWITCHOVER:
+    case MIGRATION_STATUS_DEVICE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool migration_is_running(void)
+{
+    /* A finished migration whose thread is not joined yet still counts. */
+    return status_is_running(migrate_status(&current_migration)) ||
+           current_migration.thread_created;
+}
+
+bool migration_in_switchover(void)
+{
+    return atomic_load(&current_migration.switchover);
+}
+
+void migration_pass_done(uint64_t pass, uint64_t dirty_bytes)
+{
+    if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
+        JsonObject *d = json_object_new();
+        json_object_set_int_member(d, "pass", (gint64)pass);
+        monitor_emit_event("MIGRATION_PASS", d);
+    }
+}
+
+static void migrate_set_error(MigrationState *s, const char *msg)
+{
+    g_mutex_lock(&s->lock);
+    if (!s->error_desc) {
+        s->error_desc = g_strdup(msg);
+    }
+    g_mutex_unlock(&s->lock);
+}
+
+/* ---- rate limit and measurements (migration thread) --------------------- */
+
+static void window_reset(MigrationState *s, QEMUFile *f)
+{
+    s->window_start_us = g_get_monotonic_time();
+    s->window_start_bytes = qemu_file_transferred(f);
+    s->window_pages = atomic_load(&ram_stats.normal) +
+                      atomic_load(&ram_stats.duplicate);
+}
+
+bool migration_rate_exceeded(QEMUFile *f)
+{
+    MigrationState *s = &current_migration;
+    uint64_t limit = migrate_max_bandwidth();
+    uint64_t sent;
+
+    if (!limit || atomic_load(&s->switchover)) {
+        return false;
+    }
+    sent = qemu_file_transferred(f) + qemu_file_pending(f) -
+           s->window_start_bytes;
+    return sent >= limit * MIGRATION_WINDOW_MS / 1000;
+}
+
+/* Every window: bandwidth, mbps, expected downtime, pages per second. */
+static void window_update(MigrationState *s, QEMUFile *f)
+{
+    int64_t now = g_get_monotonic_time();
+    int64_t dt = now - s->window_start_us;
+    uint64_t bytes = qemu_file_transferred(f) - s->window_start_bytes;
+    uint64_t pages = atomic_load(&ram_stats.normal) +
+                     atomic_load(&ram_stats.duplicate) - s->window_pages;
+
+    if (dt < MIGRATION_WINDOW_MS * 1000) {
+        return;
+    }
+    uint64_t bps = migration_bandwidth_bps(bytes, dt);
+    atomic_store(&s->bandwidth_bps, bps);
+    atomic_store(&s->mbps_x1000, bps * 8 / 1000);
+    atomic_store(&ram_stats.pages_per_second, pages * 1000000 / dt);
+    int64_t ed = migration_expected_downtime_ms(
+        qemu_savevm_state_pending(),
+        migrate_avail_switchover_bandwidth() ?: bps);
+    if (ed >= 0) {
+        atomic_store(&s->expected_downtime_ms, ed);
+    }
+    window_reset(s, f);
+}
+
+/* Sleeps until the window ends if the rate limit was reached. */
+static void rate_limit_wait(MigrationState *s, QEMUFile *f)
+{
+    if (!migration_rate_exceeded(f)) {
+        return;
+    }
+    int64_t end = s->window_start_us + MIGRATION_WINDOW_MS * 1000;
+    int64_t now = g_get_monotonic_time();
+    if (end > now) {
+        g_usleep((gulong)(end - now));
+    }
+}
+
+static bool migration_cancelling(MigrationState *s)
+{
+    return migrate_status(s) == MIGRATION_STATUS_CANCELLING;
+}
+
+/* ---- switchover ---------------------------------------------------------- */
+
+/* pause-before-switchover: wait in pre-switchover for migrate-continue. */
+static bool wait_for_continue(MigrationState *s)
+{
+    migrate_set_status(s, MIGRATION_STATUS_ACTIVE,
+                       MIGRATION_STATUS_PRE_SWITCHOVER);
+    g_mutex_lock(&s->lock);
+    while (!s->continue_req && !migration_cancelling(s)) {
+        g_cond_wait(&s->cond, &s->lock);
+    }
+    s->continue_req = false;
+    g_mutex_unlock(&s->lock);
+    migrate_set_status(s, MIGRATION_STATUS_PRE_SWITCHOVER,
+                       MIGRATION_STATUS_DEVICE);
+    return !migration_cancelling(s);
+}
+
+static bool migration_completion(MigrationState *s, QEMUFile *f,
+                                 int64_t *stop_us, GError **errp)
+{
+    if (migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER) &&
+        !wait_for_continue(s)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "cancelled");
+        return false;
+    }
+    *stop_us = g_get_monotonic_time();
+    s->vm_was_running = runstate_is_running();
+    atomic_store(&s->switchover, true);
+    vm_stop_force_state(RUN_STATE_FINISH_MIGRATE);
+    return qemu_savevm_state_complete(f, errp);
+}
+
+/* ---- the migration thread ------------------------------------------------ */
+
+/* The main loop joins the thread and drops the channel. */
+static gboolean migration_cleanup_bh(gpointer opaque)
+{
+    MigrationState *s = opaque;
+
+    if (s->thread_created) {
+        pthread_join(s->thread, NULL);
+        s->thread_created = false;
+    }
+    mig_uri_clear(&s->uri);
+    return G_SOURCE_REMOVE;
+}
+
+static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
+                             GError *err, int64_t stop_us)
+{
+    g_autoptr(GError) close_err = NULL;
+
+    g_mutex_lock(&s->lock);
+    s->chan = NULL;
+    g_mutex_unlock(&s->lock);
+    if (f && !qemu_fclose(f, ok ? &close_err : NULL)) {
+        ok = false;
+        if (!err && close_err) {
+            err = g_steal_pointer(&close_err);
+        }
+    }
+    qemu_savevm_state_cleanup();
+    atomic_store(&s->total_ms, realtime_ms() - atomic_load(&s->start_ms));
+    if (ok) {
+        atomic_store(&s->downtime_ms,
+                     (g_get_monotonic_time() - stop_us) / 1000);
+        runstate_set(RUN_STATE_POSTMIGRATE);
+        migrate_force_status(s, MIGRATION_STATUS_COMPLETED);
+    } else {
+        bool cancelled = migration_cancelling(s);
+        if (!cancelled) {
+            migrate_set_error(s, err ? err->message : "unknown error");
+        }
+        /* Whatever happened, the source goes on as it was. */
+        if (atomic_load(&s->switchover)) {
+            if (s->vm_was_running) {
+                vm_start();
+            } else if (runstate_get() == RUN_STATE_FINISH_MIGRATE) {
+                runstate_set(RUN_STATE_PAUSED);
+            }
+        }
+        migrate_force_status(s, cancelled ? MIGRATION_STATUS_CANCELLED
+                                          : MIGRATION_STATUS_FAILED);
+    }
+    atomic_store(&s->switchover, false);
+    if (err) {
+        g_error_free(err);
+    }
+    g_idle_add(migration_cleanup_bh, s);
+}
+
+/* Connects and sends the header and RAM setup; false with *errp set. */
+static bool migration_setup(MigrationState *s, QEMUFile **fp, GError **errp)
+{
+    MigChannel *chan = mig_connect(&s->uri, errp);
+
+    if (!chan) {
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->chan = chan;
+    g_mutex_unlock(&s->lock);
+    if (migration_cancelling(s)) {
+        mig_channel_shutdown(chan);
+    }
+    *fp = qemu_file_new_output(chan);
+    qemu_savevm_state_header(*fp);
+    if (!qemu_savevm_state_setup(*fp, errp)) {
+        return false;
+    }
+    qemu_fflush(*fp);
+    return qemu_file_check(*fp, errp);
+}
+
+void *migration_thread(void *opaque)
+{
+    MigrationState *s = opaque;
+    QEMUFile *f = NULL;
+    GError *err = NULL;
+    int64_t t0 = realtime_ms(), stop_us = 0;
+    bool ok = false;
+
+    pthread_setname_np(pthread_self(), "live_migration");
+    if (!migration_setup(s, &f, &err)) {
+        goto out;
+    }
+    atomic_store(&s->setup_ms, realtime_ms() - t0);
+    migrate_set_status(s, MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE);
+    window_reset(s, f);
+
+    while (!migration_cancelling(s)) {
+        uint64_t threshold = migration_threshold_bytes(
+            atomic_load(&s->bandwidth_bps),
+            migrate_avail_switchover_bandwidth(), migrate_downtime_limit());
+        if (migration_can_switchover(qemu_savevm_state_pending(),
+                                     threshold)) {
+            /* Looks done: take the exact figure before deciding. */
+            if (!ram_bitmap_sync(&err)) {
+                goto out;
+            }
+            if (migration_can_switchover(qemu_savevm_state_pending(),
+                                         threshold)) {
+                ok = migration_completion(s, f, &stop_us, &err);
+                goto out;
+            }
+        }
+        if (qemu_savevm_state_iterate(f) < 0) {
+            break;
+        }
+        qemu_fflush(f);
+        if (qemu_file_get_error(f)) {
+            break;
+        }
+        rate_limit_wait(s, f);
+        window_update(s, f);
+    }
+    if (!err && f) {
+        qemu_file_check(f, &err);
+    }
+out:
+    migration_finish(s, f, ok, err, stop_us);
+    return NULL;
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+bool migrate_start(const char *uri, GError **errp)
+{
+    MigrationState *s = &current_migration;
+    MigUri parsed;
+
+    if (migration_is_running()) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "There's a migration process in progress");
+        return false;
+    }
+    if (runstate_get() == RUN_STATE_INMIGRATE) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Guest is waiting for an incoming migration");
+        return false;
+    }
+    if (system_dirty_log_active()) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "dirty logging is in use by x-dirty-log; stop it first");
+        return false;
+    }
+    if (!mig_uri_parse(uri, &parsed, errp)) {
+        return false;
+    }
+    mig_uri_clear(&s->uri);
+    s->uri = parsed;
+    g_mutex_lock(&s->lock);
+    g_clear_pointer(&s->error_desc, g_free);
+    s->continue_req = false;
+    g_mutex_unlock(&s->lock);
+    ram_stats_reset();
+    atomic_store(&s->start_ms, realtime_ms());
+    atomic_store(&s->setup_ms, 0);
+    atomic_store(&s->total_ms, 0);
+    atomic_store(&s->downtime_ms, 0);
+    /* As QEMU: the limit until something is measured. */
+    atomic_store(&s->expected_downtime_ms, (int64_t)migrate_downtime_limit());
+    atomic_store(&s->bandwidth_bps, 0);
+    atomic_store(&s->mbps_x1000, 0);
+    atomic_store(&s->switchover, false);
+    migrate_force_status(s, MIGRATION_STATUS_SETUP);
+
+    int r = pthread_create(&s->thread, NULL, migration_thread, s);
+    if (r) {
+        migrate_force_status(s, MIGRATION_STATUS_FAILED);
+        return gw_error_errno(errp, r, "cannot create the migration thread");
+    }
+    s->thread_created = true;
+    return true;
+}
+
+void migrate_cancel(void)
+{
+    MigrationState *s = &current_migration;
+    MigrationStatus st = migrate_status(s);
+
+    while (status_is_running(st) && st != MIGRATION_STATUS_CANCELLING) {
+        int expected = st;
+        if (atomic_compare_exchange_strong(&s->status, &expected,
+                                           MIGRATION_STATUS_CANCELLING)) {
+            emit_migration_event(MIGRATION_STATUS_CANCELLING);
+            break;
+        }
+        st = migrate_status(s);
+    }
+    g_mutex_lock(&s->lock);
+    if (s->chan) {
+        mig_channel_shutdown(s->chan);
+    }
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+}
+
+bool migrate_continue(const char *state, GError **errp)
+{
+    MigrationState *s = &current_migration;
+    int want = migration_status_lookup(state);
+
+    if (want < 0) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Parameter 'state' does not accept value '%s'", state);
+        return false;
+    }
+    if (migrate_status(s) != (MigrationStatus)want) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Migration not in expected state: %s",
+                    migration_status_name(migrate_status(s)));
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->continue_req = true;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}

@@ -1,0 +1,120 @@
+/*
+ * The migration state machine, source and destination. Internal to
+ * migration/; the rest of the VMM uses include/migration/migration.h.
+ */
+#ifndef MIGRATION_MIGRATION_INT_H
+#define MIGRATION_MIGRATION_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "godwit/error.h"
+#include "migration/channel.h"
+#include "migration/qemu-file.h"
+
+/* QEMU's MigrationStatus, in QEMU 7.2's order. */
+typedef enum MigrationStatus {
+    MIGRATION_STATUS_NONE,
+    MIGRATION_STATUS_SETUP,
+    MIGRATION_STATUS_CANCELLING,
+    MIGRATION_STATUS_CANCELLED,
+    MIGRATION_STATUS_ACTIVE,
+    MIGRATION_STATUS_POSTCOPY_ACTIVE,
+    MIGRATION_STATUS_POSTCOPY_PAUSED,
+    MIGRATION_STATUS_POSTCOPY_RECOVER,
+    MIGRATION_STATUS_COMPLETED,
+    MIGRATION_STATUS_FAILED,
+    MIGRATION_STATUS_COLO,
+    MIGRATION_STATUS_PRE_SWITCHOVER,
+    MIGRATION_STATUS_DEVICE,
+    MIGRATION_STATUS_WAIT_UNPLUG,
+    MIGRATION_STATUS__MAX,
+} MigrationStatus;
+
+const char *migration_status_name(MigrationStatus s);
+int migration_status_lookup(const char *name);
+
+/* Update period of bandwidth and rate limit, as QEMU's BUFFER_DELAY. */
+#define MIGRATION_WINDOW_MS 100
+
+typedef struct MigrationState {
+    /* Status: written by the migration / main thread, read anywhere. */
+    _Atomic int status;
+
+    /* Set by migrate before the thread starts; owned by the thread. */
+    MigUri uri;
+    QEMUFile *file;
+    pthread_t thread;
+    bool thread_created;
+    bool vm_was_running;
+
+    /* Protected by lock. */
+    GMutex lock;
+    GCond cond;             /* pre-switchover wait */
+    bool continue_req;      /* migrate-continue received */
+    char *error_desc;       /* last failure */
+    MigChannel *chan;       /* for cancel: shut down from any thread */
+
+    /* Times (ms) and rates, written by the thread, read by query-migrate. */
+    _Atomic int64_t start_ms;       /* realtime at migrate */
+    _Atomic int64_t setup_ms;       /* setup duration */
+    _Atomic int64_t total_ms;       /* set when finished */
+    _Atomic int64_t downtime_ms;    /* set when completed */
+    _Atomic int64_t expected_downtime_ms;
+    _Atomic uint64_t bandwidth_bps;  /* bytes/s measured, last window */
+    _Atomic uint64_t mbps_x1000;     /* Mbit/s * 1000, last window */
+    _Atomic bool switchover;         /* guest stopped for the last part */
+
+    /* Owned by the migration thread: rate limit window. */
+    int64_t window_start_us;
+    uint64_t window_start_bytes;
+    uint64_t window_pages;
+} MigrationState;
+
+MigrationState *migrate_get_current(void);
+
+/* Sets the status and emits the MIGRATION event (events capability). */
+void migrate_set_status(MigrationState *s, MigrationStatus old,
+                        MigrationStatus new_status);
+MigrationStatus migrate_status(MigrationState *s);
+bool migration_is_running(void);
+
+/* Migration thread helpers used by ram.c. */
+bool migration_rate_exceeded(QEMUFile *f);
+bool migration_in_switchover(void);
+/* A bitmap sync happened: pass number, bytes newly dirty. */
+void migration_pass_done(uint64_t pass, uint64_t dirty_bytes);
+
+/* The migration thread body (migration.c). */
+void *migration_thread(void *opaque);
+
+/* QMP-facing operations (migration.c), main loop. */
+bool migrate_start(const char *uri, GError **errp);
+void migrate_cancel(void);
+bool migrate_continue(const char *state, GError **errp);
+
+/* Destination (incoming.c). */
+typedef struct MigrationIncomingState {
+    _Atomic int status;
+    MigListener *listener;
+    pthread_t thread;
+    bool thread_created;
+    bool deferred;    /* -incoming defer: waiting for migrate-incoming */
+    bool started;     /* a migrate-incoming / -incoming URI was given */
+    char *address;    /* bound address for query-migrate (tcp) */
+    char *error_desc;
+    _Atomic int64_t start_ms;
+    _Atomic int64_t total_ms;
+} MigrationIncomingState;
+
+MigrationIncomingState *migration_incoming_get_current(void);
+bool migration_incoming_start(const char *uri, GError **errp);
+bool migration_incoming_active(void);
+
+/* Statistics for query-migrate (migration-qmp-cmds.c). */
+void migration_register_qmp_commands(void);
+void migration_register_hmp_commands(void);
+
+#endif /* MIGRATION_MIGRATION_INT_H */

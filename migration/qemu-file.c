@@ -1,0 +1,350 @@
+/*
+ * QEMUFile: buffered, sticky-error migration stream over a MigChannel
+ * (include/migration/qemu-file.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "migration/channel.h"
+#include "migration/qemu-file.h"
+
+#define IO_BUF_SIZE 32768
+#define MAX_IOV 256
+
+struct QEMUFile {
+    /* Set at creation. */
+    MigChannel *chan;
+    bool output;
+
+    /* Owned by the thread using the file. */
+    uint8_t buf[IO_BUF_SIZE];
+    size_t buf_index; /* output: bytes used; input: next byte to read */
+    size_t buf_size;  /* input: valid bytes in buf */
+    struct iovec iov[MAX_IOV];
+    int iovcnt;
+    uint64_t queued;      /* output: bytes in iov */
+    uint64_t transferred; /* bytes written / consumed */
+    int error;            /* sticky: 0 or -errno */
+    char *error_msg;
+};
+
+static QEMUFile *qemu_file_new(MigChannel *chan, bool output)
+{
+    QEMUFile *f = g_new0(QEMUFile, 1);
+
+    f->chan = chan;
+    f->output = output;
+    return f;
+}
+
+QEMUFile *qemu_file_new_output(MigChannel *chan)
+{
+    return qemu_file_new(chan, true);
+}
+
+QEMUFile *qemu_file_new_input(MigChannel *chan)
+{
+    return qemu_file_new(chan, false);
+}
+
+MigChannel *qemu_file_channel(QEMUFile *f)
+{
+    return f->chan;
+}
+
+void qemu_file_set_error(QEMUFile *f, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (f->error) {
+        return;
+    }
+    f->error = err < 0 ? err : -EIO;
+    va_start(ap, fmt);
+    f->error_msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+int qemu_file_get_error(QEMUFile *f)
+{
+    return f->error;
+}
+
+const char *qemu_file_error_message(QEMUFile *f)
+{
+    return f->error ? f->error_msg : NULL;
+}
+
+bool qemu_file_check(QEMUFile *f, GError **errp)
+{
+    if (!f->error) {
+        return true;
+    }
+    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "%s", f->error_msg);
+    return false;
+}
+
+void qemu_file_shutdown(QEMUFile *f)
+{
+    mig_channel_shutdown(f->chan);
+}
+
+uint64_t qemu_file_transferred(QEMUFile *f)
+{
+    return f->transferred;
+}
+
+uint64_t qemu_file_pending(QEMUFile *f)
+{
+    return f->queued;
+}
+
+static void set_io_error(QEMUFile *f, ssize_t r, const char *what)
+{
+    if (mig_channel_is_shutdown(f->chan)) {
+        qemu_file_set_error(f, -ECANCELED, "migration stream shut down");
+    } else {
+        qemu_file_set_error(f, (int)r, "%s migration stream: %s", what,
+                            g_strerror((int)-r));
+    }
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+void qemu_fflush(QEMUFile *f)
+{
+    struct iovec *iov = f->iov;
+    int cnt = f->iovcnt;
+
+    while (!f->error && cnt > 0) {
+        ssize_t n = mig_channel_writev(f->chan, iov, MIN(cnt, IOV_MAX));
+        if (n == -EAGAIN) {
+            if (!mig_channel_wait(f->chan, POLLOUT, -1)) {
+                set_io_error(f, -ECANCELED, "writing");
+            }
+            continue;
+        }
+        if (n < 0) {
+            set_io_error(f, n, "writing");
+            break;
+        }
+        f->transferred += n;
+        while (n > 0 && cnt > 0) {
+            if ((size_t)n >= iov->iov_len) {
+                n -= iov->iov_len;
+                iov++;
+                cnt--;
+            } else {
+                iov->iov_base = (uint8_t *)iov->iov_base + n;
+                iov->iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    f->iovcnt = 0;
+    f->buf_index = 0;
+    f->queued = 0;
+}
+
+static void add_to_iovec(QEMUFile *f, const void *base, size_t len)
+{
+    struct iovec *last = f->iovcnt ? &f->iov[f->iovcnt - 1] : NULL;
+
+    if (last && (const uint8_t *)last->iov_base + last->iov_len == base) {
+        last->iov_len += len;
+    } else {
+        if (f->iovcnt == MAX_IOV) {
+            qemu_fflush(f);
+        }
+        f->iov[f->iovcnt].iov_base = (void *)base;
+        f->iov[f->iovcnt].iov_len = len;
+        f->iovcnt++;
+    }
+    f->queued += len;
+}
+
+void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0 && !f->error) {
+        size_t n = MIN(len, IO_BUF_SIZE - f->buf_index);
+        uint8_t *dst = f->buf + f->buf_index;
+        memcpy(dst, p, n);
+        f->buf_index += n;
+        add_to_iovec(f, dst, n);
+        p += n;
+        len -= n;
+        if (f->buf_index == IO_BUF_SIZE) {
+            qemu_fflush(f);
+        }
+    }
+}
+
+void qemu_put_buffer_async(QEMUFile *f, const void *buf, size_t len)
+{
+    if (!f->error) {
+        add_to_iovec(f, buf, len);
+    }
+}
+
+void qemu_put_byte(QEMUFile *f, uint8_t v)
+{
+    qemu_put_buffer(f, &v, 1);
+}
+
+void qemu_put_be16(QEMUFile *f, uint16_t v)
+{
+    uint8_t b[2] = {v >> 8, v};
+    qemu_put_buffer(f, b, sizeof(b));
+}
+
+void qemu_put_be32(QEMUFile *f, uint32_t v)
+{
+    uint8_t b[4] = {v >> 24, v >> 16, v >> 8, v};
+    qemu_put_buffer(f, b, sizeof(b));
+}
+
+void qemu_put_be64(QEMUFile *f, uint64_t v)
+{
+    qemu_put_be32(f, (uint32_t)(v >> 32));
+    qemu_put_be32(f, (uint32_t)v);
+}
+
+void qemu_put_counted_string(QEMUFile *f, const char *s)
+{
+    size_t len = strlen(s);
+
+    g_assert(len <= 255);
+    qemu_put_byte(f, (uint8_t)len);
+    qemu_put_buffer(f, s, len);
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+/* Refills the buffer; returns false at end of stream or on error. */
+static bool fill_buffer(QEMUFile *f)
+{
+    size_t pending = f->buf_size - f->buf_index;
+
+    if (f->error) {
+        return false;
+    }
+    memmove(f->buf, f->buf + f->buf_index, pending);
+    f->buf_index = 0;
+    f->buf_size = pending;
+    for (;;) {
+        struct iovec iov = {f->buf + f->buf_size, IO_BUF_SIZE - f->buf_size};
+        ssize_t n = mig_channel_readv(f->chan, &iov, 1);
+        if (n == -EAGAIN) {
+            if (!mig_channel_wait(f->chan, POLLIN, -1)) {
+                set_io_error(f, -ECANCELED, "reading");
+                return false;
+            }
+            continue;
+        }
+        if (n < 0) {
+            set_io_error(f, n, "reading");
+            return false;
+        }
+        f->buf_size += n;
+        return n > 0;
+    }
+}
+
+static void short_read(QEMUFile *f)
+{
+    qemu_file_set_error(f, -EIO, "unexpected end of migration stream");
+}
+
+void qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t avail = f->buf_size - f->buf_index;
+        if (f->error) {
+            memset(p, 0, len);
+            return;
+        }
+        if (avail == 0) {
+            if (!fill_buffer(f)) {
+                short_read(f);
+            }
+            continue;
+        }
+        size_t n = MIN(avail, len);
+        memcpy(p, f->buf + f->buf_index, n);
+        f->buf_index += n;
+        f->transferred += n;
+        p += n;
+        len -= n;
+    }
+}
+
+uint8_t qemu_get_byte(QEMUFile *f)
+{
+    uint8_t v;
+
+    qemu_get_buffer(f, &v, 1);
+    return v;
+}
+
+uint16_t qemu_get_be16(QEMUFile *f)
+{
+    uint8_t b[2];
+
+    qemu_get_buffer(f, b, sizeof(b));
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+uint32_t qemu_get_be32(QEMUFile *f)
+{
+    uint8_t b[4];
+
+    qemu_get_buffer(f, b, sizeof(b));
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+           b[3];
+}
+
+uint64_t qemu_get_be64(QEMUFile *f)
+{
+    uint64_t hi = qemu_get_be32(f);
+
+    return hi << 32 | qemu_get_be32(f);
+}
+
+void qemu_get_counted_string(QEMUFile *f, char *buf)
+{
+    uint8_t len = qemu_get_byte(f);
+
+    qemu_get_buffer(f, buf, len);
+    buf[len] = '\0';
+}
+
+bool qemu_file_at_eof(QEMUFile *f)
+{
+    return f->buf_index == f->buf_size && !fill_buffer(f) && !f->error;
+}
+
+bool qemu_fclose(QEMUFile *f, GError **errp)
+{
+    g_autoptr(GError) close_err = NULL;
+    bool ok;
+
+    if (f->output) {
+        qemu_fflush(f);
+    }
+    ok = mig_channel_close(f->chan, &close_err);
+    if (f->error) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "%s", f->error_msg);
+        ok = false;
+    } else if (!ok) {
+        g_propagate_error(errp, g_steal_pointer(&close_err));
+    }
+    g_free(f->error_msg);
+    g_free(f);
+    return ok;
+}

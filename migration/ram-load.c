@@ -1,0 +1,227 @@
+/*
+ * RAM migration, destination side: parses and validates the "ram"
+ * section's records and places pages into guest RAM. Every offset, block
+ * name, length and flag is checked before anything is written; a bad
+ * record fails the load with an error naming it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "ram.h"
+
+#define RAM_LOAD_FLAGS                                                        \
+    (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_MEM_SIZE | RAM_SAVE_FLAG_PAGE |       \
+     RAM_SAVE_FLAG_EOS | RAM_SAVE_FLAG_CONTINUE)
+
+/* Owned by the incoming thread. */
+typedef struct RAMLoadState {
+    Machine *m;
+    RAMBlock *last;         /* block of the previous record */
+    bool setup_seen;        /* MEM_SIZE and the block list arrived */
+    unsigned long *touched; /* pages of pc.ram written by the load */
+} RAMLoadState;
+
+static RAMLoadState load_state;
+
+void ram_load_init(Machine *m)
+{
+    load_state.m = m;
+}
+
+static RAMBlock *ram_find_block(RAMLoadState *ls, const char *id)
+{
+    return strcmp(id, ls->m->ram->idstr) ? NULL : ls->m->ram;
+}
+
+static bool load_error(GError **errp, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+
+static bool load_error(GError **errp, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "%s", msg);
+    return false;
+}
+
+/* MEM_SIZE: the block list must match our RAM exactly. */
+static bool ram_load_block_list(RAMLoadState *ls, QEMUFile *f, uint64_t total,
+                                GError **errp)
+{
+    uint64_t sum = 0;
+
+    if (ls->setup_seen) {
+        return load_error(errp, "RAM block list sent twice");
+    }
+    while (sum < total) {
+        char id[256];
+        qemu_get_counted_string(f, id);
+        uint64_t len = qemu_get_be64(f);
+        if (qemu_file_get_error(f)) {
+            return qemu_file_check(f, errp);
+        }
+        RAMBlock *rb = ram_find_block(ls, id);
+        if (!rb) {
+            return load_error(errp, "Unknown ramblock \"%s\", cannot accept "
+                                    "migration",
+                              id);
+        }
+        if (len != rb->used_length) {
+            return load_error(errp, "Length mismatch: %s: 0x%" G_GINT64_MODIFIER
+                                    "x in != 0x%" G_GINT64_MODIFIER "x",
+                              id, len, rb->used_length);
+        }
+        sum += len;
+    }
+    if (sum != total) {
+        return load_error(errp, "RAM size mismatch: blocks add up to %"
+                                G_GUINT64_FORMAT " bytes, stream says %"
+                                G_GUINT64_FORMAT,
+                          sum, total);
+    }
+    if (total != ls->m->ram->used_length) {
+        return load_error(errp, "RAM size mismatch: %" G_GUINT64_FORMAT
+                                " bytes in the stream, %" G_GUINT64_FORMAT
+                                " here",
+                          total, ls->m->ram->used_length);
+    }
+    ls->setup_seen = true;
+    return true;
+}
+
+/* The page a ZERO/PAGE record names, or NULL with *errp set. */
+static uint8_t *ram_record_host(RAMLoadState *ls, QEMUFile *f,
+                                uint64_t addr, uint64_t flags,
+                                uint64_t *page, GError **errp)
+{
+    RAMBlock *rb;
+
+    if (flags & RAM_SAVE_FLAG_CONTINUE) {
+        rb = ls->last;
+        if (!rb) {
+            load_error(errp, "page record with CONTINUE but no block yet");
+            return NULL;
+        }
+    } else {
+        char id[256];
+        qemu_get_counted_string(f, id);
+        if (qemu_file_get_error(f)) {
+            qemu_file_check(f, errp);
+            return NULL;
+        }
+        rb = ram_find_block(ls, id);
+        if (!rb) {
+            load_error(errp, "Unknown ramblock \"%s\", cannot accept "
+                             "migration",
+                       id);
+            return NULL;
+        }
+        ls->last = rb;
+    }
+    if (addr >= rb->used_length) {
+        load_error(errp, "Illegal RAM offset 0x%" G_GINT64_MODIFIER
+                         "x in block %s (0x%" G_GINT64_MODIFIER "x bytes)",
+                   addr, rb->idstr, rb->used_length);
+        return NULL;
+    }
+    *page = addr >> GW_PAGE_SHIFT;
+    return rb->host + addr;
+}
+
+static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
+                          uint64_t flags, GError **errp)
+{
+    uint64_t page;
+    uint8_t *host;
+
+    if (!ls->setup_seen) {
+        return load_error(errp, "RAM page before the RAM block list");
+    }
+    host = ram_record_host(ls, f, addr, flags, &page, errp);
+    if (!host) {
+        return false;
+    }
+    if (flags & RAM_SAVE_FLAG_ZERO) {
+        uint8_t ch = qemu_get_byte(f);
+        /* Fresh destination RAM is zero: don't populate it for nothing. */
+        if (ch || test_bit(page, ls->touched)) {
+            memset(host, ch, GW_PAGE_SIZE);
+        }
+        if (ch) {
+            set_bit(page, ls->touched);
+        }
+    } else {
+        qemu_get_buffer(f, host, GW_PAGE_SIZE);
+        set_bit(page, ls->touched);
+    }
+    return qemu_file_check(f, errp);
+}
+
+bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
+{
+    RAMLoadState *ls = &load_state;
+
+    if (version_id != RAM_SECTION_VERSION) {
+        return load_error(errp, "ram: unsupported section version %u",
+                          version_id);
+    }
+    if (!ls->touched) {
+        ls->touched = bitmap_new(ram_block_pages(ls->m->ram));
+    }
+    for (;;) {
+        uint64_t hdr = qemu_get_be64(f);
+        uint64_t flags = hdr & ~GW_PAGE_MASK;
+        uint64_t addr = hdr & GW_PAGE_MASK;
+        if (qemu_file_get_error(f)) {
+            return qemu_file_check(f, errp);
+        }
+        if (flags & ~RAM_LOAD_FLAGS) {
+            return load_error(errp, "Unknown combination of migration flags: "
+                                    "0x%" G_GINT64_MODIFIER "x%s",
+                              flags,
+                              (flags & (RAM_SAVE_FLAG_XBZRLE |
+                                        RAM_SAVE_FLAG_COMPRESS_PAGE |
+                                        RAM_SAVE_FLAG_MULTIFD_FLUSH))
+                                  ? " (xbzrle/compress/multifd are not "
+                                    "supported by godwit yet)"
+                                  : "");
+        }
+        switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
+        case RAM_SAVE_FLAG_MEM_SIZE:
+            if (!ram_load_block_list(ls, f, addr, errp)) {
+                return false;
+            }
+            break;
+        case RAM_SAVE_FLAG_ZERO:
+        case RAM_SAVE_FLAG_PAGE:
+            if (!ram_load_page(ls, f, addr, flags, errp)) {
+                return false;
+            }
+            break;
+        case RAM_SAVE_FLAG_EOS:
+            if (addr || (flags & RAM_SAVE_FLAG_CONTINUE)) {
+                return load_error(errp, "malformed end-of-section record "
+                                        "0x%" G_GINT64_MODIFIER "x",
+                                  hdr);
+            }
+            return true;
+        default:
+            return load_error(errp, "Unknown combination of migration flags: "
+                                    "0x%" G_GINT64_MODIFIER "x",
+                              flags);
+        }
+    }
+}
+
+void ram_load_cleanup(void *opaque)
+{
+    RAMLoadState *ls = &load_state;
+
+    g_clear_pointer(&ls->touched, bitmap_free);
+    ls->last = NULL;
+    ls->setup_seen = false;
+}
