@@ -260,9 +260,9 @@ static void test_file_offset(void **state)
 {
     g_autofree char *path = g_build_filename(tmpdir, "mig.offset", NULL);
     g_autofree char *uri = g_strconcat("file:", path, ",offset=4K", NULL);
-    g_autofree char *head = g_strnfill(4096 + 100, 'H');
+    g_autofree char *head = g_strnfill(4096 + XFER_LEN + 100, 'H');
 
-    /* the first 4 KiB stay, what followed them is replaced */
+    /* the first 4 KiB stay, what followed them is cut and replaced */
     assert_true(g_file_set_contents(path, head, -1, NULL));
     send_only(uri);
     check_file(path, 4096, 'H');
