@@ -501,6 +501,52 @@ static void test_wait_timeout(void **state)
     mig_channel_close(out, NULL);
 }
 
+/* Writes until the stream refuses; returns that error (-errno). */
+static ssize_t write_until_error(MigChannel *c)
+{
+    static guint8 chunk[65536];
+    struct iovec iov = {chunk, sizeof(chunk)};
+
+    for (int i = 0; i < 10000; i++) {
+        ssize_t n = mig_channel_writev(c, &iov, 1);
+
+        if (n == -EAGAIN) {
+            assert_true(mig_channel_wait(c, POLLOUT, 5000));
+        } else if (n < 0) {
+            return n;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The reader went away: writes fail with an error, not SIGPIPE (sockets
+ * use MSG_NOSIGNAL: checked with SIGPIPE at its default, which would kill
+ * the test), and close still succeeds.
+ */
+static void test_peer_gone(void **state)
+{
+    g_autoptr(GError) err = NULL;
+    MigChannel *out, *in;
+    ssize_t n;
+
+    tcp_pair(&out, &in);
+    assert_true(mig_channel_close(in, &err));
+    signal(SIGPIPE, SIG_DFL);
+    n = write_until_error(out);
+    signal(SIGPIPE, SIG_IGN);
+    if (n != -EPIPE && n != -ECONNRESET) {
+        fail_msg("writev after the peer closed: %zd", n);
+    }
+    assert_true(mig_channel_close(out, &err));
+
+    /* a pipe to an exec command that exited: EPIPE (SIGPIPE is ignored) */
+    out = connect_uri("exec:exit 0", &err);
+    assert_non_null(out);
+    assert_int_equal(write_until_error(out), -EPIPE);
+    assert_true(mig_channel_close(out, &err));
+}
+
 static void expect_close_error(MigChannel *c, const char *msg)
 {
     g_autoptr(GError) err = NULL;
@@ -620,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_one_connection),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_wait_timeout),
+        cmocka_unit_test(test_peer_gone),
         cmocka_unit_test(test_exec_status),
         cmocka_unit_test(test_exec_shutdown_kills),
         cmocka_unit_test(test_exec_no_inherited_fds),
