@@ -91,20 +91,37 @@ const MigChannelOps *mig_channel_ops(MigUriKind kind);
  * Generic channel helpers, the same for every transport.
  *
  * readv/writev: non-blocking; return bytes moved, 0 for end of stream (read),
- * -EAGAIN when nothing can move now, or another -errno. mig_channel_wait()
- * blocks until the fd is ready for `events` (POLLIN/POLLOUT) or the channel
- * is shut down (returns false then) or `timeout_ms` passes (-1 = forever).
+ * -EAGAIN when nothing can move now, or another -errno (-ECANCELED once the
+ * channel is shut down; -EPIPE when the reader went away). They may move
+ * less than asked (partial I/O; more than IOV_MAX elements are cut there).
+ * mig_channel_wait() blocks until the fd is ready for `events`
+ * (POLLIN/POLLOUT; error and hang-up count as ready, the next I/O reports
+ * them) or the channel is shut down (returns false then) or `timeout_ms`
+ * passes (-1 = forever; false too: tell the two apart with
+ * mig_channel_is_shutdown()).
+ *
+ * One thread at a time does I/O on a channel and closes it; shutdown may
+ * come from any other thread, but the caller must make sure it is not
+ * concurrent with (or after) mig_channel_close(), which frees the channel.
  */
 ssize_t mig_channel_readv(MigChannel *c, const struct iovec *iov, int iovcnt);
 ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov,
                            int iovcnt);
 bool mig_channel_wait(MigChannel *c, short events, int timeout_ms);
 
-/* Any thread: makes every wait on this channel return false, now and later. */
+/*
+ * Any thread: makes every wait on this channel return false and every
+ * readv/writev fail with -ECANCELED, now and later. It does not touch the
+ * fd (the peer learns when the channel is closed). An exec channel shut
+ * down before it is closed has its command killed instead of awaited.
+ */
 void mig_channel_shutdown(MigChannel *c);
 bool mig_channel_is_shutdown(MigChannel *c);
 int mig_channel_fd(MigChannel *c);
-/* Closes through the transport's ops; frees. */
+/*
+ * Closes through the transport's ops and frees, whether it fails or not.
+ * Fails only for exec (the command's exit status). NULL is a no-op.
+ */
 bool mig_channel_close(MigChannel *c, GError **errp);
 
 /* Listener helpers. */
@@ -112,13 +129,16 @@ MigListener *mig_listen(const MigUri *uri, GError **errp);
 MigChannel *mig_accept(MigListener *l, GError **errp);
 char *mig_listener_address(MigListener *l);
 void mig_listener_shutdown(MigListener *l); /* any thread: accept fails */
+/* Closes and frees; an exec/file/fd stream never accepted is closed too. */
 void mig_listener_close(MigListener *l);
 MigChannel *mig_connect(const MigUri *uri, GError **errp);
 
 /*
  * The fd: transport uses fds passed to godwit. `fd:N` takes fd N as it is;
  * `fd:NAME` takes an fd registered by the getfd QMP command (SCM_RIGHTS on
- * the QMP socket) under that name. Not thread-safe: main loop only.
+ * the QMP socket) under that name. mig_fd_take() removes it from the
+ * registry and hands it over. Both take a lock: getfd runs in the main
+ * loop, connect in the migration thread.
  */
 void mig_fd_register(const char *name, int fd);
 int mig_fd_take(const char *name); /* -1 if unknown */

@@ -1,0 +1,80 @@
+/*
+ * What the migration transports (migration/channel-*.c) share with the
+ * generic channel code in migration/channel.c: the MigChannel and
+ * MigListener structs, their constructors, and the helpers every socket
+ * or prepared-stream transport reuses. Not for use outside migration/.
+ */
+#ifndef MIGRATION_CHANNEL_INTERNAL_H
+#define MIGRATION_CHANNEL_INTERNAL_H
+
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "migration/channel.h"
+
+struct MigChannel {
+    /* Set at creation, read-only afterwards. */
+    const MigChannelOps *ops;
+    int cancel_fd;  /* eventfd; readable once mig_channel_shutdown() ran */
+    bool is_socket; /* writes go through sendmsg(MSG_NOSIGNAL) */
+    void *opaque;   /* the transport's own state (exec: the child) */
+
+    /* Owned by the thread doing I/O on the channel (and closing it). */
+    int fd; /* non-blocking; -1 once the transport closed it */
+
+    /* Any thread. */
+    atomic_bool shutdown;
+};
+
+struct MigListener {
+    /* Set at creation, read-only afterwards. */
+    const MigChannelOps *ops;
+    int cancel_fd; /* eventfd; readable once mig_listener_shutdown() ran */
+    char *address; /* tcp, unix: URI of the bound socket; else NULL */
+    void *opaque;  /* the transport's own state (unix: the socket path) */
+
+    /* Owned by the thread in accept (the main loop before and after). */
+    int fd;               /* listening socket, -1 once closed */
+    MigChannel *prepared; /* exec, file, fd: the stream accept hands out */
+
+    /* Any thread. */
+    atomic_bool shutdown;
+};
+
+/*
+ * Wraps `fd` (which the channel then owns) in a channel of `ops`: makes it
+ * non-blocking and creates the cancel eventfd. On failure closes `fd`.
+ */
+MigChannel *mig_channel_new(const MigChannelOps *ops, int fd, GError **errp);
+/* Closes the data fd if still open (every transport's close does this). */
+void mig_channel_close_fd(MigChannel *c);
+/* A close hook for transports with nothing to do besides closing the fd. */
+bool mig_channel_close_plain(MigChannel *c, GError **errp);
+
+/* A listener for `ops`; `fd` (a listening socket, or -1) is then owned. */
+MigListener *mig_listener_new(const MigChannelOps *ops, int fd, GError **errp);
+/* A listener whose accept hands out the already opened channel `c`. */
+MigListener *mig_listener_new_prepared(const MigChannelOps *ops, MigChannel *c,
+                                       GError **errp);
+/* Closes the listening socket if still open. */
+void mig_listener_close_fd(MigListener *l);
+
+/*
+ * Sockets: waits on the listening socket (and the cancel eventfd) for one
+ * connection, accepts it, then closes the listening socket so no second
+ * peer gets in. Returns the connected, non-blocking fd or -1 with *errp.
+ */
+int mig_listener_accept_fd(MigListener *l, GError **errp);
+/* Prepared streams (exec, file, fd): hands out l->prepared, once. */
+MigChannel *mig_listener_take_prepared(MigListener *l, GError **errp);
+/* Sockets: a copy of l->address. */
+char *mig_listener_socket_address(MigListener *l);
+
+/* Per-transport registration, called from migration_channels_init(). */
+void mig_channel_tcp_register(void);
+void mig_channel_unix_register(void);
+void mig_channel_exec_register(void);
+void mig_channel_file_register(void);
+void mig_channel_fd_register(void);
+
+#endif /* MIGRATION_CHANNEL_INTERNAL_H */
