@@ -5,6 +5,7 @@
 #define MIGRATION_HMP_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <json-glib/json-glib.h>
 
 /* info migrate: QEMU 7.x labels and order. */

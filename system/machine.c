@@ -69,12 +69,6 @@ Machine *machine_new(const MachineConfig *cfg, GError **errp)
     m->smp = cfg->smp > 0 ? cfg->smp : 1;
     current_machine = m;
 
-    if (!m->kernel) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "no kernel given (use -kernel FILE; payloads are in "
-                    "build/guest/)");
-        goto fail;
-    }
     m->accel = accel_find(accel);
     if (!m->accel) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
@@ -86,7 +80,9 @@ Machine *machine_new(const MachineConfig *cfg, GError **errp)
         goto fail;
     }
     machine_layout(m);
-    if (!machine_load_kernel(m, errp)) {
+    /* Without a kernel (a migration destination) the boot vCPU's state is
+     * whatever the stream brings. */
+    if (m->kernel && !machine_load_kernel(m, errp)) {
         goto fail;
     }
     m->cpus = cpus_new(m, m->smp);

@@ -19,6 +19,7 @@
 #include "godwit/options.h"
 #include "godwit/runstate.h"
 #include "godwit/system.h"
+#include "migration/migration.h"
 
 typedef struct Godwit {
     GwOptions opts;
@@ -55,12 +56,8 @@ static bool check_options(GwOptions *o, GError **errp)
         o->serial =
             g_strdup(o->nodefaults || count_stdio(o) ? "none" : "stdio");
     }
-    if (o->incoming) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "-incoming: incoming migration is not implemented yet");
-        return false;
-    }
-    if (!o->kernel) {
+    /* A destination gets RAM and vCPUs from the stream: no kernel needed. */
+    if (!o->kernel && !o->incoming) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "no kernel given (-kernel FILE)");
         return false;
@@ -134,20 +131,33 @@ static bool godwit_start(Godwit *g, GError **errp)
     serial_init(g->serial);
     hypercall_init(g->machine, g->serial);
 
+    /* Migration sections, in stream order after RAM: vCPUs, devices. */
+    cpu_vmstate_register(g->machine);
+    serial_register_vmstate();
+    hypercall_register_vmstate();
+
     monitor_set_version(GODWIT_VERSION_MAJOR, GODWIT_VERSION_MINOR,
                         GODWIT_VERSION_MICRO, GODWIT_PACKAGE);
     system_register_commands();
     hw_register_commands();
+    migration_init(g->machine);
 
     g->loop = g_main_loop_new(NULL, FALSE);
-    runstate_init(g->loop, RUN_STATE_PRELAUNCH);
+    runstate_init(g->loop, g->opts.incoming ? RUN_STATE_INMIGRATE
+                                            : RUN_STATE_PRELAUNCH);
+    runstate_set_autostart(!g->opts.start_paused);
+    if (g->opts.incoming &&
+        !migration_incoming_from_cmdline(g->opts.incoming, errp)) {
+        g_prefix_error(errp, "-incoming %s: ", g->opts.incoming);
+        return false;
+    }
     if (!open_monitors(&g->opts, errp) || !write_pidfile(g, errp)) {
         return false;
     }
     g_unix_signal_add(SIGINT, on_signal, NULL);
     g_unix_signal_add(SIGTERM, on_signal, NULL);
     g_unix_signal_add(SIGHUP, on_signal, NULL);
-    if (!g->opts.start_paused) {
+    if (!g->opts.start_paused && !g->opts.incoming) {
         vm_start();
     }
     return true;
@@ -155,6 +165,9 @@ static bool godwit_start(Godwit *g, GError **errp)
 
 static void godwit_stop(Godwit *g)
 {
+    if (g->machine) {
+        migration_shutdown();
+    }
     machine_free(g->machine);
     g->machine = NULL;
     monitor_cleanup();
@@ -199,5 +212,5 @@ int main(int argc, char **argv)
     }
     g_main_loop_run(g.loop);
     godwit_stop(&g);
-    return 0;
+    return runstate_exit_code();
 }

@@ -1,0 +1,64 @@
+/*
+ * Wiring of the migration subsystem into the VMM: registration at start,
+ * clean shutdown at exit.
+ */
+#include "godwit/machine.h"
+#include "migration.h"
+#include "migration/migration.h"
+#include "migration/options.h"
+#include "ram.h"
+
+static bool outgoing_running(void)
+{
+    return migration_is_running();
+}
+
+static bool incoming_started(void)
+{
+    return migration_incoming_active();
+}
+
+void migration_init(Machine *m)
+{
+    MigrationState *s = migrate_get_current();
+
+    g_mutex_init(&s->lock);
+    g_cond_init(&s->cond);
+    migration_channels_init();
+    migration_options_init(outgoing_running, incoming_started);
+    ram_register(m);
+    migration_options_register_commands();
+    migration_register_qmp_commands();
+}
+
+bool migration_incoming_from_cmdline(const char *uri, GError **errp)
+{
+    return migration_incoming_start(uri, errp);
+}
+
+bool migration_busy(void)
+{
+    return migration_is_running() ||
+           (migration_incoming_active() &&
+            atomic_load(&migration_incoming_get_current()->status) ==
+                MIGRATION_STATUS_ACTIVE);
+}
+
+void migration_shutdown(void)
+{
+    MigrationState *s = migrate_get_current();
+    MigrationIncomingState *mis = migration_incoming_get_current();
+
+    migrate_cancel();
+    if (s->thread_created) {
+        pthread_join(s->thread, NULL);
+        s->thread_created = false;
+    }
+    if (mis->listener) {
+        mig_listener_shutdown(mis->listener);
+    }
+    if (mis->thread_created) {
+        pthread_join(mis->thread, NULL);
+        mis->thread_created = false;
+    }
+}
