@@ -33,7 +33,8 @@ static bool cmd_fail(GError **errp, const char *fmt, ...)
 
 static bool json_is(JsonNode *node, GType type)
 {
-    return JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == type;
+    return JSON_NODE_HOLDS_VALUE(node) &&
+           json_node_get_value_type(node) == type;
 }
 
 /* ---- capabilities -------------------------------------------------------- */
@@ -42,8 +43,7 @@ static bool json_is(JsonNode *node, GType type)
  * Reads element `i` of "capabilities" into `caps`, with the texts of
  * QEMU's input visitor ("Parameter 'capabilities[0].state' is missing").
  */
-static bool cap_status_parse(JsonNode *elem, guint i, bool *caps,
-                             GError **errp)
+static bool cap_status_parse(JsonNode *elem, guint i, bool *caps, GError **errp)
 {
     g_autofree char *path = g_strdup_printf("capabilities[%u]", i);
     JsonObject *obj;
@@ -53,8 +53,10 @@ static bool cap_status_parse(JsonNode *elem, guint i, bool *caps,
     int cap;
 
     if (!JSON_NODE_HOLDS_OBJECT(elem)) {
-        return cmd_fail(errp, "Invalid parameter type for '%s', expected: "
-                              "object", path);
+        return cmd_fail(errp,
+                        "Invalid parameter type for '%s', expected: "
+                        "object",
+                        path);
     }
     obj = json_node_get_object(elem);
     name = json_object_get_member(obj, "capability");
@@ -63,20 +65,26 @@ static bool cap_status_parse(JsonNode *elem, guint i, bool *caps,
         return cmd_fail(errp, "Parameter '%s.capability' is missing", path);
     }
     if (!json_is(name, G_TYPE_STRING)) {
-        return cmd_fail(errp, "Invalid parameter type for '%s.capability', "
-                              "expected: string", path);
+        return cmd_fail(errp,
+                        "Invalid parameter type for '%s.capability', "
+                        "expected: string",
+                        path);
     }
     cap = migration_capability_lookup(json_node_get_string(name));
     if (cap < 0) {
-        return cmd_fail(errp, "Parameter 'capability' does not accept value "
-                              "'%s'", json_node_get_string(name));
+        return cmd_fail(errp,
+                        "Parameter 'capability' does not accept value "
+                        "'%s'",
+                        json_node_get_string(name));
     }
     if (!state) {
         return cmd_fail(errp, "Parameter '%s.state' is missing", path);
     }
     if (!json_is(state, G_TYPE_BOOLEAN)) {
-        return cmd_fail(errp, "Invalid parameter type for '%s.state', "
-                              "expected: boolean", path);
+        return cmd_fail(errp,
+                        "Invalid parameter type for '%s.state', "
+                        "expected: boolean",
+                        path);
     }
     json_object_iter_init(&iter, obj);
     while (json_object_iter_next(&iter, &member, NULL)) {
@@ -122,8 +130,7 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
     return qmp_return_empty();
 }
 
-static JsonNode *qmp_query_migrate_capabilities(JsonObject *args,
-                                                GError **errp)
+static JsonNode *qmp_query_migrate_capabilities(JsonObject *args, GError **errp)
 {
     bool caps[MIGRATION_CAPABILITY__MAX];
     JsonArray *arr = json_array_new();
@@ -201,8 +208,10 @@ static bool param_from_json(MigParam id, JsonNode *node, MigrationParameters *p,
     switch (info->type) {
     case MIG_PARAM_BOOL:
         if (!json_is(node, G_TYPE_BOOLEAN)) {
-            return cmd_fail(errp, "Invalid parameter type for '%s', "
-                                  "expected: boolean", info->name);
+            return cmd_fail(errp,
+                            "Invalid parameter type for '%s', "
+                            "expected: boolean",
+                            info->name);
         }
         mig_param_set_u64(p, id, json_node_get_boolean(node));
         return true;
@@ -226,8 +235,10 @@ static bool param_from_json(MigParam id, JsonNode *node, MigrationParameters *p,
         return true;
     case MIG_PARAM_ENUM:
         if (!json_is(node, G_TYPE_STRING)) {
-            return cmd_fail(errp, "Invalid parameter type for '%s', "
-                                  "expected: string", info->name);
+            return cmd_fail(errp,
+                            "Invalid parameter type for '%s', "
+                            "expected: string",
+                            info->name);
         }
         s = json_node_get_string(node);
         e = mig_compression_lookup(s);
@@ -243,8 +254,10 @@ static bool param_from_json(MigParam id, JsonNode *node, MigrationParameters *p,
         } else if (json_is(node, G_TYPE_STRING)) {
             s = json_node_get_string(node);
         } else {
-            return cmd_fail(errp, "Invalid parameter type for '%s', "
-                                  "expected: StrOrNull", info->name);
+            return cmd_fail(errp,
+                            "Invalid parameter type for '%s', "
+                            "expected: StrOrNull",
+                            info->name);
         }
         mig_param_set_str(p, id, s);
         return true;
@@ -276,9 +289,10 @@ static bool params_from_json(JsonObject *args, MigrationParameters *p,
         }
         for (size_t i = 0; i < G_N_ELEMENTS(mig_param_absent); i++) {
             if (!strcmp(name, mig_param_absent[i][0])) {
-                return cmd_fail(errp, "Parameter '%s' is not supported by "
-                                      "godwit (%s)", name,
-                                mig_param_absent[i][1]);
+                return cmd_fail(errp,
+                                "Parameter '%s' is not supported by "
+                                "godwit (%s)",
+                                name, mig_param_absent[i][1]);
             }
         }
         return cmd_fail(errp, "Parameter '%s' is unexpected", name);
@@ -373,16 +387,19 @@ static bool hmp_parse_size(const MigParamInfo *info, const char *s,
             return cmd_fail(errp, "Invalid size %s", s);
         }
         if (strstr(err->message, "too large")) {
-            return cmd_fail(errp, "Value '%s' is out of range for parameter "
-                                  "'%s'", s, info->name);
+            return cmd_fail(errp,
+                            "Value '%s' is out of range for parameter "
+                            "'%s'",
+                            s, info->name);
         }
-        return cmd_fail(errp, "Parameter '%s' expects a non-negative number "
-                              "below 2^64\nOptional suffix k, M, G, T, P or E "
-                              "means kilo-, mega-, giga-, tera-, peta-\nand "
-                              "exabytes, respectively.", info->name);
+        return cmd_fail(errp,
+                        "Parameter '%s' expects a non-negative number "
+                        "below 2^64\nOptional suffix k, M, G, T, P or E "
+                        "means kilo-, mega-, giga-, tera-, peta-\nand "
+                        "exabytes, respectively.",
+                        info->name);
     }
-    if ((mib || !strcmp(info->name, "xbzrle-cache-size")) &&
-        *out > INT64_MAX) {
+    if ((mib || !strcmp(info->name, "xbzrle-cache-size")) && *out > INT64_MAX) {
         return cmd_fail(errp, "Invalid size %s", s);
     }
     return true;
@@ -444,8 +461,10 @@ static JsonObject *hmp_args_set_parameter(JsonObject *hmp, GError **errp)
     if (id < 0) {
         for (size_t i = 0; i < G_N_ELEMENTS(mig_param_absent); i++) {
             if (!strcmp(name, mig_param_absent[i][0])) {
-                cmd_fail(errp, "Parameter '%s' is not supported by godwit "
-                               "(%s)", name, mig_param_absent[i][1]);
+                cmd_fail(errp,
+                         "Parameter '%s' is not supported by godwit "
+                         "(%s)",
+                         name, mig_param_absent[i][1]);
                 return NULL;
             }
         }
@@ -502,8 +521,8 @@ static const MonitorCommand mig_options_cmds[] = {
         .hmp_name = "migrate_set_capability",
         .args_type = "capability:s,state:b",
         .params = "capability state",
-        .help = "Enable/Disable the usage of a capability for migration"
-                MIG_CAPABILITY_TABLE(MIG_CAP_HELP),
+        .help = "Enable/Disable the usage of a capability for "
+                "migration" MIG_CAPABILITY_TABLE(MIG_CAP_HELP),
         .hmp_args = hmp_args_set_capability,
     },
     {
@@ -519,8 +538,8 @@ static const MonitorCommand mig_options_cmds[] = {
         .hmp_name = "migrate_set_parameter",
         .args_type = "parameter:s,value:s",
         .params = "parameter value",
-        .help = "Set the parameter for migration"
-                MIG_PARAMETER_TABLE(MIG_PARAM_HELP),
+        .help = "Set the parameter for migration" MIG_PARAMETER_TABLE(
+            MIG_PARAM_HELP),
         .hmp_args = hmp_args_set_parameter,
     },
     {
@@ -534,6 +553,5 @@ static const MonitorCommand mig_options_cmds[] = {
 
 void migration_options_register_commands(void)
 {
-    monitor_register_commands(mig_options_cmds,
-                              G_N_ELEMENTS(mig_options_cmds));
+    monitor_register_commands(mig_options_cmds, G_N_ELEMENTS(mig_options_cmds));
 }

@@ -49,12 +49,14 @@ typedef struct MigrationParameters {
 #undef MIG_PARAM_MEMBER
 } MigrationParameters;
 
+/* clang-format off */
 typedef enum MigParam {
 #define MIG_PARAM_ENUM_ID(field, ...) MIG_PARAM_ID_##field,
     MIG_PARAMETER_TABLE(MIG_PARAM_ENUM_ID)
 #undef MIG_PARAM_ENUM_ID
     MIG_PARAM__MAX,
 } MigParam;
+/* clang-format on */
 
 /*
  * A rule on one numeric value `v` of the whole set `p` (so rules may look
@@ -135,8 +137,7 @@ void mig_params_snapshot(MigrationParameters *out); /* mig_params_clear() it */
  * changes on failure. Order: a running migration, QEMU's rules, then
  * capabilities godwit doesn't implement yet. Main loop thread.
  */
-bool mig_caps_commit(const bool caps[MIGRATION_CAPABILITY__MAX],
-                     GError **errp);
+bool mig_caps_commit(const bool caps[MIGRATION_CAPABILITY__MAX], GError **errp);
 
 /*
  * Checks the whole new parameter set `p` and makes it live (taking its

@@ -31,10 +31,8 @@
       "throttle vCPUs until RAM migration converges")                          \
     X(ZERO_BLOCKS, "zero-blocks", false,                                       \
       "block migration: encode zero blocks")                                   \
-    X(COMPRESS, "compress", false,                                             \
-      "compress pages with compression threads")                               \
-    X(EVENTS, "events", true,                                                  \
-      "emit MIGRATION and MIGRATION_PASS events")                              \
+    X(COMPRESS, "compress", false, "compress pages with compression threads")  \
+    X(EVENTS, "events", true, "emit MIGRATION and MIGRATION_PASS events")      \
     X(POSTCOPY_RAM, "postcopy-ram", false,                                     \
       "allow switching to post-copy (set on both sides)")                      \
     X(X_COLO, "x-colo", false, "COLO continuous checkpointing")                \
@@ -142,12 +140,10 @@
     X(max_bandwidth, "max-bandwidth", MIBSIZE, 134217728, 0, INT64_MAX,        \
       MIG_P_IMPL, mig_check_range,                                             \
       "an integer in the range of 0 to 9223372036854775807 bytes/second",      \
-      " bytes/second",                                                         \
-      "rate limit (bytes/s; HMP: MiB/s unless suffixed)")                      \
+      " bytes/second", "rate limit (bytes/s; HMP: MiB/s unless suffixed)")     \
     X(downtime_limit, "downtime-limit", SIZE, 300, 0, 2000000, MIG_P_IMPL,     \
-      mig_check_range,                                                         \
-      "an integer in the range of 0 to (2000 * 1000) ms", " ms",               \
-      "longest acceptable switchover downtime (ms)")                           \
+      mig_check_range, "an integer in the range of 0 to (2000 * 1000) ms",     \
+      " ms", "longest acceptable switchover downtime (ms)")                    \
     X(x_checkpoint_delay, "x-checkpoint-delay", U32, 20000, 0, UINT32_MAX, 0,  \
       mig_check_range, "", " ms", "COLO checkpoint interval (ms)")             \
     X(block_incremental, "block-incremental", BOOL, false, 0, 1, MIG_P_SETUP,  \

@@ -37,7 +37,7 @@ const MigParamInfo mig_param_info[MIG_PARAM__MAX] = {
                        expects_, unit_, help_)                                 \
     [MIG_PARAM_ID_##field] = {                                                 \
         .name = name_,                                                         \
-        .err_name = ((flags_) & MIG_P_QMP_ERRNAME) ? name_ : #field,           \
+        .err_name = (MIG_P_QMP_ERRNAME & (flags_)) ? name_ : #field,           \
         .type = MIG_PARAM_##type_,                                             \
         .offset = offsetof(MigrationParameters, field),                        \
         .min = (uint64_t)(min_),                                               \
@@ -129,7 +129,7 @@ uint64_t mig_param_get_u64(const MigrationParameters *p, MigParam id)
     case MIG_PARAM_MIBSIZE:
         return *(uint64_t *)addr;
     case MIG_PARAM_ENUM:
-        return (uint64_t)*(MigCompression *)addr;
+        return (uint64_t)(*(MigCompression *)addr);
     case MIG_PARAM_STR:
         break;
     }
@@ -280,7 +280,8 @@ static const MigrationCapability mig_bg_snapshot_incompatible[] = {
 /* zero-copy-send's condition, shared by both checks (QEMU's text). */
 static bool mig_zero_copy_ok(const bool *c, const MigrationParameters *p)
 {
-    return c[MIGRATION_CAPABILITY_MULTIFD] && !c[MIGRATION_CAPABILITY_COMPRESS] &&
+    return c[MIGRATION_CAPABILITY_MULTIFD] &&
+           !c[MIGRATION_CAPABILITY_COMPRESS] &&
            !c[MIGRATION_CAPABILITY_XBZRLE] &&
            p->multifd_compression == MIG_COMPRESSION_NONE && !*p->tls_creds;
 }
@@ -339,8 +340,7 @@ bool mig_caps_check(const bool *old, const bool *c,
             return mig_fail(errp, "Multifd is not compatible with compress");
         }
         if (!old[MIGRATION_CAPABILITY_MULTIFD] && incoming_started) {
-            return mig_fail(errp,
-                            "Multifd must be set before incoming starts");
+            return mig_fail(errp, "Multifd must be set before incoming starts");
         }
     }
     if (c[MIGRATION_CAPABILITY_SWITCHOVER_ACK] &&
@@ -489,8 +489,7 @@ void mig_params_snapshot(MigrationParameters *out)
     mig_state_unlock();
 }
 
-bool mig_caps_commit(const bool caps[MIGRATION_CAPABILITY__MAX],
-                     GError **errp)
+bool mig_caps_commit(const bool caps[MIGRATION_CAPABILITY__MAX], GError **errp)
 {
     bool old[MIGRATION_CAPABILITY__MAX];
     MigrationParameters params;
@@ -523,8 +522,7 @@ bool mig_caps_commit(const bool caps[MIGRATION_CAPABILITY__MAX],
 
 /* Refuses changing a MIG_P_SETUP parameter while a migration needs it. */
 static bool mig_params_check_busy(const MigrationParameters *p,
-                                  const MigrationParameters *cur,
-                                  GError **errp)
+                                  const MigrationParameters *cur, GError **errp)
 {
     bool outgoing = mig_busy_outgoing();
     bool incoming = mig_busy_incoming();
@@ -555,7 +553,8 @@ bool mig_params_commit(MigrationParameters *p, GError **errp)
 
     mig_caps_snapshot(caps);
     mig_params_snapshot(&cur);
-    ok = mig_params_check(p, caps, errp) && mig_params_check_busy(p, &cur, errp);
+    ok =
+        mig_params_check(p, caps, errp) && mig_params_check_busy(p, &cur, errp);
     for (int i = 0; ok && i < MIG_PARAM__MAX; i++) {
         if (!(mig_param_info[i].flags & MIG_P_IMPL) &&
             mig_param_differs(p, &cur, i)) {
