@@ -9,6 +9,7 @@
  *
  * Main loop thread only, as every monitor handler.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
@@ -375,14 +376,49 @@ static bool hmp_parse_bool(const char *s, bool *out)
     return false;
 }
 
+/* QEMU's sizes may be hex, "0x10" or "0x10k"; gw_parse_size() has none. */
+static bool hmp_parse_hex_size(const char *s, uint64_t unit, uint64_t *out,
+                               GError **errp)
+{
+    g_autofree char *one_unit = NULL;
+    char *end;
+    uint64_t v;
+
+    errno = 0;
+    v = g_ascii_strtoull(s, &end, 16);
+    if (errno || end == s + 1) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "invalid size");
+        return false;
+    }
+    if (*end) {
+        one_unit = g_strconcat("1", end, NULL);
+        if (!gw_parse_size(one_unit, 1, &unit, errp)) {
+            return false;
+        }
+    }
+    if (v > UINT64_MAX / unit) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "size is too large");
+        return false;
+    }
+    *out = v * unit;
+    return true;
+}
+
 /* A size: plain = `unit` bytes; QEMU's messages for each way to fail. */
 static bool hmp_parse_size(const MigParamInfo *info, const char *s,
                            uint64_t *out, GError **errp)
 {
     bool mib = info->type == MIG_PARAM_MIBSIZE;
+    uint64_t unit = mib ? 1u << 20 : 1;
     g_autoptr(GError) err = NULL;
+    bool ok;
 
-    if (!gw_parse_size(s, mib ? 1u << 20 : 1, out, &err)) {
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        ok = hmp_parse_hex_size(s, unit, out, &err);
+    } else {
+        ok = gw_parse_size(s, unit, out, &err);
+    }
+    if (!ok) {
         if (mib) {
             return cmd_fail(errp, "Invalid size %s", s);
         }

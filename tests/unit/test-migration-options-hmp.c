@@ -61,6 +61,21 @@ void test_hmp_set(void **state)
          "Error: Value '16E' is out of range for parameter "
          "'xbzrle-cache-size'\n",
          migrate_xbzrle_cache_size, 64 << 20},
+        /* hex, as QEMU reads sizes (and integers: 010 is octal there) */
+        {"migrate_set_parameter max-bandwidth 0x10", "", migrate_max_bandwidth,
+         16 << 20},
+        {"migrate_set_parameter downtime-limit 0x10k", "",
+         migrate_downtime_limit, 16384},
+        {"migrate_set_parameter downtime-limit 0x1f", "",
+         migrate_downtime_limit, 31},
+        {"migrate_set_parameter downtime-limit 0x",
+         "Error: Parameter "
+         "'downtime-limit' expects a non-negative number below 2^64\nOptional "
+         "suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+         "and exabytes, respectively.\n",
+         migrate_downtime_limit, 31},
+        {"migrate_set_parameter announce-rounds 010", "",
+         migrate_announce_rounds, 10},
         {"migrate_set_parameter announce-rounds 7", "", migrate_announce_rounds,
          7},
         {"migrate_set_parameter announce-rounds 1.5k",
