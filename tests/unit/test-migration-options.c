@@ -350,6 +350,11 @@ static void test_param_ranges(void **state)
             t == MIG_PARAM_MIBSIZE) {
             n_numeric++;
         }
+        /* 64-bit values must stay int64 for the JSON of the query */
+        if (t == MIG_PARAM_SIZE || t == MIG_PARAM_MIBSIZE) {
+            assert_non_null(mig_param_info[i].check);
+            assert_true(mig_param_info[i].max <= INT64_MAX);
+        }
     }
     assert_int_equal(n_numeric, G_N_ELEMENTS(ranges));
     /* the other xbzrle-cache-size rule: a power of two */
