@@ -79,6 +79,19 @@ bool migrate_compress_wait_thread(void);
 uint8_t migrate_multifd_channels(void);
 uint8_t migrate_multifd_zlib_level(void);
 uint8_t migrate_multifd_zstd_level(void);
+/* The rest of the table's accessors (also generated from it). */
+uint64_t migrate_announce_initial(void);
+uint64_t migrate_announce_max(void);
+uint64_t migrate_announce_rounds(void);
+uint64_t migrate_announce_step(void);
+uint32_t migrate_x_checkpoint_delay(void);
+bool migrate_block_incremental(void);
+uint64_t migrate_x_vcpu_dirty_limit_period(void);
+uint64_t migrate_vcpu_dirty_limit(void);
+/* tls-creds, tls-hostname, tls-authz: new strings ("" when unset). */
+char *migrate_tls_creds(void);
+char *migrate_tls_hostname(void);
+char *migrate_tls_authz(void);
 
 /* multifd-compression / compress-method values. */
 typedef enum MigCompression {

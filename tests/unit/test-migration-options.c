@@ -1,0 +1,849 @@
+/*
+ * Unit tests for the migration capabilities and parameters
+ * (migration/options*.c): QEMU 7.2's defaults, ranges, rules and texts
+ * (captured from qemu-system-x86_64 7.2), whole-set validation, the busy
+ * hooks, godwit's not-yet-supported refusals, and the QMP/HMP commands
+ * driven through monitor_dispatch() and hmp_run_line().
+ *
+ * The expectations here are written out by hand, not derived from
+ * options-table.h, so a wrong table row fails a test.
+ */
+#include "migration-options-test.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+bool fake_outgoing, fake_incoming;
+
+static bool outgoing_running(void)
+{
+    return fake_outgoing;
+}
+
+static bool incoming_started(void)
+{
+    return fake_incoming;
+}
+
+int setup(void **state)
+{
+    migration_options_reset();
+    fake_outgoing = fake_incoming = false;
+    migration_options_init(outgoing_running, incoming_started);
+    return 0;
+}
+
+static JsonObject *parse_obj(const char *json)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) err = NULL;
+
+    if (!json_parser_load_from_data(parser, json, -1, &err)) {
+        fail_msg("bad test JSON %s: %s", json, err->message);
+    }
+    return json_object_ref(json_node_get_object(json_parser_get_root(parser)));
+}
+
+/* Runs a QMP command; returns NULL on success, else the error text. */
+char *qmp_run(const char *name, const char *args_json)
+{
+    g_autoptr(JsonObject) args = parse_obj(args_json ? args_json : "{}");
+    g_autoptr(GError) err = NULL;
+    JsonNode *ret = monitor_dispatch(name, args, &err);
+
+    if (ret) {
+        json_node_unref(ret);
+        return NULL;
+    }
+    assert_non_null(err);
+    assert_string_equal(gw_error_class(err), "GenericError");
+    return g_strdup(err->message);
+}
+
+JsonNode *query(const char *name)
+{
+    g_autoptr(JsonObject) args = json_object_new();
+    g_autoptr(GError) err = NULL;
+    JsonNode *ret = monitor_dispatch(name, args, &err);
+
+    assert_non_null(ret);
+    return ret;
+}
+
+void assert_hmp(const char *line, const char *want)
+{
+    g_autofree char *out = hmp_run_line(line);
+
+    assert_string_equal(out, want);
+}
+
+/* ---- defaults and the query key sets ------------------------------------- */
+
+/* QEMU 7.2's query-migrate-parameters, then godwit's four additions. */
+static const struct {
+    const char *name;
+    const char *value; /* as JSON */
+} qemu_defaults[] = {
+    {"announce-initial", "50"},
+    {"announce-max", "550"},
+    {"announce-rounds", "5"},
+    {"announce-step", "100"},
+    {"compress-level", "1"},
+    {"compress-threads", "8"},
+    {"compress-wait-thread", "true"},
+    {"decompress-threads", "2"},
+    {"throttle-trigger-threshold", "50"},
+    {"cpu-throttle-initial", "20"},
+    {"cpu-throttle-increment", "10"},
+    {"cpu-throttle-tailslow", "false"},
+    {"max-cpu-throttle", "99"},
+    {"tls-creds", "\"\""},
+    {"tls-hostname", "\"\""},
+    {"max-bandwidth", "134217728"},
+    {"downtime-limit", "300"},
+    {"x-checkpoint-delay", "20000"},
+    {"block-incremental", "false"},
+    {"multifd-channels", "2"},
+    {"multifd-compression", "\"none\""},
+    {"xbzrle-cache-size", "67108864"},
+    {"max-postcopy-bandwidth", "0"},
+    {"tls-authz", "\"\""},
+    {"multifd-zlib-level", "1"},
+    {"multifd-zstd-level", "1"},
+    /* QEMU 8.1 / 8.2 */
+    {"avail-switchover-bandwidth", "0"},
+    {"x-vcpu-dirty-limit-period", "1000"},
+    {"vcpu-dirty-limit", "1"},
+    /* godwit's own */
+    {"compress-method", "\"zlib\""},
+};
+
+static void test_param_defaults(void **state)
+{
+    g_autoptr(JsonNode) ret = query("query-migrate-parameters");
+    JsonObject *o = json_node_get_object(ret);
+
+    assert_int_equal(json_object_get_size(o), G_N_ELEMENTS(qemu_defaults));
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu_defaults); i++) {
+        JsonNode *member = json_object_get_member(o, qemu_defaults[i].name);
+        g_autoptr(JsonNode) want =
+            json_from_string(qemu_defaults[i].value, NULL);
+
+        if (!member || !json_node_equal(member, want)) {
+            fail_msg("%s: wanted %s", qemu_defaults[i].name,
+                     qemu_defaults[i].value);
+        }
+    }
+    /* the accessors agree */
+    assert_int_equal(migrate_max_bandwidth(), 134217728);
+    assert_int_equal(migrate_downtime_limit(), 300);
+    assert_int_equal(migrate_xbzrle_cache_size(), 64 << 20);
+    assert_int_equal(migrate_max_cpu_throttle(), 99);
+    assert_int_equal(migrate_throttle_trigger_threshold(), 50);
+    assert_int_equal(migrate_compress_threads(), 8);
+    assert_true(migrate_compress_wait_thread());
+    assert_false(migrate_cpu_throttle_tailslow());
+    assert_int_equal(migrate_multifd_compression(), MIG_COMPRESSION_NONE);
+    assert_int_equal(migrate_compress_method(), MIG_COMPRESSION_ZLIB);
+    assert_int_equal(migrate_vcpu_dirty_limit(), 1);
+    g_autofree char *creds = migrate_tls_creds();
+    assert_string_equal(creds, "");
+}
+
+const char *const qemu_caps[MIGRATION_CAPABILITY__MAX] = {
+    "xbzrle",
+    "rdma-pin-all",
+    "auto-converge",
+    "zero-blocks",
+    "compress",
+    "events",
+    "postcopy-ram",
+    "x-colo",
+    "release-ram",
+    "block",
+    "return-path",
+    "pause-before-switchover",
+    "multifd",
+    "dirty-bitmaps",
+    "postcopy-blocktime",
+    "late-block-activate",
+    "x-ignore-shared",
+    "validate-uuid",
+    "background-snapshot",
+    "zero-copy-send",
+    "postcopy-preempt",
+    "switchover-ack",
+    "dirty-limit",
+};
+
+static void test_query_capabilities(void **state)
+{
+    g_autoptr(JsonNode) ret = query("query-migrate-capabilities");
+    JsonArray *arr = json_node_get_array(ret);
+
+    assert_int_equal(json_array_get_length(arr), G_N_ELEMENTS(qemu_caps));
+    assert_int_equal(MIGRATION_CAPABILITY__MAX, G_N_ELEMENTS(qemu_caps));
+    for (guint i = 0; i < json_array_get_length(arr); i++) {
+        JsonObject *o = json_array_get_object_element(arr, i);
+
+        assert_int_equal(json_object_get_size(o), 2);
+        assert_string_equal(json_object_get_string_member(o, "capability"),
+                            qemu_caps[i]);
+        assert_false(json_object_get_boolean_member(o, "state"));
+        assert_string_equal(migration_capability_name(i), qemu_caps[i]);
+        assert_int_equal(migration_capability_lookup(qemu_caps[i]), i);
+    }
+    assert_int_equal(migration_capability_lookup("foo"), -1);
+    /* implemented today */
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        assert_int_equal(migrate_cap_implemented(i),
+                         i == MIGRATION_CAPABILITY_EVENTS ||
+                             i == MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER);
+    }
+}
+
+/* ---- ranges -------------------------------------------------------------- */
+
+/*
+ * Every numeric parameter: min and max pass the range rules (then they are
+ * set, or refused as not supported yet unless equal to the default); one
+ * below and one above are refused with QEMU's text.
+ */
+static const struct {
+    const char *name;
+    const char *min, *max, *below, *above; /* JSON numbers */
+    const char *below_err, *above_err;
+    bool implemented;
+} ranges[] = {
+#define BETWEEN(n, lo, hi)                                                     \
+    "Parameter '" n "' expects a value between " lo " and " hi
+#define IN_RANGE(n, lo, hi)                                                    \
+    "Parameter '" n "' expects an integer in the range of " lo " to " hi
+#define U8(n) "Parameter '" n "' expects uint8_t"
+#define I64MAX "9223372036854775807"
+#define I64MAX_PLUS1 "9223372036854775808"
+#define BW(n) IN_RANGE(n, "0", I64MAX " bytes/second")
+    {"announce-initial", "0", "100000", "-1", "100001",
+     BETWEEN("announce_initial", "0", "100000"),
+     BETWEEN("announce_initial", "0", "100000"), true},
+    {"announce-max", "0", "100000", "-1", "100001",
+     BETWEEN("announce_max", "0", "100000"),
+     BETWEEN("announce_max", "0", "100000"), true},
+    {"announce-rounds", "0", "1000", "-1", "1001",
+     BETWEEN("announce_rounds", "0", "1000"),
+     BETWEEN("announce_rounds", "0", "1000"), true},
+    /* QEMU's text says 0 although 0 is refused */
+    {"announce-step", "1", "10000", "0", "10001",
+     BETWEEN("announce_step", "0", "10000"),
+     BETWEEN("announce_step", "0", "10000"), true},
+    {"compress-level", "0", "9", "-1", "10", U8("compress-level"),
+     BETWEEN("compress_level", "0", "9"), false},
+    {"compress-threads", "1", "255", "0", "256",
+     BETWEEN("compress_threads", "1", "255"), U8("compress-threads"), false},
+    {"decompress-threads", "1", "255", "0", "256",
+     BETWEEN("decompress_threads", "1", "255"), U8("decompress-threads"),
+     false},
+    {"throttle-trigger-threshold", "1", "100", "0", "101",
+     IN_RANGE("throttle_trigger_threshold", "1", "100"),
+     IN_RANGE("throttle_trigger_threshold", "1", "100"), false},
+    {"cpu-throttle-initial", "1", "99", "0", "100",
+     IN_RANGE("cpu_throttle_initial", "1", "99"),
+     IN_RANGE("cpu_throttle_initial", "1", "99"), false},
+    {"cpu-throttle-increment", "1", "99", "0", "100",
+     IN_RANGE("cpu_throttle_increment", "1", "99"),
+     IN_RANGE("cpu_throttle_increment", "1", "99"), false},
+    /* min is cpu-throttle-initial (20 by default) */
+    {"max-cpu-throttle", "20", "99", "19", "100",
+     IN_RANGE("max_cpu_throttle", "cpu_throttle_initial", "99"),
+     IN_RANGE("max_cpu_throttle", "cpu_throttle_initial", "99"), false},
+    {"max-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1, BW("max_bandwidth"),
+     BW("max_bandwidth"), true},
+    {"downtime-limit", "0", "2000000", "-1", "2000001",
+     IN_RANGE("downtime_limit", "0", "(2000 * 1000) ms"),
+     IN_RANGE("downtime_limit", "0", "(2000 * 1000) ms"), true},
+    {"x-checkpoint-delay", "0", "4294967295", "-1", "4294967296",
+     "Parameter 'x-checkpoint-delay' expects uint32_t",
+     "Parameter 'x-checkpoint-delay' expects uint32_t", false},
+    {"multifd-channels", "1", "255", "0", "256",
+     BETWEEN("multifd_channels", "1", "255"), U8("multifd-channels"), false},
+    {"xbzrle-cache-size", "4096", "4611686018427387904", "2048", I64MAX_PLUS1,
+     XBZRLE_ERR, XBZRLE_ERR, false},
+    {"max-postcopy-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
+     BW("max_postcopy_bandwidth"), BW("max_postcopy_bandwidth"), false},
+    {"avail-switchover-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
+     BW("avail_switchover_bandwidth"), BW("avail_switchover_bandwidth"), true},
+    {"multifd-zlib-level", "0", "9", "-1", "10", U8("multifd-zlib-level"),
+     BETWEEN("multifd_zlib_level", "0", "9"), false},
+    {"multifd-zstd-level", "0", "20", "-1", "21", U8("multifd-zstd-level"),
+     BETWEEN("multifd_zstd_level", "0", "20"), false},
+    {"x-vcpu-dirty-limit-period", "1", "1000", "0", "1001",
+     BETWEEN("x-vcpu-dirty-limit-period", "1", "1000"),
+     BETWEEN("x-vcpu-dirty-limit-period", "1", "1000"), false},
+    {"vcpu-dirty-limit", "1", I64MAX, "0", I64MAX_PLUS1,
+     "Parameter 'vcpu_dirty_limit' expects is invalid, it must greater then "
+     "1 MB/s",
+     "Parameter 'vcpu_dirty_limit' expects is invalid, it must greater then "
+     "1 MB/s",
+     false},
+};
+
+static const char *default_of(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu_defaults); i++) {
+        if (!strcmp(qemu_defaults[i].name, name)) {
+            return qemu_defaults[i].value;
+        }
+    }
+    fail_msg("no default for %s", name);
+    return NULL;
+}
+
+static void check_edge(const char *name, const char *value, bool impl)
+{
+    g_autofree char *json = g_strdup_printf("{\"%s\": %s}", name, value);
+    g_autofree char *err = set_params(json);
+    g_autoptr(JsonNode) ret = query("query-migrate-parameters");
+    g_autoptr(JsonNode) want = json_from_string(value, NULL);
+    JsonNode *now = json_object_get_member(json_node_get_object(ret), name);
+
+    if (impl || !strcmp(value, default_of(name))) {
+        if (err) {
+            fail_msg("%s: %s", json, err);
+        }
+        assert_true(json_node_equal(now, want));
+    } else {
+        g_autofree char *nyi = g_strdup_printf(
+            "Parameter '%s' is not supported by godwit yet", name);
+
+        assert_non_null(err);
+        assert_string_equal(err, nyi);
+    }
+}
+
+static void test_param_ranges(void **state)
+{
+    int n_numeric = 0;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(ranges); i++) {
+        g_autofree char *below =
+            g_strdup_printf("{\"%s\": %s}", ranges[i].name, ranges[i].below);
+        g_autofree char *above =
+            g_strdup_printf("{\"%s\": %s}", ranges[i].name, ranges[i].above);
+
+        check_edge(ranges[i].name, ranges[i].min, ranges[i].implemented);
+        check_edge(ranges[i].name, ranges[i].max, ranges[i].implemented);
+        setup(NULL);
+        assert_qmp_err("migrate-set-parameters", below, ranges[i].below_err);
+        assert_qmp_err("migrate-set-parameters", above, ranges[i].above_err);
+        /* a refused value changes nothing */
+        g_autoptr(JsonNode) ret = query("query-migrate-parameters");
+        g_autoptr(JsonNode) def =
+            json_from_string(default_of(ranges[i].name), NULL);
+        assert_true(json_node_equal(
+            json_object_get_member(json_node_get_object(ret), ranges[i].name),
+            def));
+    }
+    /* every numeric parameter of the table is in `ranges` */
+    for (int i = 0; i < MIG_PARAM__MAX; i++) {
+        MigParamType t = mig_param_info[i].type;
+
+        if (t == MIG_PARAM_U8 || t == MIG_PARAM_U32 || t == MIG_PARAM_SIZE ||
+            t == MIG_PARAM_MIBSIZE) {
+            n_numeric++;
+        }
+        /* 64-bit values must stay int64 for the JSON of the query */
+        if (t == MIG_PARAM_SIZE || t == MIG_PARAM_MIBSIZE) {
+            assert_non_null(mig_param_info[i].check);
+            assert_true(mig_param_info[i].max <= INT64_MAX);
+        }
+    }
+    assert_int_equal(n_numeric, G_N_ELEMENTS(ranges));
+    /* the other xbzrle-cache-size rule: a power of two */
+    assert_qmp_err("migrate-set-parameters", "{\"xbzrle-cache-size\": 6000}",
+                   XBZRLE_ERR);
+}
+
+/* ---- capability rules ---------------------------------------------------- */
+
+#define ZERO_COPY_ERR                                                          \
+    "Zero copy only available for non-compressed non-TLS multifd migration"
+
+static const struct {
+    const char *on;  /* capabilities turned on, comma separated */
+    const char *err; /* NULL: the rules accept the set */
+    bool incoming_started;
+} cap_rules[] = {
+    {"compress,xbzrle", "Compression is not compatible with xbzrle"},
+    {"multifd,compress", "Multifd is not compatible with compress"},
+    {"multifd,xbzrle", "Multifd is not compatible with xbzrle"},
+    {"postcopy-preempt", "Postcopy preempt requires postcopy-ram"},
+    {"postcopy-preempt,postcopy-ram", NULL},
+    {"postcopy-preempt,postcopy-ram,compress",
+     "Postcopy preempt not compatible with compress"},
+    {"postcopy-ram,x-ignore-shared",
+     "Postcopy is not compatible with ignore-shared"},
+    {"postcopy-ram,multifd", "Postcopy is not yet compatible with multifd"},
+    {"postcopy-ram,release-ram,postcopy-blocktime", NULL},
+    {"background-snapshot", NULL},
+    {"background-snapshot,events,x-ignore-shared,block,zero-blocks", NULL},
+    {"background-snapshot,xbzrle,compress",
+     "Background-snapshot is not compatible with compress"},
+    {"background-snapshot,return-path,multifd",
+     "Background-snapshot is not compatible with return-path"},
+    {"zero-copy-send", ZERO_COPY_ERR},
+    {"zero-copy-send,multifd", NULL},
+    {"zero-copy-send,multifd,xbzrle", ZERO_COPY_ERR},
+    {"zero-copy-send,multifd,compress", ZERO_COPY_ERR},
+    {"switchover-ack", "Capability 'switchover-ack' requires capability "
+                       "'return-path'"},
+    {"switchover-ack,return-path", NULL},
+    {"dirty-limit", NULL},
+    {"dirty-limit,auto-converge", "dirty-limit conflicts with auto-converge "
+                                  "either of then available currently"},
+    {"events,pause-before-switchover", NULL},
+    {"multifd", "Multifd must be set before incoming starts", true},
+    {"postcopy-ram,postcopy-preempt",
+     "Postcopy preempt must be set before incoming starts", true},
+    {"events,postcopy-ram", NULL, true},
+};
+
+/* The capabilities QEMU refuses next to background-snapshot, its order. */
+static const char *const bg_refuses[] = {
+    "postcopy-ram",
+    "dirty-bitmaps",
+    "postcopy-blocktime",
+    "late-block-activate",
+    "return-path",
+    "multifd",
+    "pause-before-switchover",
+    "auto-converge",
+    "release-ram",
+    "rdma-pin-all",
+    "compress",
+    "xbzrle",
+    "x-colo",
+    "validate-uuid",
+    "zero-copy-send",
+};
+
+static char *caps_json(const char *on)
+{
+    g_auto(GStrv) names = g_strsplit(on, ",", -1);
+    GString *json = g_string_new("{\"capabilities\": [");
+
+    for (int i = 0; names[i]; i++) {
+        g_string_append_printf(json,
+                               "%s{\"capability\": \"%s\", "
+                               "\"state\": true}",
+                               i ? ", " : "", names[i]);
+    }
+    g_string_append(json, "]}");
+    return g_string_free(json, FALSE);
+}
+
+/* The pure rules alone, then the command (rules first, then godwit's). */
+static void check_cap_rule(const char *on, const char *want_err, bool incoming)
+{
+    bool old[MIGRATION_CAPABILITY__MAX] = {false};
+    bool caps[MIGRATION_CAPABILITY__MAX] = {false};
+    g_auto(GStrv) names = g_strsplit(on, ",", -1);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *json = caps_json(on);
+    g_autofree char *cmd_err = NULL;
+    const char *first_nyi = NULL;
+    MigrationParameters p;
+    bool ok;
+
+    for (int i = 0; names[i]; i++) {
+        int cap = migration_capability_lookup(names[i]);
+
+        assert_true(cap >= 0);
+        caps[cap] = true;
+    }
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        if (caps[i] && !migrate_cap_implemented(i) && !first_nyi) {
+            first_nyi = migration_capability_name(i);
+        }
+    }
+    mig_params_init_defaults(&p);
+    ok = mig_caps_check(old, caps, &p, incoming, &err);
+    mig_params_clear(&p);
+    if (want_err) {
+        assert_false(ok);
+        assert_string_equal(err->message, want_err);
+    } else if (!ok) {
+        fail_msg("%s: %s", on, err->message);
+    }
+
+    setup(NULL);
+    fake_incoming = incoming;
+    cmd_err = set_caps(json);
+    if (want_err) {
+        assert_non_null(cmd_err);
+        assert_string_equal(cmd_err, want_err);
+    } else if (first_nyi) {
+        g_autofree char *nyi = g_strdup_printf(
+            "Capability '%s' is not supported by godwit yet", first_nyi);
+        assert_non_null(cmd_err);
+        assert_string_equal(cmd_err, nyi);
+    } else {
+        assert_null(cmd_err);
+    }
+    for (int i = 0; names[i]; i++) {
+        int cap = migration_capability_lookup(names[i]);
+
+        assert_int_equal(migrate_cap(cap), !want_err && !first_nyi);
+    }
+}
+
+static void test_cap_rules(void **state)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(cap_rules); i++) {
+        check_cap_rule(cap_rules[i].on, cap_rules[i].err,
+                       cap_rules[i].incoming_started);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(bg_refuses); i++) {
+        g_autofree char *on =
+            g_strdup_printf("background-snapshot,%s", bg_refuses[i]);
+        g_autofree char *err = g_strdup_printf(
+            "Background-snapshot is not compatible with %s", bg_refuses[i]);
+
+        /* zero-copy-send alone breaks its own rule first */
+        if (strcmp(bg_refuses[i], "zero-copy-send")) {
+            check_cap_rule(on, err, false);
+        }
+    }
+    /* two of them: QEMU names the first of its list, whatever the order */
+    for (size_t i = 0; i + 1 < G_N_ELEMENTS(bg_refuses); i++) {
+        g_autofree char *ab = g_strdup_printf("background-snapshot,%s,%s",
+                                              bg_refuses[i], bg_refuses[i + 1]);
+        g_autofree char *ba = g_strdup_printf("%s,background-snapshot,%s",
+                                              bg_refuses[i + 1], bg_refuses[i]);
+        g_autofree char *err = g_strdup_printf(
+            "Background-snapshot is not compatible with %s", bg_refuses[i]);
+
+        check_cap_rule(ab, err, false);
+        check_cap_rule(ba, err, false);
+    }
+}
+
+/* zero-copy-send also looks at parameters, both ways. */
+static void test_zero_copy_params(void **state)
+{
+    bool old[MIGRATION_CAPABILITY__MAX] = {false};
+    bool caps[MIGRATION_CAPABILITY__MAX] = {false};
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GError) err2 = NULL;
+    MigrationParameters p;
+
+    caps[MIGRATION_CAPABILITY_ZERO_COPY_SEND] = true;
+    caps[MIGRATION_CAPABILITY_MULTIFD] = true;
+    mig_params_init_defaults(&p);
+    assert_true(mig_params_check(&p, caps, NULL));
+    p.multifd_compression = MIG_COMPRESSION_ZSTD;
+    assert_false(mig_caps_check(old, caps, &p, false, &err));
+    assert_string_equal(err->message, ZERO_COPY_ERR);
+    assert_false(mig_params_check(&p, caps, &err2));
+    assert_string_equal(err2->message, ZERO_COPY_ERR);
+    p.multifd_compression = MIG_COMPRESSION_NONE;
+    mig_param_set_str(&p, MIG_PARAM_ID_tls_creds, "tls0");
+    assert_false(mig_params_check(&p, caps, NULL));
+    mig_params_clear(&p);
+}
+
+/* ---- migrate-set-capabilities -------------------------------------------- */
+
+static void test_set_capabilities(void **state)
+{
+    static const struct {
+        const char *args, *err;
+    } bad[] = {
+        {"{\"capabilities\": [{\"capability\": \"foo\", \"state\": true}]}",
+         "Parameter 'capability' does not accept value 'foo'"},
+        {"{\"capabilities\": [{\"capability\": \"events\", \"state\": true},"
+         " {\"capability\": \"foo\", \"state\": false}]}",
+         "Parameter 'capability' does not accept value 'foo'"},
+        {"{\"capabilities\": [{\"capability\": \"xbzrle\", \"state\": 1}]}",
+         "Invalid parameter type for 'capabilities[0].state', expected: "
+         "boolean"},
+        {"{\"capabilities\": [{\"capability\": \"xbzrle\"}]}",
+         "Parameter 'capabilities[0].state' is missing"},
+        {"{\"capabilities\": [{\"state\": true}]}",
+         "Parameter 'capabilities[0].capability' is missing"},
+        {"{\"capabilities\": [{\"capability\": 1, \"state\": true}]}",
+         "Invalid parameter type for 'capabilities[0].capability', expected: "
+         "string"},
+        {"{\"capabilities\": [{\"capability\": \"xbzrle\", \"state\": true, "
+         "\"x\": 1}]}",
+         "Parameter 'capabilities[0].x' is unexpected"},
+        {"{\"capabilities\": {}}",
+         "Invalid parameter type for 'capabilities', expected: array"},
+        {"{}", "Parameter 'capabilities' is missing"},
+        {"{\"capabilities\": [1]}",
+         "Invalid parameter type for 'capabilities[0]', expected: object"},
+        {"{\"capabilities\": [], \"x\": 1}", "Parameter 'x' is unexpected"},
+        {"{\"capabilities\": [{\"capability\": \"events\", \"state\": true},"
+         " {\"capability\": \"xbzrle\", \"state\": true}]}",
+         "Capability 'xbzrle' is not supported by godwit yet"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        assert_qmp_err("migrate-set-capabilities", bad[i].args, bad[i].err);
+        assert_false(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
+    }
+    assert_qmp_ok("migrate-set-capabilities", "{\"capabilities\": []}");
+    /* turning an unimplemented one off is fine; the last entry wins */
+    assert_qmp_ok("migrate-set-capabilities",
+                  "{\"capabilities\": [{\"capability\": \"xbzrle\", "
+                  "\"state\": false}, {\"capability\": \"events\", "
+                  "\"state\": false}, {\"capability\": \"events\", "
+                  "\"state\": true}]}");
+    assert_true(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
+    assert_false(migrate_cap(MIGRATION_CAPABILITY_XBZRLE));
+    /* capabilities not named keep their state */
+    assert_qmp_ok("migrate-set-capabilities",
+                  "{\"capabilities\": [{\"capability\": "
+                  "\"pause-before-switchover\", \"state\": true}]}");
+    assert_true(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
+    assert_true(migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER));
+}
+
+/* ---- busy hooks ---------------------------------------------------------- */
+
+static void test_busy(void **state)
+{
+    static const char running[] = "There's a migration process in progress";
+
+    fake_outgoing = true;
+    /* the request is read (and refused for its errors) first */
+    assert_qmp_err("migrate-set-capabilities",
+                   "{\"capabilities\": [{\"capability\": \"foo\", "
+                   "\"state\": true}]}",
+                   "Parameter 'capability' does not accept value 'foo'");
+    assert_qmp_err("migrate-set-capabilities",
+                   "{\"capabilities\": [{\"capability\": \"events\", "
+                   "\"state\": true}]}",
+                   running);
+    assert_qmp_err("migrate-set-capabilities", "{\"capabilities\": []}",
+                   running);
+    assert_qmp_err("migrate-set-parameters", "{\"multifd-channels\": 4}",
+                   "Parameter 'multifd-channels' can't be changed while a "
+                   "migration is in progress");
+    assert_qmp_err("migrate-set-parameters",
+                   "{\"downtime-limit\": 10, \"multifd-compression\": "
+                   "\"zlib\"}",
+                   "Parameter 'multifd-compression' can't be changed while a "
+                   "migration is in progress");
+    assert_int_equal(migrate_downtime_limit(), 300);
+    /* the same value, and parameters read live, are fine */
+    assert_qmp_ok("migrate-set-parameters",
+                  "{\"multifd-channels\": 2, \"downtime-limit\": 10, "
+                  "\"max-bandwidth\": 1000}");
+    assert_int_equal(migrate_downtime_limit(), 10);
+    assert_int_equal(migrate_max_bandwidth(), 1000);
+
+    fake_outgoing = false;
+    fake_incoming = true;
+    assert_qmp_err("migrate-set-parameters", "{\"multifd-channels\": 4}",
+                   "Parameter 'multifd-channels' must be set before incoming "
+                   "starts");
+    assert_qmp_err("migrate-set-parameters", "{\"compress-method\": \"lz4\"}",
+                   "Parameter 'compress-method' must be set before incoming "
+                   "starts");
+    assert_qmp_ok("migrate-set-capabilities",
+                  "{\"capabilities\": [{\"capability\": \"events\", "
+                  "\"state\": true}]}");
+    assert_true(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
+
+    /* never initialised: never busy */
+    migration_options_init(NULL, NULL);
+    assert_qmp_err("migrate-set-parameters", "{\"multifd-channels\": 4}",
+                   "Parameter 'multifd-channels' is not supported by godwit "
+                   "yet");
+}
+
+/* ---- migrate-set-parameters: whole sets and types ------------------------ */
+
+static void test_params_whole_set(void **state)
+{
+    static const struct {
+        const char *args, *err;
+    } bad[] = {
+        /* one bad member: the good ones don't change either */
+        {"{\"downtime-limit\": 100, \"max-bandwidth\": 1000, "
+         "\"cpu-throttle-initial\": 0}",
+         "Parameter 'cpu_throttle_initial' expects an integer in the range "
+         "of 1 to 99"},
+        {"{\"downtime-limit\": 100, \"xbzrle-cache-size\": 4096}",
+         "Parameter 'xbzrle-cache-size' is not supported by godwit yet"},
+        {"{\"downtime-limit\": 100, \"foo\": 1}",
+         "Parameter 'foo' is unexpected"},
+        {"{\"downtime-limit\": 100, \"cpu-throttle-tailslow\": 1}",
+         "Invalid parameter type for 'cpu-throttle-tailslow', expected: "
+         "boolean"},
+        {"{\"max-bandwidth\": 1000, \"downtime-limit\": 2000001}",
+         "Parameter 'downtime_limit' expects an integer in the range of 0 to "
+         "(2000 * 1000) ms"},
+        /* rules across members, checked on the new whole set */
+        {"{\"cpu-throttle-initial\": 50, \"max-cpu-throttle\": 40}",
+         "Parameter 'max_cpu_throttle' expects an integer in the range of "
+         "cpu_throttle_initial to 99"},
+        {"{\"cpu-throttle-initial\": 50}",
+         "Parameter 'cpu-throttle-initial' is not supported by godwit yet"},
+        {"{\"max-cpu-throttle\": 10}",
+         "Parameter 'max_cpu_throttle' expects an integer in the range of "
+         "cpu_throttle_initial to 99"},
+        /* QEMU's order: every member's type, then unknown members */
+        {"{\"foo\": 1, \"multifd-channels\": \"x\"}",
+         "Parameter 'multifd-channels' expects uint64"},
+        {"{\"multifd-channels\": 0, \"foo\": 2}",
+         "Parameter 'foo' is unexpected"},
+        /* then the ranges, in QEMU's order (not the request's) */
+        {"{\"downtime-limit\": 3000000, \"compress-level\": 10}",
+         "Parameter 'compress_level' expects a value between 0 and 9"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        assert_qmp_err("migrate-set-parameters", bad[i].args, bad[i].err);
+        assert_int_equal(migrate_downtime_limit(), 300);
+        assert_int_equal(migrate_max_bandwidth(), 128 << 20);
+        assert_int_equal(migrate_cpu_throttle_initial(), 20);
+    }
+    /* a good set lands whole; unimplemented ones may repeat their value */
+    assert_qmp_ok("migrate-set-parameters",
+                  "{\"downtime-limit\": 100, \"max-bandwidth\": 1000, "
+                  "\"announce-rounds\": 7, \"avail-switchover-bandwidth\": 5, "
+                  "\"xbzrle-cache-size\": 67108864, \"tls-creds\": \"\", "
+                  "\"compress-method\": \"zlib\"}");
+    assert_int_equal(migrate_downtime_limit(), 100);
+    assert_int_equal(migrate_max_bandwidth(), 1000);
+    assert_int_equal(migrate_announce_rounds(), 7);
+    assert_int_equal(migrate_avail_switchover_bandwidth(), 5);
+    assert_qmp_ok("migrate-set-parameters", "{}");
+    assert_int_equal(migrate_downtime_limit(), 100);
+}
+
+static void test_param_types(void **state)
+{
+    static const struct {
+        const char *args, *err;
+    } cases[] = {
+        {"{\"downtime-limit\": \"300\"}",
+         "Parameter 'downtime-limit' expects uint64"},
+        {"{\"downtime-limit\": 1.5}",
+         "Parameter 'downtime-limit' expects uint64"},
+        {"{\"downtime-limit\": true}",
+         "Parameter 'downtime-limit' expects uint64"},
+        {"{\"downtime-limit\": null}",
+         "Parameter 'downtime-limit' expects uint64"},
+        {"{\"compress-level\": \"x\"}",
+         "Parameter 'compress-level' expects uint64"},
+        {"{\"max-bandwidth\": 1.5}",
+         "Parameter 'max-bandwidth' expects uint64"},
+        {"{\"x-checkpoint-delay\": \"x\"}",
+         "Parameter 'x-checkpoint-delay' expects uint64"},
+        {"{\"cpu-throttle-tailslow\": null}",
+         "Invalid parameter type for 'cpu-throttle-tailslow', expected: "
+         "boolean"},
+        {"{\"compress-wait-thread\": \"on\"}",
+         "Invalid parameter type for 'compress-wait-thread', expected: "
+         "boolean"},
+        {"{\"tls-creds\": 1}",
+         "Invalid parameter type for 'tls-creds', expected: StrOrNull"},
+        {"{\"tls-authz\": []}",
+         "Invalid parameter type for 'tls-authz', expected: StrOrNull"},
+        {"{\"tls-creds\": \"tls0\"}",
+         "Parameter 'tls-creds' is not supported by godwit yet"},
+        {"{\"tls-hostname\": \"dst\"}",
+         "Parameter 'tls-hostname' is not supported by godwit yet"},
+        {"{\"multifd-compression\": \"foo\"}",
+         "Parameter 'multifd-compression' does not accept value 'foo'"},
+        {"{\"multifd-compression\": 1}",
+         "Invalid parameter type for 'multifd-compression', expected: string"},
+        {"{\"multifd-compression\": null}",
+         "Invalid parameter type for 'multifd-compression', expected: string"},
+        {"{\"multifd-compression\": \"lz4\"}",
+         "Parameter 'multifd-compression' is not supported by godwit yet"},
+        {"{\"compress-method\": \"none\"}",
+         "Parameter 'compress-method' does not accept value 'none'"},
+        {"{\"compress-method\": \"zstd\"}",
+         "Parameter 'compress-method' is not supported by godwit yet"},
+        {"{\"cpu-throttle-tailslow\": true}",
+         "Parameter 'cpu-throttle-tailslow' is not supported by godwit yet"},
+        {"{\"block-bitmap-mapping\": []}",
+         "Parameter 'block-bitmap-mapping' is not supported by godwit (godwit "
+         "has no block devices)"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        assert_qmp_err("migrate-set-parameters", cases[i].args, cases[i].err);
+    }
+    /* StrOrNull: null and "" both mean no TLS */
+    assert_qmp_ok("migrate-set-parameters",
+                  "{\"tls-creds\": null, \"tls-hostname\": \"\", "
+                  "\"tls-authz\": null}");
+    assert_qmp_ok("migrate-set-parameters",
+                  "{\"multifd-compression\": \"none\", "
+                  "\"cpu-throttle-tailslow\": false}");
+    /* queries take no arguments */
+    assert_qmp_err("query-migrate-parameters", "{\"x\": 1}",
+                   "Parameter 'x' is unexpected");
+    assert_qmp_err("query-migrate-capabilities", "{\"x\": 1}",
+                   "Parameter 'x' is unexpected");
+}
+
+/* ---- accessors from other threads ---------------------------------------- */
+
+static gpointer reader(gpointer data)
+{
+    for (int i = 0; i < 20000; i++) {
+        uint64_t d = migrate_downtime_limit();
+        g_autofree char *creds = migrate_tls_creds();
+
+        if ((d != 300 && d != 301) || *creds) {
+            return GINT_TO_POINTER(1);
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    GThread *t[4];
+    bool stop = false;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
+        t[i] = g_thread_new("reader", reader, NULL);
+    }
+    for (int i = 0; i < 2000 && !stop; i++) {
+        assert_qmp_ok("migrate-set-parameters",
+                      i % 2 ? "{\"downtime-limit\": 300}"
+                            : "{\"downtime-limit\": 301}");
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(t); i++) {
+        assert_null(g_thread_join(t[i]));
+    }
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup(f, setup)
+    const struct CMUnitTest tests[] = {
+        T(test_param_defaults),
+        T(test_query_capabilities),
+        T(test_param_ranges),
+        T(test_cap_rules),
+        T(test_zero_copy_params),
+        T(test_set_capabilities),
+        T(test_busy),
+        T(test_params_whole_set),
+        T(test_param_types),
+        T(test_hmp_set),
+        T(test_hmp_errors),
+        T(test_hmp_info),
+        T(test_hmp_help),
+        T(test_threads),
+    };
+
+    migration_options_register_commands();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
