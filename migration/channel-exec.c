@@ -94,7 +94,8 @@ static MigChannel *exec_open(const MigUri *uri, bool incoming, GError **errp)
     return c;
 }
 
-static MigChannel *exec_connect(const MigUri *uri, GError **errp)
+static MigChannel *exec_connect(const MigUri *uri, int cancel_fd,
+                                GError **errp)
 {
     return exec_open(uri, false, errp);
 }

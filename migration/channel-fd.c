@@ -82,7 +82,8 @@ static int fd_resolve(const char *fdname, GError **errp)
     return fd;
 }
 
-static MigChannel *fd_connect(const MigUri *uri, GError **errp)
+static MigChannel *fd_connect(const MigUri *uri, int cancel_fd,
+                                GError **errp)
 {
     int fd = fd_resolve(uri->fdname, errp);
 

@@ -58,7 +58,8 @@ static int file_open(const MigUri *uri, bool incoming, GError **errp)
     return fd;
 }
 
-static MigChannel *file_connect(const MigUri *uri, GError **errp)
+static MigChannel *file_connect(const MigUri *uri, int cancel_fd,
+                                GError **errp)
 {
     int fd = file_open(uri, false, errp);
 

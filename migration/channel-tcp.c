@@ -51,9 +51,10 @@ static struct addrinfo *tcp_resolve(const MigUri *uri, int flags, GError **errp)
 
 /*
  * Connects a non-blocking socket to `ai`, waiting for the handshake (so
- * an EINTR cannot leave it half done). Returns the fd, or -1 with errno.
+ * an EINTR cannot leave it half done) or for `cancel_fd` to become
+ * readable (ECANCELED). Returns the fd, or -1 with errno.
  */
-static int tcp_connect_one(const struct addrinfo *ai)
+static int tcp_connect_one(const struct addrinfo *ai, int cancel_fd)
 {
     int fd =
         socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -65,13 +66,18 @@ static int tcp_connect_one(const struct addrinfo *ai)
         return -1;
     }
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        struct pollfd pfd[2] = {{.fd = fd, .events = POLLOUT},
+                                {.fd = cancel_fd, .events = POLLIN}};
 
         if (errno != EINPROGRESS && errno != EINTR) {
             goto fail;
         }
-        while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+        while (poll(pfd, cancel_fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR) {
             /* retry */
+        }
+        if (cancel_fd >= 0 && (pfd[1].revents & POLLIN)) {
+            errno = ECANCELED;
+            goto fail;
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
             goto fail;
@@ -90,7 +96,8 @@ fail:
     return -1;
 }
 
-static MigChannel *tcp_connect(const MigUri *uri, GError **errp)
+static MigChannel *tcp_connect(const MigUri *uri, int cancel_fd,
+                               GError **errp)
 {
     g_autofree char *hp = tcp_hostport(uri->host, uri->port);
     struct addrinfo *res;
@@ -108,8 +115,11 @@ static MigChannel *tcp_connect(const MigUri *uri, GError **errp)
         return NULL;
     }
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = tcp_connect_one(ai);
+        fd = tcp_connect_one(ai, cancel_fd);
         err = fd < 0 ? errno : 0;
+        if (err == ECANCELED) {
+            break;
+        }
     }
     freeaddrinfo(res);
     if (fd < 0) {

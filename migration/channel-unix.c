@@ -5,6 +5,7 @@
  * the listener closes (only if PATH is still the socket it bound).
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,7 +39,8 @@ static bool unix_sockaddr(const char *path, struct sockaddr_un *addr,
     return true;
 }
 
-static MigChannel *unix_connect(const MigUri *uri, GError **errp)
+static MigChannel *unix_connect(const MigUri *uri, int cancel_fd,
+                                GError **errp)
 {
     struct sockaddr_un addr;
     int fd;
@@ -46,12 +48,21 @@ static MigChannel *unix_connect(const MigUri *uri, GError **errp)
     if (!unix_sockaddr(uri->path, &addr, errp)) {
         return NULL;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         gw_error_errno(errp, errno, "unix: socket");
         return NULL;
     }
+    /* A full backlog answers EAGAIN: retry until cancelled. */
     while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        if (errno == EAGAIN) {
+            struct pollfd pfd = {.fd = cancel_fd, .events = POLLIN};
+            if (poll(&pfd, cancel_fd >= 0 ? 1 : 0, 10) > 0) {
+                errno = ECANCELED;
+            } else {
+                continue;
+            }
+        }
         if (errno != EINTR) {
             gw_error_errno(errp, errno, "unix: cannot connect to '%s'",
                            uri->path);

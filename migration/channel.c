@@ -440,11 +440,11 @@ bool mig_channel_close(MigChannel *c, GError **errp)
     return ok;
 }
 
-MigChannel *mig_connect(const MigUri *uri, GError **errp)
+MigChannel *mig_connect(const MigUri *uri, int cancel_fd, GError **errp)
 {
     const MigChannelOps *ops = mig_channel_ops_checked(uri, errp);
 
-    return ops ? ops->connect(uri, errp) : NULL;
+    return ops ? ops->connect(uri, cancel_fd, errp) : NULL;
 }
 
 /* ---- listeners ----------------------------------------------------------- */

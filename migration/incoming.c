@@ -11,7 +11,7 @@
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
 #include "godwit/runstate.h"
-#include "migration.h"
+#include "migration-int.h"
 #include "migration/options.h"
 #include "savevm.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "migration-hmp.h"
-#include "migration.h"
+#include "migration-int.h"
 #include "migration/options.h"
 
 static gint64 get_int(JsonObject *o, const char *k)

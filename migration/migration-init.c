@@ -2,8 +2,10 @@
  * Wiring of the migration subsystem into the VMM: registration at start,
  * clean shutdown at exit.
  */
+#include <sys/eventfd.h>
+
 #include "godwit/machine.h"
-#include "migration.h"
+#include "migration-int.h"
 #include "migration/migration.h"
 #include "migration/options.h"
 #include "ram.h"
@@ -24,6 +26,8 @@ void migration_init(Machine *m)
 
     g_mutex_init(&s->lock);
     g_cond_init(&s->cond);
+    s->connect_cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    g_assert(s->connect_cancel_fd >= 0);
     migration_channels_init();
     migration_options_init(outgoing_running, incoming_started);
     ram_register(m);

@@ -7,7 +7,7 @@
 
 #include "godwit/monitor.h"
 #include "migration-hmp.h"
-#include "migration.h"
+#include "migration-int.h"
 #include "migration/options.h"
 #include "ram.h"
 

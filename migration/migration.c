@@ -10,13 +10,14 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "convergence.h"
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
 #include "godwit/runstate.h"
 #include "godwit/system.h"
-#include "migration.h"
+#include "migration-int.h"
 #include "migration/options.h"
 #include "ram.h"
 #include "savevm.h"
@@ -304,7 +305,7 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
 /* Connects and sends the header and RAM setup; false with *errp set. */
 static bool migration_setup(MigrationState *s, QEMUFile **fp, GError **errp)
 {
-    MigChannel *chan = mig_connect(&s->uri, errp);
+    MigChannel *chan = mig_connect(&s->uri, s->connect_cancel_fd, errp);
 
     if (!chan) {
         return false;
@@ -405,6 +406,10 @@ bool migrate_start(const char *uri, GError **errp)
     g_clear_pointer(&s->error_desc, g_free);
     s->continue_req = false;
     g_mutex_unlock(&s->lock);
+    /* drain an old cancel so the new connect is not abandoned */
+    uint64_t drain;
+    while (read(s->connect_cancel_fd, &drain, sizeof(drain)) > 0) {
+    }
     ram_stats_reset();
     atomic_store(&s->start_ms, realtime_ms());
     atomic_store(&s->setup_ms, 0);
@@ -443,6 +448,11 @@ void migrate_cancel(void)
     g_mutex_lock(&s->lock);
     if (s->chan) {
         mig_channel_shutdown(s->chan);
+    } else if (migrate_status(s) == MIGRATION_STATUS_CANCELLING) {
+        uint64_t one = 1;
+        if (write(s->connect_cancel_fd, &one, sizeof(one)) < 0) {
+            g_warning("migrate_cancel: %s", g_strerror(errno));
+        }
     }
     g_cond_broadcast(&s->cond);
     g_mutex_unlock(&s->lock);

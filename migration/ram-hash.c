@@ -5,7 +5,7 @@
  */
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
-#include "migration.h"
+#include "migration-int.h"
 
 static const uint8_t zero_page[GW_PAGE_SIZE];
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "godwit/monitor.h"
-#include "migration.h"
+#include "migration-int.h"
 #include "migration/register.h"
 #include "ram.h"
 #include "zero-page.h"

@@ -219,13 +219,16 @@ static bool load_fail(QEMUFile *f, GError **errp, const char *fmt, ...)
     va_list ap;
     g_autofree char *msg = NULL;
 
-    if (qemu_file_get_error(f)) {
-        return qemu_file_check(f, errp);
-    }
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "%s", msg);
+    if (qemu_file_get_error(f)) {
+        /* the stream broke while reading what `msg` names */
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "%s: %s", msg,
+                    qemu_file_error_message(f));
+    } else {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "%s", msg);
+    }
     return false;
 }
 

@@ -26,10 +26,14 @@ static const uint32_t kvm_msr_candidates[] = {
 };
 #define MSR_IA32_TSC 0x10
 
-typedef struct {
-    struct kvm_msrs hdr;
-    struct kvm_msr_entry e[GW_CPU_MAX_MSRS];
-} KVMMsrBuf;
+/* A kvm_msrs with room for n entries (KVM's flexible array). */
+static struct kvm_msrs *msr_buf_new(uint32_t n)
+{
+    struct kvm_msrs *m =
+        g_malloc0(sizeof(*m) + n * sizeof(struct kvm_msr_entry));
+    m->nmsrs = n;
+    return m;
+}
 
 bool kvm_probe_msrs(KVMState *s, GError **errp)
 {
@@ -215,37 +219,38 @@ static bool kvm_load_xstate(KVMState *s, int fd, const GwCpuState *st,
 
 static bool kvm_save_msrs(KVMState *s, int fd, GwCpuState *st, GError **errp)
 {
-    KVMMsrBuf buf = {.hdr.nmsrs = s->nmsrs};
+    g_autofree struct kvm_msrs *buf = msr_buf_new(s->nmsrs);
 
     for (uint32_t i = 0; i < s->nmsrs; i++) {
-        buf.e[i].index = s->msrs[i];
+        buf->entries[i].index = s->msrs[i];
     }
-    int n = ioctl(fd, KVM_GET_MSRS, &buf);
+    int n = ioctl(fd, KVM_GET_MSRS, buf);
     if (n < 0) {
         return gw_error_errno(errp, errno, "KVM_GET_MSRS");
     }
     /* KVM stops at the first MSR it refuses: keep those it returned. */
     st->nmsrs = n;
     for (int i = 0; i < n; i++) {
-        st->msrs[i].index = buf.e[i].index;
-        st->msrs[i].value = buf.e[i].data;
+        st->msrs[i].index = buf->entries[i].index;
+        st->msrs[i].value = buf->entries[i].data;
     }
     return true;
 }
 
 static bool kvm_load_msrs(int fd, const GwCpuState *st, GError **errp)
 {
-    KVMMsrBuf buf = {.hdr.nmsrs = st->nmsrs};
+    g_autofree struct kvm_msrs *buf = NULL;
 
     if (st->nmsrs > GW_CPU_MAX_MSRS) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "too many MSRs");
         return false;
     }
+    buf = msr_buf_new(st->nmsrs);
     for (uint32_t i = 0; i < st->nmsrs; i++) {
-        buf.e[i].index = st->msrs[i].index;
-        buf.e[i].data = st->msrs[i].value;
+        buf->entries[i].index = st->msrs[i].index;
+        buf->entries[i].data = st->msrs[i].value;
     }
-    int n = ioctl(fd, KVM_SET_MSRS, &buf);
+    int n = ioctl(fd, KVM_SET_MSRS, buf);
     if (n < 0) {
         return gw_error_errno(errp, errno, "KVM_SET_MSRS");
     }

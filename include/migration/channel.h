@@ -57,7 +57,7 @@ typedef struct MigChannelOps {
      * returned channel is open for writing (and reading, for sockets:
      * the return path).
      */
-    MigChannel *(*connect)(const MigUri *uri, GError **errp);
+    MigChannel *(*connect)(const MigUri *uri, int cancel_fd, GError **errp);
     /*
      * Incoming side (main loop): starts listening (tcp, unix) or prepares
      * (exec spawns, file opens, fd takes the fd). Must not block.
@@ -131,7 +131,12 @@ char *mig_listener_address(MigListener *l);
 void mig_listener_shutdown(MigListener *l); /* any thread: accept fails */
 /* Closes and frees; an exec/file/fd stream never accepted is closed too. */
 void mig_listener_close(MigListener *l);
-MigChannel *mig_connect(const MigUri *uri, GError **errp);
+/*
+ * Connects. `cancel_fd` (an eventfd, or -1) lets another thread abandon a
+ * connect that hangs (a peer that never answers): once it is readable, the
+ * connect fails with "cancelled".
+ */
+MigChannel *mig_connect(const MigUri *uri, int cancel_fd, GError **errp);
 
 /*
  * The fd: transport uses fds passed to godwit. `fd:N` takes fd N as it is;

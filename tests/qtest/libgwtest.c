@@ -227,6 +227,20 @@ JsonNode *gwt_qmp_ok(GwProc *p, const char *fmt, ...)
     return json_node_copy(json_object_get_member(o, "return"));
 }
 
+void gwt_qmp_void(GwProc *p, const char *fmt, ...)
+{
+    va_list ap;
+    g_autoptr(JsonObject) o = NULL;
+
+    va_start(ap, fmt);
+    o = qmp_vcommand(p, fmt, ap);
+    va_end(ap);
+    if (!json_object_has_member(o, "return")) {
+        g_error("%s: QMP command failed: %s", p->name,
+                gwt_get_str(gwt_get_obj(o, "error"), "desc"));
+    }
+}
+
 char *gwt_qmp_err(GwProc *p, const char *fmt, ...)
 {
     va_list ap;
@@ -327,7 +341,7 @@ GwProc *gwt_start(const char *name, const char *fmt, ...)
     g_autoptr(JsonObject) greeting = qmp_read(p, QMP_REPLY_TIMEOUT_MS);
     g_assert_nonnull(greeting);
     g_assert_true(json_object_has_member(greeting, "QMP"));
-    g_autoptr(JsonNode) r = gwt_qmp_ok(p, "{\"execute\": "
+    gwt_qmp_void(p, "{\"execute\": "
                                           "\"qmp_capabilities\"}");
     return p;
 }

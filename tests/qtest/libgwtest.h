@@ -60,6 +60,9 @@ JsonObject *gwt_qmp(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
  * frees with json_node_unref). */
 JsonNode *gwt_qmp_ok(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
+/* Sends a command and asserts success, dropping the result. */
+void gwt_qmp_void(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
 /* Sends a command, asserts it failed; returns the error "desc" (free). */
 char *gwt_qmp_err(GwProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 

@@ -59,7 +59,7 @@ void mig_pair_free(MigPair *mp)
 
 void mig_set_speed(GwProc *p, uint64_t max_bandwidth, uint64_t downtime_ms)
 {
-    g_autoptr(JsonNode) r = gwt_qmp_ok(
+    gwt_qmp_void(
         p,
         "{'execute': 'migrate-set-parameters', 'arguments': "
         "{'max-bandwidth': %" G_GUINT64_FORMAT ", 'downtime-limit': %"
@@ -69,7 +69,7 @@ void mig_set_speed(GwProc *p, uint64_t max_bandwidth, uint64_t downtime_ms)
 
 void mig_set_cap(GwProc *p, const char *cap, bool on)
 {
-    g_autoptr(JsonNode) r = gwt_qmp_ok(
+    gwt_qmp_void(
         p,
         "{'execute': 'migrate-set-capabilities', 'arguments': "
         "{'capabilities': [{'capability': '%s', 'state': %s}]}}",
@@ -126,7 +126,7 @@ bool mig_wait_status(GwProc *p, const char *status, int timeout_ms)
 
 char *mig_migrate_wait(GwProc *src, const char *uri, int timeout_ms)
 {
-    g_autoptr(JsonNode) r = gwt_qmp_ok(src, "{'execute': 'migrate', "
+    gwt_qmp_void(src, "{'execute': 'migrate', "
                                             "'arguments': {'uri': '%s'}}",
                                        uri);
     int64_t end = gwt_now_ms() + timeout_ms;
@@ -176,7 +176,7 @@ void mig_check_destination(MigPair *mp, bool verify_payload)
     g_test_message("RAM sha256 src %s dst %s", h1, h2);
     g_assert_cmpstr(h1, ==, h2);
 
-    g_autoptr(JsonNode) c = gwt_qmp_ok(mp->dst, "{'execute': 'cont'}");
+    gwt_qmp_void(mp->dst, "{'execute': 'cont'}");
     d2 = gwt_status(mp->dst);
     g_assert_cmpstr(d2, ==, "running");
     if (!verify_payload) {
@@ -185,7 +185,7 @@ void mig_check_destination(MigPair *mp, bool verify_payload)
     /* verify checks itself after the migration, and again on request */
     g_assert_true(gwt_wait_serial(mp->dst, "verify ok", 30000));
     int n = gwt_serial_count(mp->dst, "verify ok");
-    g_autoptr(JsonNode) q = gwt_qmp_ok(mp->dst, "{'execute': "
+    gwt_qmp_void(mp->dst, "{'execute': "
                                                 "'x-guest-request'}");
     g_assert_true(gwt_wait_serial_count(mp->dst, "verify ok", n + 1, 30000));
     g_assert_cmpint(gwt_serial_count(mp->dst, "FAILED"), ==, 0);

@@ -81,7 +81,7 @@ static void test_dirty_log_exact(void)
                    "x",
                    r0, r1, w0, w1);
 
-    g_autoptr(JsonNode) s = gwt_qmp_ok(p, "{'execute': 'x-dirty-log', "
+    gwt_qmp_void(p, "{'execute': 'x-dirty-log', "
                                           "'arguments': {'action': "
                                           "'start'}}");
     /* First sync after start: every page of RAM. */
@@ -93,7 +93,7 @@ static void test_dirty_log_exact(void)
     g_assert_cmpint(gwt_get_int(idle, "dirty-pages"), <=, 4);
 
     /* Ask the payload to rewrite its region once. */
-    g_autoptr(JsonNode) rq = gwt_qmp_ok(p, "{'execute': "
+    gwt_qmp_void(p, "{'execute': "
                                            "'x-guest-request'}");
     g_assert_true(gwt_wait_serial(p, "fill: done pass=1", 30000));
     gwt_sleep_ms(100);
@@ -127,7 +127,7 @@ static void test_dirty_log_exact(void)
     g_assert_cmpint(elsewhere, <=, 16);
     g_assert_false(gwt_get_bool(d, "truncated"));
 
-    g_autoptr(JsonNode) st = gwt_qmp_ok(p, "{'execute': 'x-dirty-log', "
+    gwt_qmp_void(p, "{'execute': 'x-dirty-log', "
                                            "'arguments': {'action': "
                                            "'stop'}}");
     g_autofree char *e = gwt_qmp_err(p, "{'execute': 'x-dirty-log', "
@@ -154,7 +154,7 @@ static void test_vcpu_state_reload(void)
     g_assert_true(gwt_wait_serial_count(p, "worker=1 cpu=1", 5, 60000));
     for (int round = 0; round < 3; round++) {
         int before = last_pass(p);
-        g_autoptr(JsonNode) r = gwt_qmp_ok(p, "{'execute': "
+        gwt_qmp_void(p, "{'execute': "
                                               "'x-reload-vcpus'}");
         /* The guest continues: passes go on from where they were ... */
         g_assert_true(gwt_wait_serial_count(p, "worker=0 cpu=0",
@@ -180,12 +180,12 @@ static void test_vcpu_state_reload_verify(void)
                           elf);
 
     g_assert_true(gwt_wait_serial(p, "READY", 60000));
-    g_autoptr(JsonNode) s = gwt_qmp_ok(p, "{'execute': 'stop'}");
-    g_autoptr(JsonNode) r = gwt_qmp_ok(p, "{'execute': 'x-reload-vcpus'}");
+    gwt_qmp_void(p, "{'execute': 'stop'}");
+    gwt_qmp_void(p, "{'execute': 'x-reload-vcpus'}");
     g_autofree char *st = gwt_status(p);
     g_assert_cmpstr(st, ==, "paused");
-    g_autoptr(JsonNode) c = gwt_qmp_ok(p, "{'execute': 'cont'}");
-    g_autoptr(JsonNode) q = gwt_qmp_ok(p, "{'execute': 'x-guest-request'}");
+    gwt_qmp_void(p, "{'execute': 'cont'}");
+    gwt_qmp_void(p, "{'execute': 'x-guest-request'}");
     g_assert_true(gwt_wait_serial(p, "verify ok", 30000));
     g_assert_cmpint(gwt_serial_count(p, "FAILED"), ==, 0);
     gwt_free(p);

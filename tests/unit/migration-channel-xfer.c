@@ -40,7 +40,7 @@ MigChannel *connect_uri(const char *uri, GError **errp)
     if (!mig_uri_parse(uri, &u, errp)) {
         return NULL;
     }
-    c = mig_connect(&u, errp);
+    c = mig_connect(&u, -1, errp);
     mig_uri_clear(&u);
     return c;
 }

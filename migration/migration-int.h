@@ -56,6 +56,7 @@ typedef struct MigrationState {
     bool continue_req;      /* migrate-continue received */
     char *error_desc;       /* last failure */
     MigChannel *chan;       /* for cancel: shut down from any thread */
+    int connect_cancel_fd;  /* eventfd: abandons a hanging connect */
 
     /* Times (ms) and rates, written by the thread, read by query-migrate. */
     _Atomic int64_t start_ms;       /* realtime at migrate */
