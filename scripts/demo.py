@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The quickstart's main job: boot a busy guest in godwit and drive it
-through QMP and HMP the way an operator would, then stop it cleanly."""
+"""The quickstart's main job: live-migrate a running `stress` guest between
+two godwit processes over TCP, the way an operator drives QEMU (QMP), and
+print a summary: total time, downtime, bytes, throughput, RAM hashes."""
 import argparse
 import os
 import sys
@@ -13,41 +14,85 @@ from gwqmp import ROOT, Godwit  # noqa: E402
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mem", default="512M")
-    ap.add_argument("--smp", default="1")
-    ap.add_argument("--append", default="vm=2 vm-bytes=128M")
-    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--append", default="vm=2 vm-bytes=128M rate=64M")
+    ap.add_argument("--max-bandwidth", type=int, default=0,
+                    help="bytes/s, 0 = unlimited")
+    ap.add_argument("--downtime-limit", type=int, default=300, help="ms")
     a = ap.parse_args()
 
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("quickstart: /dev/kvm is not available here", file=sys.stderr)
         return 1
     kernel = os.path.join(ROOT, "build", "guest", "stress.elf")
-    print("== booting: godwit -m %s -smp %s -kernel %s -append '%s'"
-          % (a.mem, a.smp, os.path.relpath(kernel, ROOT), a.append))
-    t0 = time.monotonic()
-    g = Godwit("quickstart", ["-m", a.mem, "-smp", a.smp, "-kernel", kernel,
-                              "-append", a.append])
+    print("== destination: godwit -m %s -S -incoming tcp:127.0.0.1:0"
+          % a.mem)
+    dst = Godwit("dst", ["-m", a.mem, "-S", "-incoming", "tcp:127.0.0.1:0"])
+    print("== source: godwit -m %s -kernel %s -append '%s'"
+          % (a.mem, os.path.relpath(kernel, ROOT), a.append))
+    src = Godwit("src", ["-m", a.mem, "-kernel", kernel, "-append", a.append])
     try:
-        if not g.wait_serial("READY", 60):
-            print("quickstart: the guest did not become READY:\n" + g.serial())
-            return 1
-        print("== guest READY after %.0f ms; serial output:" %
-              ((time.monotonic() - t0) * 1000))
-        for line in g.serial().splitlines():
-            print("   | " + line)
-        time.sleep(a.seconds)
-        st = g.qmp.cmd("query-status")
-        print("== QMP query-status: %s" % st)
-        print("== HMP info cpus:\n" + g.qmp.hmp("info cpus").rstrip())
-        g.qmp.cmd("stop")
-        print("== after stop: " + g.qmp.hmp("info status").strip())
-        g.qmp.cmd("cont")
-        print("== after cont: " + g.qmp.hmp("info status").strip())
-        rc = g.quit()
-        print("== quit: godwit exited with status %s" % rc)
-        return 0 if rc == 0 else 1
+        return migrate(a, src, dst)
     finally:
-        g.cleanup()
+        src.cleanup()
+        dst.cleanup()
+
+
+def migrate(a, src, dst):
+    if not src.wait_serial("READY", 60):
+        print("quickstart: the guest did not become READY:\n" + src.serial())
+        return 1
+    for line in src.serial().splitlines():
+        print("   src | " + line)
+    time.sleep(1.0)  # let the workers dirty memory for a while
+
+    port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+    uri = "tcp:127.0.0.1:%s" % port
+    src.qmp.cmd("migrate-set-capabilities",
+                capabilities=[{"capability": "events", "state": True}])
+    src.qmp.cmd("migrate-set-parameters", max_bandwidth=a.max_bandwidth,
+                downtime_limit=a.downtime_limit)
+    print("== migrate %s (max-bandwidth %s, downtime-limit %d ms)" % (
+        uri, a.max_bandwidth or "unlimited", a.downtime_limit))
+    src.qmp.cmd("migrate", uri=uri)
+    while True:
+        info = src.qmp.cmd("query-migrate")
+        if info["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.02)
+    if info["status"] != "completed":
+        print("quickstart: migration %s: %s" % (info["status"],
+                                                 info.get("error-desc")))
+        return 1
+    while dst.qmp.cmd("query-status")["status"] != "paused":
+        time.sleep(0.01)
+
+    ram = info["ram"]
+    h_src = src.qmp.cmd("x-query-ram-hash")[0]["sha256"]
+    h_dst = dst.qmp.cmd("x-query-ram-hash")[0]["sha256"]
+    print("== summary")
+    print("   total time      %6d ms" % info["total-time"])
+    print("   downtime        %6d ms   (source stopped -> stream complete)"
+          % info["downtime"])
+    print("   transferred     %6.1f MiB (%d pages sent, %d zero, %d never "
+          "populated and skipped)" % (ram["transferred"] / 2**20,
+                                      ram["normal"], ram["duplicate"],
+                                      ram["skipped"]))
+    print("   throughput      %6.0f Mbit/s" % ram["mbps"])
+    print("   dirty syncs     %6d" % ram["dirty-sync-count"])
+    print("   RAM sha256      %s" % ("equal (%s...)" % h_src[:16]
+                                     if h_src == h_dst else
+                                     "DIFFERENT: %s vs %s" % (h_src, h_dst)))
+    dst.qmp.cmd("cont")
+    src_state = src.qmp.cmd("query-status")["status"]
+    dst.wait_serial("pause_ms=", 10)
+    time.sleep(0.5)
+    print("== after cont: source %s, destination %s" % (
+        src_state, dst.qmp.cmd("query-status")["status"]))
+    for line in dst.serial().splitlines():
+        print("   dst | " + line)
+    print("   (the guest's pause_ms includes the time the destination was "
+          "held paused for the hash check)")
+    return 0 if h_src == h_dst else 1
 
 
 if __name__ == "__main__":
