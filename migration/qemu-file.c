@@ -262,11 +262,12 @@ static void short_read(QEMUFile *f)
 void qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
 {
     uint8_t *p = buf;
+    size_t want = len;
 
     while (len > 0) {
         size_t avail = f->buf_size - f->buf_index;
         if (f->error) {
-            memset(p, 0, len);
+            memset(buf, 0, want); /* never half a value */
             return;
         }
         if (avail == 0) {

@@ -48,16 +48,19 @@ __attribute__((target("avx2"))) static bool zero_avx2(const void *buf,
                                                        size_t len)
 {
     const __m256i *p = buf;
-    __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
 
     if (*(const uint64_t *)buf) {
         return false;
     }
-    for (size_t i = 0; i < len / 32; i += 2) {
+    /* 128 bytes per step, four independent chains */
+    for (size_t i = 0; i < len / 32; i += 4) {
         a = _mm256_or_si256(a, _mm256_loadu_si256(p + i));
         b = _mm256_or_si256(b, _mm256_loadu_si256(p + i + 1));
+        c = _mm256_or_si256(c, _mm256_loadu_si256(p + i + 2));
+        d = _mm256_or_si256(d, _mm256_loadu_si256(p + i + 3));
     }
-    a = _mm256_or_si256(a, b);
+    a = _mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d));
     return _mm256_testz_si256(a, a);
 }
 

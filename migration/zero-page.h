@@ -17,7 +17,7 @@ typedef enum ZeroPageImpl {
 } ZeroPageImpl;
 
 /*
- * `len` must be a multiple of 64 and buf 8-byte aligned (pages are). The
+ * `len` must be a multiple of 128 and buf 8-byte aligned (pages are). The
  * variant in use is the best one available (zero_page_select changes it).
  */
 bool buffer_is_zero(const void *buf, size_t len);
