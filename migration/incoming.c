@@ -119,9 +119,20 @@ bool migration_incoming_start(const char *uri, GError **errp)
         return false;
     }
     incoming.address = mig_listener_address(incoming.listener);
-    /* Everything comes from the stream: start from all-zero RAM. */
-    ram_block_discard_range(current_machine->ram, 0,
-                            current_machine->ram->used_length);
+    /*
+     * Everything comes from the stream: start from all-zero RAM (kept
+     * allocated with -mem-prealloc, where it is zero already unless a
+     * kernel was loaded).
+     */
+    if (!current_machine->mem_prealloc || current_machine->kernel) {
+        ram_block_discard_range(current_machine->ram, 0,
+                                current_machine->ram->used_length);
+    }
+    if (current_machine->mem_prealloc && current_machine->kernel &&
+        !ram_block_prealloc(current_machine->ram, g_get_num_processors(),
+                            errp)) {
+        return false;
+    }
     incoming.started = true;
     atomic_store(&incoming.start_ms, g_get_real_time() / 1000);
     incoming_set_status(MIGRATION_STATUS_SETUP);

@@ -10,7 +10,8 @@
 #include "migration/channel.h"
 #include "migration/qemu-file.h"
 
-#define IO_BUF_SIZE 32768
+#define IO_BUF_SIZE 32768       /* output: small fields between pages */
+#define IN_BUF_SIZE (256 * 1024) /* input: fewer, larger reads */
 #define MAX_IOV 256
 
 struct QEMUFile {
@@ -19,7 +20,8 @@ struct QEMUFile {
     bool output;
 
     /* Owned by the thread using the file. */
-    uint8_t buf[IO_BUF_SIZE];
+    uint8_t *buf;
+    size_t buf_cap;   /* IO_BUF_SIZE or IN_BUF_SIZE */
     size_t buf_index; /* output: bytes used; input: next byte to read */
     size_t buf_size;  /* input: valid bytes in buf */
     struct iovec iov[MAX_IOV];
@@ -36,6 +38,8 @@ static QEMUFile *qemu_file_new(MigChannel *chan, bool output)
 
     f->chan = chan;
     f->output = output;
+    f->buf_cap = output ? IO_BUF_SIZE : IN_BUF_SIZE;
+    f->buf = g_malloc(f->buf_cap);
     return f;
 }
 
@@ -170,14 +174,14 @@ void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
     const uint8_t *p = buf;
 
     while (len > 0 && !f->error) {
-        size_t n = MIN(len, IO_BUF_SIZE - f->buf_index);
+        size_t n = MIN(len, f->buf_cap - f->buf_index);
         uint8_t *dst = f->buf + f->buf_index;
         memcpy(dst, p, n);
         f->buf_index += n;
         add_to_iovec(f, dst, n);
         p += n;
         len -= n;
-        if (f->buf_index == IO_BUF_SIZE) {
+        if (f->buf_index == f->buf_cap) {
             qemu_fflush(f);
         }
     }
@@ -236,7 +240,7 @@ static bool fill_buffer(QEMUFile *f)
     f->buf_index = 0;
     f->buf_size = pending;
     for (;;) {
-        struct iovec iov = {f->buf + f->buf_size, IO_BUF_SIZE - f->buf_size};
+        struct iovec iov = {f->buf + f->buf_size, f->buf_cap - f->buf_size};
         ssize_t n = mig_channel_readv(f->chan, &iov, 1);
         if (n == -EAGAIN) {
             if (!mig_channel_wait(f->chan, POLLIN, -1)) {
@@ -346,6 +350,7 @@ bool qemu_fclose(QEMUFile *f, GError **errp)
         g_propagate_error(errp, g_steal_pointer(&close_err));
     }
     g_free(f->error_msg);
+    g_free(f->buf);
     g_free(f);
     return ok;
 }

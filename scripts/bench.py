@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gwqmp import ROOT, Godwit  # noqa: E402
+from gwqmp import QMP, ROOT, Godwit  # noqa: E402
 
 GUEST = os.path.join(ROOT, "build", "guest")
 QEMU = shutil.which("qemu-system-x86_64")
@@ -62,6 +62,147 @@ class Qemu:
         self.proc.kill()
         self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class QemuVM:
+    """QEMU 7.2 with a QMP socket, for side-by-side migrations."""
+
+    def __init__(self, mem, kernel=None, append="", incoming=None):
+        self.dir = tempfile.mkdtemp(prefix="bench-qemu-")
+        self.serial_path = os.path.join(self.dir, "serial.log")
+        qmp = os.path.join(self.dir, "qmp.sock")
+        cmd = [QEMU, "-accel", "kvm", "-m", mem, "-nodefaults", "-display",
+               "none", "-serial", "file:" + self.serial_path, "-qmp",
+               "unix:%s,server=on,wait=off" % qmp]
+        if kernel:
+            cmd += ["-kernel", kernel, "-append", append]
+        if incoming:
+            cmd += ["-incoming", incoming]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.qmp = QMP(qmp)
+
+    def wait_serial(self, needle, timeout):
+        return wait_file(self.serial_path, needle, timeout, proc=self.proc)
+
+    def cleanup(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def migrate_pair(vmm, mem, payload_name, append, ready="READY"):
+    """Migrates a guest between two processes of `vmm` (godwit or qemu)
+    over TCP loopback with unlimited bandwidth; returns query-migrate."""
+    kernel = payload(payload_name)
+    if vmm == "godwit":
+        dst = Godwit("dst", ["-m", mem, "-incoming", "tcp:127.0.0.1:0"])
+        port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+        src = Godwit("src", ["-m", mem, "-kernel", kernel, "-append", append])
+        unlimited = 0
+    else:
+        port = free_port()
+        dst = QemuVM(mem, kernel, append, "tcp:127.0.0.1:%d" % port)
+        src = QemuVM(mem, kernel, append)
+        unlimited = 1 << 40  # QEMU 7.2 has no "0 = unlimited"
+    try:
+        if not src.wait_serial(ready, 120):
+            raise RuntimeError("%s: guest not ready" % vmm)
+        time.sleep(0.5)
+        src.qmp.cmd("migrate-set-parameters", max_bandwidth=unlimited)
+        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
+        while True:
+            info = src.qmp.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.01)
+        if info["status"] != "completed":
+            raise RuntimeError("%s: migration %s" % (vmm, info))
+        return info
+    finally:
+        src.cleanup()
+        dst.cleanup()
+
+
+def median_info(infos):
+    """The run with the median total time."""
+    return sorted(infos, key=lambda i: i["total-time"])[len(infos) // 2]
+
+
+def bench_migrate_idle(a):
+    """Idle 4 GiB guest: total time and downtime (target <= 0.3 s, 30 ms)."""
+    rows = []
+    for vmm in ["godwit"] + (["qemu"] if QEMU else []):
+        infos = [migrate_pair(vmm, "4G", "idle", "") for _ in range(a.runs)]
+        i = median_info(infos)
+        rows.append((vmm, i["total-time"], i["downtime"],
+                     i["ram"]["transferred"]))
+    print("\n### Idle 4 GiB guest, TCP loopback, unlimited bandwidth "
+          "(median of %d)\n" % a.runs)
+    print("| VMM | total time ms | downtime ms | transferred | "
+          "total vs target 300 ms | downtime vs target 30 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for vmm, tt, dt, tr in rows:
+        print("| %s | %d | %d | %.1f MiB | %.2f | %.2f |" % (
+            vmm, tt, dt, tr / 2**20, tt / 300, dt / 30))
+    if len(rows) == 2:
+        print("\ngodwit / QEMU: total time %.3f, downtime %.3f" % (
+            rows[0][1] / max(rows[1][1], 1), rows[0][2] / max(rows[1][2], 1)))
+
+
+def tcp_ceiling():
+    out = subprocess.run([os.path.join(ROOT, "build", "tests", "bench",
+                                       "bench-tcp-ceiling"), "4096"],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.split()[1]) * 1e9
+
+
+def bench_migrate_fill(a):
+    """1 GiB of incompressible data in a 2 GiB guest over TCP loopback:
+    throughput as a fraction of the single-stream loopback ceiling."""
+    ceiling = tcp_ceiling()
+    rows = []
+    for vmm in ["godwit"] + (["qemu"] if QEMU else []):
+        infos = [migrate_pair(vmm, "2G", "fill", "size=1G pattern=random")
+                 for _ in range(a.runs)]
+        i = median_info(infos)
+        bps = i["ram"]["transferred"] / (i["total-time"] / 1000.0)
+        rows.append((vmm, i["total-time"], i["downtime"],
+                     i["ram"]["transferred"], bps))
+    print("\n### fill 1 GiB random in a 2 GiB guest, TCP loopback, "
+          "unlimited bandwidth (median of %d)\n" % a.runs)
+    print("single-stream loopback TCP ceiling measured now: %.2f GB/s\n"
+          % (ceiling / 1e9))
+    print("| VMM | total ms | downtime ms | transferred | throughput | "
+          "/ TCP ceiling (target >= 0.8) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for vmm, tt, dt, tr, bps in rows:
+        print("| %s | %d | %d | %.0f MiB | %.2f GB/s | %.2f |" % (
+            vmm, tt, dt, tr / 2**20, bps / 1e9, bps / ceiling))
+    if len(rows) == 2:
+        print("\ngodwit / QEMU throughput: %.2f" % (rows[0][4] / rows[1][4]))
+
+
+def bench_zero_page(a):
+    """Zero-page check vs a plain memory-read pass (target >= 0.8)."""
+    out = subprocess.run([os.path.join(ROOT, "build", "tests", "bench",
+                                       "bench-zero-page"), "1024"],
+                         capture_output=True, text=True, check=True).stdout
+    print("\n### Zero-page check on 1 GiB of zero pages (best of 5)\n")
+    print("| variant | GB/s | / plain read pass |")
+    print("|---|---:|---:|")
+    for line in out.splitlines():
+        name, gbs, _, ratio = line.split()
+        print("| %s | %s | %s |" % (name, gbs, ratio))
 
 
 def godwit_boot(kernel, mem, append):
@@ -172,8 +313,8 @@ def bench_dirty_sync(a):
                      statistics.median(clears)))
     print("\n### Dirty-log sync, one RAM block (median of %d syncs, 200 ms "
           "apart, stress vm=1 vm-bytes=1G writing)\n" % a.syncs)
-    print("| guest | first sync (all %s pages) | dirty pages per sync "
-          "| sync (GET_DIRTY_LOG) | re-arm (CLEAR_DIRTY_LOG) |" % "")
+    print("| guest | first sync (every page) | dirty pages per sync "
+          "| sync (GET_DIRTY_LOG) | re-arm (CLEAR_DIRTY_LOG) |")
     print("|---|---:|---:|---:|---:|")
     for mem, fp, fus, d, s, c in rows:
         print("| %s | %d pages in %d us | %d | %d us | %d us |" % (
@@ -184,6 +325,9 @@ SECTIONS = {
     "boot": bench_boot,
     "page-rate": bench_page_rate,
     "dirty-sync": bench_dirty_sync,
+    "zero-page": bench_zero_page,
+    "migrate-idle": bench_migrate_idle,
+    "migrate-fill": bench_migrate_fill,
 }
 
 
@@ -197,7 +341,7 @@ def main():
     ap.add_argument("--passes", type=int, default=30)
     ap.add_argument("--syncs", type=int, default=10)
     ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--sync-sizes", nargs="+", default=["4G"])
+    ap.add_argument("--sync-sizes", nargs="+", default=["4G", "8G"])
     a = ap.parse_args()
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("bench: /dev/kvm is not available", file=sys.stderr)

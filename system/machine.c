@@ -80,6 +80,11 @@ Machine *machine_new(const MachineConfig *cfg, GError **errp)
         goto fail;
     }
     machine_layout(m);
+    m->mem_prealloc = cfg->mem_prealloc;
+    if (m->mem_prealloc &&
+        !ram_block_prealloc(m->ram, g_get_num_processors(), errp)) {
+        goto fail;
+    }
     /* Without a kernel (a migration destination) the boot vCPU's state is
      * whatever the stream brings. */
     if (m->kernel && !machine_load_kernel(m, errp)) {

@@ -116,6 +116,7 @@ static bool godwit_start(Godwit *g, GError **errp)
         .kernel = g->opts.kernel,
         .append = g->opts.append,
         .accel = g->opts.accel,
+        .mem_prealloc = g->opts.mem_prealloc,
     };
 
     accel_register_all();

@@ -282,6 +282,13 @@ static bool opt_nodefaults(GwOptions *o, const char *opt, const char *val,
     return true;
 }
 
+static bool opt_mem_prealloc(GwOptions *o, const char *opt, const char *val,
+                             GError **errp)
+{
+    o->mem_prealloc = true;
+    return true;
+}
+
 static bool opt_display(GwOptions *o, const char *opt, const char *val,
                         GError **errp)
 {
@@ -323,6 +330,7 @@ static const OptDef opt_table[] = {
     {"incoming", OPT_VALUE, opt_incoming},
     {"pidfile", OPT_VALUE, opt_pidfile},
     {"nodefaults", OPT_NONE, opt_nodefaults},
+    {"mem-prealloc", OPT_NONE, opt_mem_prealloc},
     {"display", OPT_VALUE, opt_display},
     {"nographic", OPT_NONE, opt_display},
     {"version", OPT_NONE, opt_version},
@@ -414,6 +422,8 @@ const char *gw_options_usage(void)
            "  -monitor DEV            HMP monitor, same devices as -qmp\n"
            "  -incoming URI|defer     wait for an incoming migration\n"
            "  -pidfile FILE           write the process id to FILE\n"
+           "  -mem-prealloc           allocate all guest RAM at start (a\n"
+           "                          destination then receives faster)\n"
            "  -nodefaults             no default devices (accepted; godwit "
            "has none)\n"
            "  -display none           no display (the only kind godwit "

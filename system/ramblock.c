@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -132,6 +133,67 @@ bool ram_block_discard_range(RAMBlock *rb, uint64_t offset, uint64_t len)
     }
     return fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                      (off_t)offset, (off_t)len) == 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+typedef struct PreallocJob {
+    uint8_t *start;
+    uint64_t len;
+    int err;
+} PreallocJob;
+
+static void *prealloc_thread(void *opaque)
+{
+    PreallocJob *j = opaque;
+
+    /* 64 MiB at a time, so a kernel without the advice costs little */
+    for (uint64_t off = 0; off < j->len && !j->err; off += 64 << 20) {
+        uint64_t n = MIN(64ull << 20, j->len - off);
+        if (madvise(j->start + off, n, MADV_POPULATE_WRITE) < 0) {
+            if (errno != EINVAL) {
+                j->err = errno;
+                break;
+            }
+            /* no MADV_POPULATE_WRITE: touch every page */
+            for (uint64_t p = 0; p < n; p += GW_PAGE_SIZE) {
+                *(volatile uint8_t *)(j->start + off + p) = 0;
+            }
+        }
+    }
+    return NULL;
+}
+
+bool ram_block_prealloc(RAMBlock *rb, int threads, GError **errp)
+{
+    uint64_t pages = ram_block_pages(rb);
+    pthread_t tids[16];
+    PreallocJob jobs[16];
+    int n = CLAMP(threads, 1, 16);
+
+    for (int i = 0; i < n; i++) {
+        uint64_t first = pages * i / n, last = pages * (i + 1) / n;
+        jobs[i] = (PreallocJob){rb->host + (first << GW_PAGE_SHIFT),
+                                (last - first) << GW_PAGE_SHIFT, 0};
+        if (pthread_create(&tids[i], NULL, prealloc_thread, &jobs[i])) {
+            prealloc_thread(&jobs[i]);
+            tids[i] = 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (tids[i]) {
+            pthread_join(tids[i], NULL);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].err) {
+            return gw_error_errno(errp, jobs[i].err,
+                                  "cannot preallocate guest RAM");
+        }
+    }
+    return true;
 }
 
 uint64_t ram_block_populated_bytes(const RAMBlock *rb)

@@ -34,6 +34,7 @@ typedef struct MachineConfig {
     const char *kernel; /* -kernel */
     const char *append; /* -append, may be NULL */
     const char *accel;  /* "kvm" */
+    bool mem_prealloc;  /* populate all RAM at creation */
 } MachineConfig;
 
 struct Machine {
@@ -53,6 +54,7 @@ struct Machine {
     uint32_t tsc_khz;
     uint64_t boot_entry; /* guest-physical entry and multiboot info */
     uint64_t boot_mbi;
+    bool mem_prealloc;
 };
 
 extern Machine *current_machine;

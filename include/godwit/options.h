@@ -29,6 +29,7 @@ typedef struct GwOptions {
     GPtrArray *monitor; /* -monitor SPEC, repeatable */
     char *incoming;     /* -incoming URI|defer */
     char *pidfile;      /* -pidfile FILE */
+    bool mem_prealloc;  /* -mem-prealloc */
     bool nodefaults;    /* -nodefaults */
     bool show_version;  /* -version */
     bool show_help;     /* -h / -help */

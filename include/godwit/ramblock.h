@@ -81,6 +81,13 @@ void ram_block_take_host_dirty(RAMBlock *rb, unsigned long *bitmap);
  */
 bool ram_block_discard_range(RAMBlock *rb, uint64_t offset, uint64_t len);
 
+/*
+ * Populates (allocates and zeroes) the whole block now, with `threads`
+ * threads, as QEMU's -mem-prealloc. False with *errp set on failure (e.g.
+ * not enough memory).
+ */
+bool ram_block_prealloc(RAMBlock *rb, int threads, GError **errp);
+
 /* Bytes in populated extents (for statistics and tests). */
 uint64_t ram_block_populated_bytes(const RAMBlock *rb);
 
