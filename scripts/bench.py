@@ -256,7 +256,7 @@ def bench_boot(a):
     for name, mem, gm, qm in rows:
         print("| %s | %s | %.0f | %s | %s |" % (
             name, mem, gm, "%.0f" % qm if qm else "n/a",
-            "%.2f" % (gm / qm) if qm else "n/a"))
+            "%.4f" % (gm / qm) if qm else "n/a"))
 
 
 PERF_RE = re.compile(r"worker=0 cpu=\d+ pass=(\d+) cycles=(\d+) bytes=(\d+)")
