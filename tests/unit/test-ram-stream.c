@@ -213,8 +213,8 @@ static void test_ram_stream(void **state)
         fail_msg("load: %s", err->message);
     }
     qemu_fclose(f, NULL);
-    assert_memory_equal(src.ram->host, dst.ram->host, PAGES * GW_PAGE_SIZE);
     /*
+     * (Checked before comparing: reading a shmem hole populates it.)
      * Holes stay holes on the destination (it populates at most a window
      * of 64 pages ahead of each page it receives).
      */
@@ -222,10 +222,13 @@ static void test_ram_stream(void **state)
     assert_int_equal(ram_block_next_extent(dst.ram, 2000 * GW_PAGE_SIZE, &s,
                                            &e),
                      1);
-    assert_true(s >= 3000 * GW_PAGE_SIZE);
+    if (s < 3000 * GW_PAGE_SIZE) {
+        fail_msg("destination populated page %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT, s / GW_PAGE_SIZE, e / GW_PAGE_SIZE);
+    }
     assert_true(ram_block_populated_bytes(dst.ram) <=
                 ram_block_populated_bytes(src.ram) + 5 * 64 * GW_PAGE_SIZE);
 
+    assert_memory_equal(src.ram->host, dst.ram->host, PAGES * GW_PAGE_SIZE);
     unlink(path);
     rmdir(dir);
     bitmap_free(fake_dirty);
