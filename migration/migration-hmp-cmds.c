@@ -120,6 +120,11 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
     if (json_object_has_member(o, "ram")) {
         info_ram(out, json_object_get_object_member(o, "ram"));
     }
+    if (json_object_has_member(o, "cpu-throttle-percentage")) {
+        g_string_append_printf(out, "cpu throttle percentage: %"
+                                    G_GINT64_FORMAT "\n",
+                               get_int(o, "cpu-throttle-percentage"));
+    }
     if (json_object_has_member(o, "socket-address")) {
         JsonArray *a = json_object_get_array_member(o, "socket-address");
         g_string_append(out, "socket address: [\n");

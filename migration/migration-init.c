@@ -33,11 +33,17 @@ void migration_init(Machine *m)
     ram_register(m);
     migration_options_register_commands();
     migration_register_qmp_commands();
+    dirtyrate_register_commands();
 }
 
 bool migration_incoming_from_cmdline(const char *uri, GError **errp)
 {
     return migration_incoming_start(uri, errp);
+}
+
+bool migration_dirty_log_in_use(void)
+{
+    return migration_is_running() || dirtyrate_uses_dirty_log();
 }
 
 bool migration_busy(void)
@@ -53,6 +59,7 @@ void migration_shutdown(void)
     MigrationState *s = migrate_get_current();
     MigrationIncomingState *mis = migration_incoming_get_current();
 
+    dirtyrate_shutdown();
     migrate_cancel();
     if (s->thread_created) {
         pthread_join(s->thread, NULL);

@@ -87,6 +87,12 @@ bool migration_rate_exceeded(QEMUFile *f);
 bool migration_in_switchover(void);
 /* A bitmap sync happened: pass number, bytes newly dirty. */
 void migration_pass_done(uint64_t pass, uint64_t dirty_bytes);
+/*
+ * A throttle period (>= 1 s of syncs) ended: bytes dirtied and bytes sent
+ * in it. Applies auto-converge when the capability is on.
+ */
+void migration_auto_converge_period(uint64_t bytes_dirty,
+                                    uint64_t bytes_xfer);
 
 /* The migration thread body (migration.c). */
 void *migration_thread(void *opaque);
@@ -113,6 +119,11 @@ typedef struct MigrationIncomingState {
 MigrationIncomingState *migration_incoming_get_current(void);
 bool migration_incoming_start(const char *uri, GError **errp);
 bool migration_incoming_active(void);
+
+/* calc-dirty-rate (dirtyrate.c). */
+void dirtyrate_register_commands(void);
+bool dirtyrate_uses_dirty_log(void);
+void dirtyrate_shutdown(void);
 
 /* Statistics for query-migrate (migration-qmp-cmds.c). */
 void migration_register_qmp_commands(void);

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "godwit/cpu-throttle.h"
 #include "godwit/monitor.h"
 #include "migration-hmp.h"
 #include "migration-int.h"
@@ -138,6 +139,10 @@ static bool source_info(JsonObject *o)
                                    atomic_load(&s->expected_downtime_ms));
         json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
         json_object_set_object_member(o, "ram", ram_info(s, st));
+        if (cpu_throttle_active()) {
+            json_object_set_int_member(o, "cpu-throttle-percentage",
+                                       cpu_throttle_get_percentage());
+        }
         break;
     case MIGRATION_STATUS_COMPLETED:
         json_object_set_int_member(o, "total-time", atomic_load(&s->total_ms));

@@ -12,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auto-converge.h"
 #include "convergence.h"
+#include "godwit/cpu-throttle.h"
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
 #include "godwit/runstate.h"
@@ -131,6 +133,32 @@ void migration_pass_done(uint64_t pass, uint64_t dirty_bytes)
         JsonObject *d = json_object_new();
         json_object_set_int_member(d, "pass", (gint64)pass);
         monitor_emit_event("MIGRATION_PASS", d);
+    }
+}
+
+/* Owned by the migration thread. */
+static AutoConvergeState auto_converge;
+
+void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer)
+{
+    AutoConvergeParams p = {
+        .threshold = migrate_throttle_trigger_threshold(),
+        .initial = migrate_cpu_throttle_initial(),
+        .increment = migrate_cpu_throttle_increment(),
+        .max = migrate_max_cpu_throttle(),
+        .tailslow = migrate_cpu_throttle_tailslow(),
+    };
+    int now, next;
+
+    if (!migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE) ||
+        migration_in_switchover()) {
+        return;
+    }
+    now = cpu_throttle_get_percentage();
+    next = auto_converge_step(&auto_converge, &p, now, bytes_dirty,
+                              bytes_xfer);
+    if (next != now) {
+        cpu_throttle_set(next);
     }
 }
 
@@ -273,6 +301,8 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
         }
     }
     qemu_savevm_state_cleanup();
+    /* however it ended, nothing stays throttled */
+    cpu_throttle_stop();
     atomic_store(&s->total_ms, realtime_ms() - atomic_load(&s->start_ms));
     if (ok) {
         atomic_store(&s->downtime_ms,
@@ -392,9 +422,10 @@ bool migrate_start(const char *uri, GError **errp)
                     "Guest is waiting for an incoming migration");
         return false;
     }
-    if (system_dirty_log_active()) {
+    if (system_dirty_log_active() || dirtyrate_uses_dirty_log()) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "dirty logging is in use by x-dirty-log; stop it first");
+                    "dirty logging is in use (x-dirty-log or "
+                    "calc-dirty-rate); wait for it or stop it first");
         return false;
     }
     if (!mig_uri_parse(uri, &parsed, errp)) {
@@ -411,6 +442,7 @@ bool migrate_start(const char *uri, GError **errp)
     while (read(s->connect_cancel_fd, &drain, sizeof(drain)) > 0) {
     }
     ram_stats_reset();
+    memset(&auto_converge, 0, sizeof(auto_converge));
     atomic_store(&s->start_ms, realtime_ms());
     atomic_store(&s->setup_ms, 0);
     atomic_store(&s->total_ms, 0);

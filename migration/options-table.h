@@ -27,7 +27,7 @@
 #define MIG_CAPABILITY_TABLE(X)                                                \
     X(XBZRLE, "xbzrle", false, "XBZRLE delta encoding of re-sent pages")       \
     X(RDMA_PIN_ALL, "rdma-pin-all", false, "RDMA: pin all guest RAM at once")  \
-    X(AUTO_CONVERGE, "auto-converge", false,                                   \
+    X(AUTO_CONVERGE, "auto-converge", true,                                   \
       "throttle vCPUs until RAM migration converges")                          \
     X(ZERO_BLOCKS, "zero-blocks", false,                                       \
       "block migration: encode zero blocks")                                   \
@@ -119,17 +119,19 @@
       mig_check_range, "a value between 1 and 255", "",                        \
       "compress capability: decompression threads")                            \
     X(throttle_trigger_threshold, "throttle-trigger-threshold", U8, 50, 1,     \
-      100, 0, mig_check_range, "an integer in the range of 1 to 100", "",      \
+      100, MIG_P_IMPL, mig_check_range, "an integer in the range of 1 to 100", "",      \
       "dirty/transfer ratio (%) that starts auto-converge")                    \
-    X(cpu_throttle_initial, "cpu-throttle-initial", U8, 20, 1, 99, 0,          \
+    X(cpu_throttle_initial, "cpu-throttle-initial", U8, 20, 1, 99, MIG_P_IMPL, \
       mig_check_range, "an integer in the range of 1 to 99", "",               \
       "auto-converge: first throttle (%)")                                     \
-    X(cpu_throttle_increment, "cpu-throttle-increment", U8, 10, 1, 99, 0,      \
+    X(cpu_throttle_increment, "cpu-throttle-increment", U8, 10, 1, 99,         \
+      MIG_P_IMPL,                                                              \
       mig_check_range, "an integer in the range of 1 to 99", "",               \
       "auto-converge: throttle step (%)")                                      \
-    X(cpu_throttle_tailslow, "cpu-throttle-tailslow", BOOL, false, 0, 1, 0,    \
+    X(cpu_throttle_tailslow, "cpu-throttle-tailslow", BOOL, false, 0, 1,       \
+      MIG_P_IMPL,                                                              \
       NULL, "", "", "auto-converge: smaller last steps (on|off)")              \
-    X(max_cpu_throttle, "max-cpu-throttle", U8, 99, 1, 99, 0,                  \
+    X(max_cpu_throttle, "max-cpu-throttle", U8, 99, 1, 99, MIG_P_IMPL,         \
       mig_check_max_cpu_throttle,                                              \
       "an integer in the range of cpu_throttle_initial to 99", "",             \
       "auto-converge: throttle ceiling (%)")                                   \

@@ -44,7 +44,13 @@ typedef struct RAMState {
     bool bulk_stage;
     bool active;
     int64_t last_sync_us;
+    /* auto-converge periods: at least one second between checks */
+    int64_t period_start_us;
+    uint64_t period_dirty_pages;
+    uint64_t period_xfer_start;
 } RAMState;
+
+#define RAM_THROTTLE_PERIOD_US 1000000
 
 static RAMState ram_state;
 
@@ -109,6 +115,16 @@ bool ram_bitmap_sync(GError **errp)
     }
     rs->last_sync_us = now;
     migration_pass_done(count, found * GW_PAGE_SIZE);
+
+    rs->period_dirty_pages += found;
+    if (now - rs->period_start_us >= RAM_THROTTLE_PERIOD_US) {
+        uint64_t xfer = atomic_load(&ram_stats.transferred);
+        migration_auto_converge_period(rs->period_dirty_pages * GW_PAGE_SIZE,
+                                       xfer - rs->period_xfer_start);
+        rs->period_start_us = now;
+        rs->period_dirty_pages = 0;
+        rs->period_xfer_start = xfer;
+    }
     return true;
 }
 
@@ -273,6 +289,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     rs->bulk_stage = true;
     rs->last_sync_us = 0;
     rs->dirty_pages = 0;
+    rs->period_start_us = g_get_monotonic_time();
+    rs->period_dirty_pages = 0;
+    rs->period_xfer_start = 0;
     for (int i = 0; i < rs->nr_blocks; i++) {
         RAMBlockState *b = &rs->blocks[i];
         b->pages = ram_block_pages(b->rb);

@@ -51,6 +51,7 @@ CPUState **cpus_new(Machine *m, int n)
         atomic_init(&cpu->stop, true);
         atomic_init(&cpu->exit, false);
         atomic_init(&cpu->thread_id, 0);
+        atomic_init(&cpu->throttle_ns, 0);
         g_cond_init(&cpu->cond);
         cpus[i] = cpu;
     }
@@ -204,7 +205,26 @@ bool cpu_should_leave(CPUState *cpu)
 {
     /* Racy reads are fine: a kick follows every change. */
     return atomic_load(&cpu->stop) || atomic_load(&cpu->exit) ||
-           __atomic_load_n(&cpu->tasks, __ATOMIC_ACQUIRE) != NULL;
+           __atomic_load_n(&cpu->tasks, __ATOMIC_ACQUIRE) != NULL ||
+           atomic_load(&cpu->throttle_ns) > 0;
+}
+
+/*
+ * Sleeps what the throttle asked, with the lock held (dropped while
+ * waiting); a pause, exit or task request cuts the sleep short.
+ */
+static void cpu_throttle_sleep_locked(CPUState *cpu)
+{
+    int64_t ns = atomic_exchange(&cpu->throttle_ns, 0);
+    int64_t deadline = g_get_monotonic_time() + ns / 1000;
+    uint64_t seq = cpu->wake_seq; /* cpu_throttle_stop() wakes us */
+
+    while (ns > 0 && !atomic_load(&cpu->stop) && !atomic_load(&cpu->exit) &&
+           !cpu->tasks && cpu->wake_seq == seq) {
+        if (!g_cond_wait_until(&cpu->cond, &cpus_mutex, deadline)) {
+            break;
+        }
+    }
 }
 
 bool cpu_handle_pause(CPUState *cpu)
@@ -219,6 +239,10 @@ bool cpu_handle_pause(CPUState *cpu)
             return false;
         }
         if (!atomic_load(&cpu->stop) && cpu->started) {
+            if (atomic_load(&cpu->throttle_ns) > 0) {
+                cpu_throttle_sleep_locked(cpu);
+                continue;
+            }
             break;
         }
         if (!cpu->stopped) {

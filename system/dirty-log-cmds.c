@@ -17,6 +17,7 @@
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
 #include "godwit/system.h"
+#include "migration/migration.h"
 
 #define DIRTY_LOG_MAX_RANGES 4096
 
@@ -110,7 +111,7 @@ static JsonNode *qmp_x_dirty_log(JsonObject *args, GError **errp)
         return NULL;
     }
     if (!strcmp(action, "start")) {
-        if (dirty_active) {
+        if (dirty_active || migration_dirty_log_in_use()) {
             g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                         "dirty logging is already active");
             return NULL;

@@ -12,6 +12,7 @@
 
 #include "godwit-config.h"
 #include "godwit/chardev.h"
+#include "godwit/cpu-throttle.h"
 #include "godwit/hw.h"
 #include "godwit/ioport.h"
 #include "godwit/machine.h"
@@ -131,6 +132,7 @@ static bool godwit_start(Godwit *g, GError **errp)
     }
     serial_init(g->serial);
     hypercall_init(g->machine, g->serial);
+    cpu_throttle_init(g->machine);
 
     /* Migration sections, in stream order after RAM: vCPUs, devices. */
     cpu_vmstate_register(g->machine);
@@ -168,6 +170,7 @@ static void godwit_stop(Godwit *g)
 {
     if (g->machine) {
         migration_shutdown();
+        cpu_throttle_cleanup();
     }
     machine_free(g->machine);
     g->machine = NULL;

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "godwit/cpu-throttle.h"
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
 #include "godwit/runstate.h"
@@ -182,6 +183,26 @@ static JsonNode *qmp_x_reload_vcpus(JsonObject *args, GError **errp)
     return qmp_return_empty();
 }
 
+static JsonNode *qmp_x_vcpu_throttle(JsonObject *args, GError **errp)
+{
+    static const char *const allowed[] = {"percentage", NULL};
+    int64_t pct = 0;
+
+    if (!qmp_args_check(args, allowed, errp) ||
+        !qmp_arg_int(args, "percentage", true, &pct, errp)) {
+        return NULL;
+    }
+    if (pct < 0 || pct > CPU_THROTTLE_PCT_MAX) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Parameter 'percentage' expects an integer in the range "
+                    "of 0 to %d",
+                    CPU_THROTTLE_PCT_MAX);
+        return NULL;
+    }
+    cpu_throttle_set((int)pct);
+    return qmp_return_empty();
+}
+
 static const MonitorCommand system_commands[] = {
     {
         .name = "query-status",
@@ -228,6 +249,15 @@ static const MonitorCommand system_commands[] = {
         .hmp_name = "info cpus",
         .help = "show infos for each CPU",
         .hmp_print = hmp_info_cpus,
+    },
+    {
+        .name = "x-vcpu-throttle",
+        .handler = qmp_x_vcpu_throttle,
+        .hmp_name = "x_vcpu_throttle",
+        .args_type = "percentage:i",
+        .params = "percentage",
+        .help = "throttle every vCPU to sleep this % of the time, 0 = off "
+                "(debug; auto-converge sets it during migrations)",
     },
     {
         .name = "x-reload-vcpus",

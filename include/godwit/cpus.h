@@ -46,6 +46,7 @@ struct CPUState {
     atomic_bool stop;     /* pause requested */
     atomic_bool exit;     /* the thread must end */
     atomic_int thread_id; /* Linux TID, 0 until the thread runs */
+    _Atomic int64_t throttle_ns; /* sleep owed to the throttle (ns) */
 
     /* Protected by the cpus lock (cpus_lock()). */
     bool stopped;     /* the vCPU is at a safe point, not running */

@@ -27,6 +27,13 @@ bool migration_incoming_from_cmdline(const char *uri, GError **errp);
 bool migration_busy(void);
 
 /*
+ * Whether the migration subsystem uses the accelerator's dirty log now (a
+ * migration, or calc-dirty-rate in dirty-bitmap mode). x-dirty-log checks
+ * it before starting its own.
+ */
+bool migration_dirty_log_in_use(void);
+
+/*
  * At exit (main thread): cancels an outgoing migration and waits for the
  * migration threads, so the process ends cleanly.
  */

@@ -197,7 +197,8 @@ static void test_query_capabilities(void **state)
     for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
         assert_int_equal(migrate_cap_implemented(i),
                          i == MIGRATION_CAPABILITY_EVENTS ||
-                             i == MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER);
+                             i == MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER ||
+                             i == MIGRATION_CAPABILITY_AUTO_CONVERGE);
     }
 }
 
@@ -244,17 +245,17 @@ static const struct {
      false},
     {"throttle-trigger-threshold", "1", "100", "0", "101",
      IN_RANGE("throttle_trigger_threshold", "1", "100"),
-     IN_RANGE("throttle_trigger_threshold", "1", "100"), false},
+     IN_RANGE("throttle_trigger_threshold", "1", "100"), true},
     {"cpu-throttle-initial", "1", "99", "0", "100",
      IN_RANGE("cpu_throttle_initial", "1", "99"),
-     IN_RANGE("cpu_throttle_initial", "1", "99"), false},
+     IN_RANGE("cpu_throttle_initial", "1", "99"), true},
     {"cpu-throttle-increment", "1", "99", "0", "100",
      IN_RANGE("cpu_throttle_increment", "1", "99"),
-     IN_RANGE("cpu_throttle_increment", "1", "99"), false},
+     IN_RANGE("cpu_throttle_increment", "1", "99"), true},
     /* min is cpu-throttle-initial (20 by default) */
     {"max-cpu-throttle", "20", "99", "19", "100",
      IN_RANGE("max_cpu_throttle", "cpu_throttle_initial", "99"),
-     IN_RANGE("max_cpu_throttle", "cpu_throttle_initial", "99"), false},
+     IN_RANGE("max_cpu_throttle", "cpu_throttle_initial", "99"), true},
     {"max-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1, BW("max_bandwidth"),
      BW("max_bandwidth"), true},
     {"downtime-limit", "0", "2000000", "-1", "2000001",
@@ -687,8 +688,8 @@ static void test_params_whole_set(void **state)
         {"{\"cpu-throttle-initial\": 50, \"max-cpu-throttle\": 40}",
          "Parameter 'max_cpu_throttle' expects an integer in the range of "
          "cpu_throttle_initial to 99"},
-        {"{\"cpu-throttle-initial\": 50}",
-         "Parameter 'cpu-throttle-initial' is not supported by godwit yet"},
+        {"{\"compress-level\": 5}",
+         "Parameter 'compress-level' is not supported by godwit yet"},
         {"{\"max-cpu-throttle\": 10}",
          "Parameter 'max_cpu_throttle' expects an integer in the range of "
          "cpu_throttle_initial to 99"},
@@ -767,8 +768,8 @@ static void test_param_types(void **state)
          "Parameter 'compress-method' does not accept value 'none'"},
         {"{\"compress-method\": \"zstd\"}",
          "Parameter 'compress-method' is not supported by godwit yet"},
-        {"{\"cpu-throttle-tailslow\": true}",
-         "Parameter 'cpu-throttle-tailslow' is not supported by godwit yet"},
+        {"{\"compress-wait-thread\": false}",
+         "Parameter 'compress-wait-thread' is not supported by godwit yet"},
         {"{\"block-bitmap-mapping\": []}",
          "Parameter 'block-bitmap-mapping' is not supported by godwit (godwit "
          "has no block devices)"},

@@ -43,6 +43,10 @@ void migration_pass_done(uint64_t pass, uint64_t dirty_bytes)
     passes++;
 }
 
+void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer)
+{
+}
+
 /* ---- a fake accelerator with a dirty log the test controls ------------- */
 
 static unsigned long *fake_dirty; /* pages "the guest" wrote */

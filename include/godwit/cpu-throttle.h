@@ -1,0 +1,37 @@
+/*
+ * vCPU throttling, QEMU's way: with a throttle of p %, every vCPU runs a
+ * 10 ms time slice, then sleeps p/(100-p) x 10 ms, so it spends p % of
+ * wall time asleep whatever the guest does (a timer kicks it out of the
+ * guest). Auto-converge drives it; p = 0 removes it at once.
+ *
+ * The ticking lives in a thread of its own ("vcpu-throttle"); each vCPU
+ * does its sleep in its own thread at a safe point (cpu_handle_pause),
+ * where a pause or exit request still wakes it.
+ */
+#ifndef GODWIT_CPU_THROTTLE_H
+#define GODWIT_CPU_THROTTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct Machine Machine;
+
+#define CPU_THROTTLE_PCT_MIN 1
+#define CPU_THROTTLE_PCT_MAX 99
+#define CPU_THROTTLE_TIMESLICE_NS 10000000LL
+
+/* Main thread, once the vCPUs exist. */
+void cpu_throttle_init(Machine *m);
+/* Stops the thread at exit. */
+void cpu_throttle_cleanup(void);
+
+/* Any thread. pct is clamped to 1..99; 0 stops throttling. */
+void cpu_throttle_set(int pct);
+void cpu_throttle_stop(void);
+bool cpu_throttle_active(void);
+int cpu_throttle_get_percentage(void);
+
+/* Sleep per time slice for a percentage (exported for tests). */
+int64_t cpu_throttle_sleep_ns(int pct);
+
+#endif /* GODWIT_CPU_THROTTLE_H */

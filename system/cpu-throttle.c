@@ -1,0 +1,109 @@
+/*
+ * vCPU throttling (include/godwit/cpu-throttle.h): the ticking thread.
+ * Each tick hands every running vCPU the sleep of one time slice and kicks
+ * it; the vCPU sleeps in cpus.c at its next safe point.
+ */
+#include <stdatomic.h>
+
+#include "godwit/cpu-throttle.h"
+#include "godwit/cpus.h"
+#include "godwit/machine.h"
+
+static struct {
+    Machine *m;
+    GThread *thread;
+    GMutex lock; /* protects pct changes and quit, with cond */
+    GCond cond;
+    atomic_int pct;
+    bool quit;
+} throttle;
+
+int64_t cpu_throttle_sleep_ns(int pct)
+{
+    if (pct <= 0) {
+        return 0;
+    }
+    return CPU_THROTTLE_TIMESLICE_NS * pct / (100 - pct);
+}
+
+static gpointer throttle_thread(gpointer opaque)
+{
+    g_mutex_lock(&throttle.lock);
+    while (!throttle.quit) {
+        int pct = atomic_load(&throttle.pct);
+        if (pct == 0) {
+            g_cond_wait(&throttle.cond, &throttle.lock);
+            continue;
+        }
+        /* one period = a slice of running plus the sleep */
+        int64_t sleep_ns = cpu_throttle_sleep_ns(pct);
+        int64_t period_us = (CPU_THROTTLE_TIMESLICE_NS + sleep_ns) / 1000;
+        g_cond_wait_until(&throttle.cond, &throttle.lock,
+                          g_get_monotonic_time() + period_us);
+        if (throttle.quit || atomic_load(&throttle.pct) != pct) {
+            continue;
+        }
+        g_mutex_unlock(&throttle.lock);
+        for (int i = 0; i < throttle.m->smp; i++) {
+            CPUState *cpu = throttle.m->cpus[i];
+            atomic_store(&cpu->throttle_ns, sleep_ns);
+            cpu_kick(cpu);
+        }
+        g_mutex_lock(&throttle.lock);
+    }
+    g_mutex_unlock(&throttle.lock);
+    return NULL;
+}
+
+void cpu_throttle_init(Machine *m)
+{
+    throttle.m = m;
+    throttle.quit = false;
+    atomic_store(&throttle.pct, 0);
+    throttle.thread = g_thread_new("vcpu-throttle", throttle_thread, NULL);
+}
+
+void cpu_throttle_cleanup(void)
+{
+    if (!throttle.thread) {
+        return;
+    }
+    g_mutex_lock(&throttle.lock);
+    throttle.quit = true;
+    g_cond_broadcast(&throttle.cond);
+    g_mutex_unlock(&throttle.lock);
+    g_thread_join(throttle.thread);
+    throttle.thread = NULL;
+}
+
+void cpu_throttle_set(int pct)
+{
+    pct = pct <= 0 ? 0 : CLAMP(pct, CPU_THROTTLE_PCT_MIN,
+                               CPU_THROTTLE_PCT_MAX);
+    g_mutex_lock(&throttle.lock);
+    atomic_store(&throttle.pct, pct);
+    g_cond_broadcast(&throttle.cond);
+    g_mutex_unlock(&throttle.lock);
+    if (pct == 0 && throttle.m) {
+        /* removed at once: a vCPU asleep for the throttle wakes up */
+        for (int i = 0; i < throttle.m->smp; i++) {
+            atomic_store(&throttle.m->cpus[i]->throttle_ns, 0);
+            cpu_wake(throttle.m->cpus[i]);
+        }
+    }
+}
+
+void cpu_throttle_stop(void)
+{
+    cpu_throttle_set(0);
+}
+
+bool cpu_throttle_active(void)
+{
+    return atomic_load(&throttle.pct) > 0;
+}
+
+int cpu_throttle_get_percentage(void)
+{
+    return atomic_load(&throttle.pct);
+}

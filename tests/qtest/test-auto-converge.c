@@ -1,0 +1,225 @@
+/*
+ * qtest: guests that dirty memory faster than the link carries it. Without
+ * auto-converge the migration never ends (and cancelling gives the guest
+ * its full speed back); with it the vCPUs are throttled in QEMU's steps
+ * until it completes, the destination runs unthrottled. And the dirty-rate
+ * measurement matches a guest's configured rate.
+ */
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "migration-helpers.h"
+
+#define GP_NEEDLE "guestperf: worker=0"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median ms_per_gib of the last `n` guestperf passes printed. */
+static double perf_ms_per_gib(GwProc *p, int n)
+{
+    g_autofree char *log = gwt_serial(p);
+    g_auto(GStrv) lines = g_strsplit(log, "\n", -1);
+    g_autofree double *v = g_new(double, g_strv_length(lines) + 1);
+    int count = 0;
+
+    for (int i = 0; lines[i]; i++) {
+        const char *m = strstr(lines[i], "ms_per_gib=");
+        if (strstr(lines[i], GP_NEEDLE) && m) {
+            v[count++] = g_ascii_strtod(m + 11, NULL);
+        }
+    }
+    g_assert_cmpint(count, >=, n);
+    qsort(v + count - n, n, sizeof(double), cmp_double);
+    return v[count - n + n / 2];
+}
+
+static int64_t sync_count(GwProc *p)
+{
+    g_autoptr(JsonObject) q = mig_query(p);
+    return gwt_get_int(gwt_get_obj(q, "ram"), "dirty-sync-count");
+}
+
+/* Without auto-converge: active forever; cancel; full speed again. */
+static void test_no_convergence(void)
+{
+    MigPair *mp = mig_pair_start("256M", "guestperf", "vm=1 vm-bytes=96M",
+                                 "unix:%d/mig.sock");
+    g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
+
+    g_assert_true(gwt_wait_serial_count(mp->src, GP_NEEDLE, 40, 60000));
+    double before = perf_ms_per_gib(mp->src, 20);
+    mig_set_speed(mp->src, 20 << 20, 20);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
+                          "'%s'}}",
+                 uri);
+    g_assert_true(mig_wait_status(mp->src, "active", 30000));
+    gwt_sleep_ms(3000);
+    int64_t s1 = sync_count(mp->src);
+    gwt_sleep_ms(2000);
+    int64_t s2 = sync_count(mp->src);
+    g_autofree char *st = mig_status(mp->src);
+    g_test_message("after 5 s: %s, dirty-sync-count %" G_GINT64_FORMAT
+                   " -> %" G_GINT64_FORMAT,
+                   st, s1, s2);
+    g_assert_cmpstr(st, ==, "active");
+    g_assert_cmpint(s2, >, s1);
+    g_autoptr(JsonObject) q = mig_query(mp->src);
+    g_assert_false(json_object_has_member(q, "cpu-throttle-percentage"));
+
+    gwt_qmp_void(mp->src, "{'execute': 'migrate_cancel'}");
+    g_assert_true(mig_wait_status(mp->src, "cancelled", 30000));
+    int n = gwt_serial_count(mp->src, GP_NEEDLE);
+    g_assert_true(gwt_wait_serial_count(mp->src, GP_NEEDLE, n + 30, 60000));
+    double after = perf_ms_per_gib(mp->src, 20);
+    g_test_message("guest ms/GiB: %.2f before, %.2f after cancel", before,
+                   after);
+    /* dirty logging gone: back to full speed (generous bound, noisy host) */
+    g_assert_cmpfloat(after, <, before * 2.0);
+    mig_pair_free(mp);
+}
+
+/* With auto-converge: throttle steps, completion, proof. */
+static void test_auto_converge(void)
+{
+    MigPair *mp = mig_pair_start("256M", "verify",
+                                 "vm=1 vm-bytes=48M rate=150M",
+                                 "unix:%d/mig.sock");
+    g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
+    int seen[16], nseen = 0;
+
+    mig_set_speed(mp->src, 60 << 20, 100);
+    mig_set_cap(mp->src, "auto-converge", true);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
+                          "'arguments': {'cpu-throttle-initial': 50, "
+                          "'cpu-throttle-increment': 20}}");
+    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
+                          "'%s'}}",
+                 uri);
+    for (int64_t end = gwt_now_ms() + 120000;;) {
+        g_autoptr(JsonObject) q = mig_query(mp->src);
+        const char *st = gwt_get_str(q, "status");
+        if (!strcmp(st, "completed") || !strcmp(st, "failed")) {
+            g_assert_cmpstr(st, ==, "completed");
+            break;
+        }
+        if (json_object_has_member(q, "cpu-throttle-percentage")) {
+            int pct = (int)gwt_get_int(q, "cpu-throttle-percentage");
+            if (nseen == 0 || seen[nseen - 1] != pct) {
+                g_assert_cmpint(nseen, <, 16);
+                seen[nseen++] = pct;
+            }
+        }
+        g_assert_cmpint(gwt_now_ms(), <, end);
+        gwt_sleep_ms(20);
+    }
+    GString *steps = g_string_new(NULL);
+    for (int i = 0; i < nseen; i++) {
+        g_string_append_printf(steps, " %d", seen[i]);
+    }
+    g_test_message("throttle steps:%s", steps->str);
+    g_string_free(steps, TRUE);
+    /* QEMU's steps: initial, then +increment, capped at 99 */
+    g_assert_cmpint(nseen, >=, 1);
+    for (int i = 0; i < nseen; i++) {
+        int want = MIN(50 + 20 * i, 99);
+        g_assert_cmpint(seen[i], ==, want);
+    }
+    mig_check_destination(mp, true);
+    /* the destination does not inherit the throttle */
+    g_autoptr(JsonObject) dq = mig_query(mp->dst);
+    g_assert_false(json_object_has_member(dq, "cpu-throttle-percentage"));
+    mig_pair_free(mp);
+}
+
+/* Cancelling a throttled migration lifts the throttle at once. */
+static void test_cancel_unthrottles(void)
+{
+    MigPair *mp = mig_pair_start("256M", "guestperf", "vm=1 vm-bytes=96M",
+                                 "unix:%d/mig.sock");
+    g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
+
+    g_assert_true(gwt_wait_serial_count(mp->src, GP_NEEDLE, 40, 60000));
+    double before = perf_ms_per_gib(mp->src, 20);
+    mig_set_speed(mp->src, 20 << 20, 10);
+    mig_set_cap(mp->src, "auto-converge", true);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
+                          "'arguments': {'cpu-throttle-initial': 80}}");
+    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
+                          "'%s'}}",
+                 uri);
+    for (int64_t end = gwt_now_ms() + 60000;; gwt_sleep_ms(50)) {
+        g_autoptr(JsonObject) q = mig_query(mp->src);
+        if (json_object_has_member(q, "cpu-throttle-percentage")) {
+            break;
+        }
+        g_assert_cmpint(gwt_now_ms(), <, end);
+    }
+    gwt_qmp_void(mp->src, "{'execute': 'migrate_cancel'}");
+    g_assert_true(mig_wait_status(mp->src, "cancelled", 30000));
+    int n = gwt_serial_count(mp->src, GP_NEEDLE);
+    g_assert_true(gwt_wait_serial_count(mp->src, GP_NEEDLE, n + 30, 60000));
+    double after = perf_ms_per_gib(mp->src, 20);
+    g_test_message("guest ms/GiB: %.2f before, %.2f after cancel", before,
+                   after);
+    g_assert_cmpfloat(after, <, before * 2.0);
+    mig_pair_free(mp);
+}
+
+/* calc-dirty-rate against a guest dirtying a known rate. */
+static void test_dirty_rate(gconstpointer data)
+{
+    const char *mode = data;
+    g_autofree char *elf = gwt_payload("stress");
+    GwProc *p = gwt_start("rate", "-m 512M -kernel %s -append "
+                                  "'vm=1 vm-bytes=256M rate=20M'",
+                          elf);
+    JsonObject *o;
+
+    g_assert_true(gwt_wait_serial(p, "READY", 60000));
+    gwt_sleep_ms(500);
+    /* enough samples that sampling noise stays well inside 15 % */
+    gwt_qmp_void(p, "{'execute': 'calc-dirty-rate', 'arguments': "
+                    "{'calc-time': 2, 'mode': '%s', 'sample-pages': 4096}}",
+                 mode);
+    for (;;) {
+        JsonNode *r = gwt_qmp_ok(p, "{'execute': 'query-dirty-rate'}");
+        o = json_object_ref(json_node_get_object(r));
+        json_node_unref(r);
+        if (!strcmp(gwt_get_str(o, "status"), "measured")) {
+            break;
+        }
+        g_assert_cmpstr(gwt_get_str(o, "status"), ==, "measuring");
+        json_object_unref(o);
+        gwt_sleep_ms(100);
+    }
+    int64_t rate = gwt_get_int(o, "dirty-rate");
+    g_test_message("%s: %" G_GINT64_FORMAT " MiB/s (guest: 20)", mode, rate);
+    g_assert_cmpstr(gwt_get_str(o, "mode"), ==, mode);
+    /* within 15 % of what the guest was told to dirty */
+    g_assert_cmpint(rate, >=, 17);
+    g_assert_cmpint(rate, <=, 23);
+    json_object_unref(o);
+    g_autofree char *hmp = gwt_hmp(p, "info dirty_rate");
+    g_assert_nonnull(strstr(hmp, "Status: measured"));
+    gwt_free(p);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    gwt_require_kvm();
+    g_test_add_func("/auto-converge/off-never-ends", test_no_convergence);
+    g_test_add_func("/auto-converge/on-completes", test_auto_converge);
+    g_test_add_func("/auto-converge/cancel-unthrottles",
+                    test_cancel_unthrottles);
+    g_test_add_data_func("/dirty-rate/dirty-bitmap", "dirty-bitmap",
+                         test_dirty_rate);
+    g_test_add_data_func("/dirty-rate/page-sampling", "page-sampling",
+                         test_dirty_rate);
+    return g_test_run();
+}
