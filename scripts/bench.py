@@ -337,6 +337,124 @@ def bench_dirty_sync(a):
             mem, fp, fus, d, s, c))
 
 
+PERF_MS_RE = re.compile(r"worker=\d+ cpu=\d+ pass=\d+ .*ms_per_gib=([0-9.]+)")
+
+
+def perf_samples(serial):
+    return [float(m.group(1)) for m in PERF_MS_RE.finditer(serial)]
+
+
+def bench_throttle(a):
+    """vCPU throttle accuracy: guestperf's write rate over wall time at
+    p = 25/50/75 % against unthrottled (a throttle of p leaves 1 - p)."""
+    g = Godwit("bench", ["-m", "1G", "-kernel", payload("guestperf"),
+                         "-append", "vm=1 vm-bytes=512M"])
+    try:
+        g.wait_serial("pass=20 ", 60)
+        rows = []
+        for pct in (0, 25, 50, 75, 90):
+            g.qmp.cmd("x-vcpu-throttle", percentage=pct)
+            time.sleep(1.0)
+            n0 = len(perf_samples(g.serial()))
+            t0 = time.monotonic()
+            time.sleep(a.throttle_seconds)
+            passes = len(perf_samples(g.serial())) - n0
+            dt = time.monotonic() - t0
+            rows.append((pct, passes * 0.5 / dt))  # GiB written per second
+        g.qmp.cmd("x-vcpu-throttle", percentage=0)
+    finally:
+        g.cleanup()
+    base = rows[0][1]
+    print("\n### vCPU throttle accuracy (guestperf vm=1 vm-bytes=512M, "
+          "passes over %.0f s of wall time)\n" % a.throttle_seconds)
+    print("| throttle | GiB written/s | rate vs unthrottled | expected 1-p | "
+          "error |")
+    print("|---:|---:|---:|---:|---:|")
+    for pct, rate in rows:
+        want = (100 - pct) / 100.0
+        print("| %d %% | %.0f | %.3f | %.2f | %+.1f %% |" % (
+            pct, rate, rate / base, want, (rate / base / want - 1) * 100))
+
+
+def auto_converge_run(vmm, append, initial, increment, downtime_ms,
+                      max_seconds):
+    """One seed-blog scenario; returns a result dict."""
+    kernel = payload("guestperf")
+    if vmm == "godwit":
+        dst = Godwit("dst", ["-m", "2G", "-incoming", "tcp:127.0.0.1:0"])
+        port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+        src = Godwit("src", ["-m", "2G", "-kernel", kernel, "-append",
+                             append])
+    else:
+        port = free_port()
+        dst = QemuVM("2G", kernel, append, "tcp:127.0.0.1:%d" % port)
+        src = QemuVM("2G", kernel, append)
+    serial = src.serial if vmm == "godwit" else (
+        lambda: open(src.serial_path, errors="replace").read())
+    try:
+        src.wait_serial("pass=5 ", 120)
+        before = perf_samples(serial())[-10:]
+        src.qmp.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "auto-converge", "state": True}])
+        src.qmp.cmd("migrate-set-parameters", max_bandwidth=125000000,
+                    downtime_limit=downtime_ms, cpu_throttle_initial=initial,
+                    cpu_throttle_increment=increment)
+        n0 = len(perf_samples(serial()))
+        t0 = time.monotonic()
+        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
+        throttle = 0
+        while True:
+            info = src.qmp.cmd("query-migrate")
+            throttle = info.get("cpu-throttle-percentage", throttle)
+            if info.get("status") in ("completed", "failed"):
+                break
+            if time.monotonic() - t0 > max_seconds:
+                src.qmp.cmd("migrate_cancel")
+                info = {"status": "not converged", "total-time":
+                        int((time.monotonic() - t0) * 1000)}
+                break
+            time.sleep(0.2)
+        during = perf_samples(serial())[n0:]
+        return {"status": info["status"], "total": info.get("total-time"),
+                "downtime": info.get("downtime"), "throttle": throttle,
+                "before": statistics.median(before) if before else None,
+                "during": statistics.median(during) if during else None}
+    finally:
+        src.cleanup()
+        dst.cleanup()
+
+
+def bench_auto_converge(a):
+    """The seed blog's auto-converge scenarios: 2 GiB guest, 2 x 512 MiB
+    dirtied, 1 Gbit/s (max-bandwidth 125000000)."""
+    two = "vm=2 vm-bytes=512M"
+    three = "vm=3 vm-bytes=512M"
+    scenarios = [
+        ("(1) 20/10", two, 20, 10, 300),
+        ("(2) 30/15", two, 30, 15, 300),
+        ("(3) 50/20", two, 50, 20, 300),
+        ("3 workers 50/20", three, 50, 20, 300),
+        ("50/20, downtime 1000 ms", two, 50, 20, 1000),
+        ("50/20, downtime 5000 ms", two, 50, 20, 5000),
+    ]
+    print("\n### Auto-converge, seed scenarios (2 GiB guest, 1 Gbit/s, "
+          "cap %d s per run)\n" % a.ac_seconds)
+    print("| scenario | VMM | result | total s | downtime ms | final "
+          "throttle | guest ms/GiB before / during |")
+    print("|---|---|---|---:|---:|---:|---|")
+    for name, app, init, inc, dl in scenarios:
+        for vmm in ["godwit"] + (["qemu"] if QEMU and a.ac_qemu else []):
+            r = auto_converge_run(vmm, app, init, inc, dl, a.ac_seconds)
+            print("| %s | %s | %s | %s | %s | %s %% | %s / %s |" % (
+                name, vmm, r["status"],
+                "%.1f" % (r["total"] / 1000) if r["total"] else "-",
+                r["downtime"] if r["downtime"] is not None else "-",
+                r["throttle"],
+                "%.1f" % r["before"] if r["before"] else "-",
+                "%.1f" % r["during"] if r["during"] else "-"))
+            sys.stdout.flush()
+
+
 SECTIONS = {
     "boot": bench_boot,
     "page-rate": bench_page_rate,
@@ -344,6 +462,8 @@ SECTIONS = {
     "zero-page": bench_zero_page,
     "migrate-idle": bench_migrate_idle,
     "migrate-fill": bench_migrate_fill,
+    "throttle": bench_throttle,
+    "auto-converge": bench_auto_converge,
 }
 
 
@@ -358,6 +478,11 @@ def main():
     ap.add_argument("--syncs", type=int, default=10)
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--sync-sizes", nargs="+", default=["4G", "8G"])
+    ap.add_argument("--throttle-seconds", type=float, default=3.0)
+    ap.add_argument("--ac-seconds", type=int, default=90,
+                    help="give up an auto-converge run after this long")
+    ap.add_argument("--ac-qemu", action="store_true",
+                    help="also run the auto-converge scenarios under QEMU")
     a = ap.parse_args()
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("bench: /dev/kvm is not available", file=sys.stderr)
