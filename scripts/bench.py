@@ -338,10 +338,25 @@ def bench_dirty_sync(a):
 
 
 PERF_MS_RE = re.compile(r"worker=\d+ cpu=\d+ pass=\d+ .*ms_per_gib=([0-9.]+)")
+PERF_BYTES_RE = re.compile(r"worker=\d+ cpu=\d+ pass=\d+ cycles=\d+ "
+                           r"bytes=(\d+)")
 
 
 def perf_samples(serial):
     return [float(m.group(1)) for m in PERF_MS_RE.finditer(serial)]
+
+
+def perf_bytes(serial):
+    """Bytes covered by all the passes printed so far (every worker)."""
+    return sum(int(m.group(1)) for m in PERF_BYTES_RE.finditer(serial))
+
+
+def wall_ms_per_gib(serial_fn, seconds):
+    """Guest speed over wall time (sleeps of a throttle included)."""
+    b0, t0 = perf_bytes(serial_fn()), time.monotonic()
+    time.sleep(seconds)
+    b1, t1 = perf_bytes(serial_fn()), time.monotonic()
+    return (t1 - t0) * 1000 / max((b1 - b0) / 2**30, 1e-9)
 
 
 def bench_throttle(a):
@@ -393,13 +408,13 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
         lambda: open(src.serial_path, errors="replace").read())
     try:
         src.wait_serial("pass=5 ", 120)
-        before = perf_samples(serial())[-10:]
+        before = wall_ms_per_gib(serial, 2.0)
         src.qmp.cmd("migrate-set-capabilities", capabilities=[
             {"capability": "auto-converge", "state": True}])
         src.qmp.cmd("migrate-set-parameters", max_bandwidth=125000000,
                     downtime_limit=downtime_ms, cpu_throttle_initial=initial,
                     cpu_throttle_increment=increment)
-        n0 = len(perf_samples(serial()))
+        b0 = perf_bytes(serial())
         t0 = time.monotonic()
         src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
         throttle = 0
@@ -414,11 +429,17 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
                         int((time.monotonic() - t0) * 1000)}
                 break
             time.sleep(0.2)
-        during = perf_samples(serial())[n0:]
+        gib = (perf_bytes(serial()) - b0) / 2**30
+        during = (time.monotonic() - t0) * 1000 / gib if gib else None
+        after = None
+        if vmm == "godwit" and info["status"] == "completed":
+            dst.qmp.cmd("cont") if dst.qmp.cmd("query-status")[
+                "status"] != "running" else None
+            dst.wait_serial("pass=", 30)
+            after = wall_ms_per_gib(dst.serial, 2.0)
         return {"status": info["status"], "total": info.get("total-time"),
                 "downtime": info.get("downtime"), "throttle": throttle,
-                "before": statistics.median(before) if before else None,
-                "during": statistics.median(during) if during else None}
+                "before": before, "during": during, "after": after}
     finally:
         src.cleanup()
         dst.cleanup()
@@ -440,18 +461,19 @@ def bench_auto_converge(a):
     print("\n### Auto-converge, seed scenarios (2 GiB guest, 1 Gbit/s, "
           "cap %d s per run)\n" % a.ac_seconds)
     print("| scenario | VMM | result | total s | downtime ms | final "
-          "throttle | guest ms/GiB before / during |")
+          "throttle | guest ms/GiB before / during / after (destination) |")
     print("|---|---|---|---:|---:|---:|---|")
     for name, app, init, inc, dl in scenarios:
         for vmm in ["godwit"] + (["qemu"] if QEMU and a.ac_qemu else []):
             r = auto_converge_run(vmm, app, init, inc, dl, a.ac_seconds)
-            print("| %s | %s | %s | %s | %s | %s %% | %s / %s |" % (
+            print("| %s | %s | %s | %s | %s | %s %% | %s / %s / %s |" % (
                 name, vmm, r["status"],
                 "%.1f" % (r["total"] / 1000) if r["total"] else "-",
                 r["downtime"] if r["downtime"] is not None else "-",
                 r["throttle"],
                 "%.1f" % r["before"] if r["before"] else "-",
-                "%.1f" % r["during"] if r["during"] else "-"))
+                "%.1f" % r["during"] if r["during"] else "-",
+                "%.1f" % r["after"] if r.get("after") else "-"))
             sys.stdout.flush()
 
 
