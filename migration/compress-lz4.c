@@ -35,9 +35,9 @@
 
 typedef struct Lz4Ctx {
     MigCompressCtx base;
-    LZ4_stream_t *fast;  /* SEND, levels 0-1 */
-    LZ4_streamHC_t *hc;  /* SEND, levels 2-12 */
-    uint8_t page[PAGE];  /* SEND: the page being compressed, copied */
+    LZ4_stream_t *fast; /* SEND, levels 0-1 */
+    LZ4_streamHC_t *hc; /* SEND, levels 2-12 */
+    uint8_t page[PAGE]; /* SEND: the page being compressed, copied */
 } Lz4Ctx;
 
 static Lz4Ctx *lz4_ctx(MigCompressCtx *ctx)
@@ -64,8 +64,7 @@ static void lz4_cleanup(MigCompressCtx *ctx)
     g_free(l);
 }
 
-static MigCompressCtx *lz4_init(MigCompressMode mode, int level,
-                                GError **errp)
+static MigCompressCtx *lz4_init(MigCompressMode mode, int level, GError **errp)
 {
     Lz4Ctx *l = g_new0(Lz4Ctx, 1);
 
@@ -115,8 +114,7 @@ static bool lz4_unblock(const uint8_t *block, size_t len, uint8_t *page,
                     "lz4: %s of %zu bytes is invalid", what, len);
         return false;
     }
-    r = LZ4_decompress_safe((const char *)block, (char *)page, (int)len,
-                            PAGE);
+    r = LZ4_decompress_safe((const char *)block, (char *)page, (int)len, PAGE);
     if (r < 0) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "lz4: %s of %zu bytes is corrupt", what, len);
@@ -146,9 +144,9 @@ static bool lz4_decompress_page(MigCompressCtx *ctx, const uint8_t *body,
 }
 
 static ssize_t lz4_stream_compress_pages(MigCompressCtx *ctx,
-                                         uint8_t *const *pages,
-                                         size_t n_pages, uint8_t *out,
-                                         size_t out_size, GError **errp)
+                                         uint8_t *const *pages, size_t n_pages,
+                                         uint8_t *out, size_t out_size,
+                                         GError **errp)
 {
     Lz4Ctx *l = lz4_ctx(ctx);
     size_t pos = 0;
@@ -182,8 +180,8 @@ static ssize_t lz4_stream_compress_pages(MigCompressCtx *ctx,
 
 static bool lz4_stream_decompress_pages(MigCompressCtx *ctx,
                                         const uint8_t *payload, size_t len,
-                                        uint8_t *const *pages,
-                                        size_t n_pages, GError **errp)
+                                        uint8_t *const *pages, size_t n_pages,
+                                        GError **errp)
 {
     size_t pos = 0;
 
@@ -215,8 +213,8 @@ static bool lz4_stream_decompress_pages(MigCompressCtx *ctx,
         }
         if (block == PAGE) {
             memcpy(pages[i], payload + pos, PAGE);
-        } else if (!lz4_unblock(payload + pos, block, pages[i],
-                                "packet block", errp)) {
+        } else if (!lz4_unblock(payload + pos, block, pages[i], "packet block",
+                                errp)) {
             return false;
         }
         pos += block;

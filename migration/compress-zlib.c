@@ -25,7 +25,7 @@
 
 typedef struct ZlibCtx {
     MigCompressCtx base;
-    z_stream zs;   /* deflate for SEND modes, inflate for RECV modes */
+    z_stream zs; /* deflate for SEND modes, inflate for RECV modes */
     bool deflating;
     /*
      * The page being compressed, copied first: deflate must not see its
@@ -61,14 +61,13 @@ static const char *zlib_msg(const z_stream *zs, int ret)
     return zs->msg ? zs->msg : zError(ret);
 }
 
-static MigCompressCtx *zlib_init(MigCompressMode mode, int level,
-                                 GError **errp)
+static MigCompressCtx *zlib_init(MigCompressMode mode, int level, GError **errp)
 {
     ZlibCtx *z = g_new0(ZlibCtx, 1);
     int ret;
 
-    z->deflating = mode == MIG_COMPRESS_PAGE_SEND ||
-                   mode == MIG_COMPRESS_STREAM_SEND;
+    z->deflating =
+        mode == MIG_COMPRESS_PAGE_SEND || mode == MIG_COMPRESS_STREAM_SEND;
     ret = z->deflating ? deflateInit(&z->zs, level) : inflateInit(&z->zs);
     if (ret != Z_OK) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "zlib: %s failed: %s",
@@ -159,9 +158,9 @@ static bool zlib_decompress_page(MigCompressCtx *ctx, const uint8_t *body,
 }
 
 static ssize_t zlib_stream_compress_pages(MigCompressCtx *ctx,
-                                          uint8_t *const *pages,
-                                          size_t n_pages, uint8_t *out,
-                                          size_t out_size, GError **errp)
+                                          uint8_t *const *pages, size_t n_pages,
+                                          uint8_t *out, size_t out_size,
+                                          GError **errp)
 {
     ZlibCtx *z = zlib_ctx(ctx);
 
@@ -224,8 +223,8 @@ static bool zlib_inflate_fill(ZlibCtx *z, uint8_t *out, unsigned len,
 
 static bool zlib_stream_decompress_pages(MigCompressCtx *ctx,
                                          const uint8_t *payload, size_t len,
-                                         uint8_t *const *pages,
-                                         size_t n_pages, GError **errp)
+                                         uint8_t *const *pages, size_t n_pages,
+                                         GError **errp)
 {
     static const uint8_t sync_flush_end[4] = {0x00, 0x00, 0xff, 0xff};
     ZlibCtx *z = zlib_ctx(ctx);
@@ -266,8 +265,7 @@ static bool zlib_stream_decompress_pages(MigCompressCtx *ctx,
     }
     if (!z->zs.avail_out || z->zs.avail_in || (z->zs.data_type & 127)) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "zlib: packet payload has data after %zu pages",
-                    n_pages);
+                    "zlib: packet payload has data after %zu pages", n_pages);
         return false;
     }
     return true;

@@ -64,8 +64,8 @@ static bool zstd_param(ZstdCtx *z, ZSTD_cParameter param, int value,
 
     if (ZSTD_isError(r)) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "zstd: can't set parameter %d to %d: %s", (int)param,
-                    value, ZSTD_getErrorName(r));
+                    "zstd: can't set parameter %d to %d: %s", (int)param, value,
+                    ZSTD_getErrorName(r));
         return false;
     }
     return true;
@@ -80,8 +80,7 @@ static void zstd_cleanup(MigCompressCtx *ctx)
     g_free(z);
 }
 
-static MigCompressCtx *zstd_init(MigCompressMode mode, int level,
-                                 GError **errp)
+static MigCompressCtx *zstd_init(MigCompressMode mode, int level, GError **errp)
 {
     ZstdCtx *z = g_new0(ZstdCtx, 1);
     bool page = mode == MIG_COMPRESS_PAGE_SEND;
@@ -127,8 +126,8 @@ static ssize_t zstd_compress_page(MigCompressCtx *ctx, const uint8_t *page,
     if (ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall) {
         return 0;
     }
-    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "zstd: compression failed: %s",
-                ZSTD_getErrorName(r));
+    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                "zstd: compression failed: %s", ZSTD_getErrorName(r));
     return -1;
 }
 
@@ -168,16 +167,16 @@ static bool zstd_decompress_page(MigCompressCtx *ctx, const uint8_t *body,
 }
 
 static ssize_t zstd_stream_compress_pages(MigCompressCtx *ctx,
-                                          uint8_t *const *pages,
-                                          size_t n_pages, uint8_t *out,
-                                          size_t out_size, GError **errp)
+                                          uint8_t *const *pages, size_t n_pages,
+                                          uint8_t *out, size_t out_size,
+                                          GError **errp)
 {
     ZstdCtx *z = zstd_ctx(ctx);
     ZSTD_outBuffer o = {out, out_size, 0};
 
     for (size_t i = 0; i < n_pages; i++) {
-        ZSTD_EndDirective end = i + 1 == n_pages ? ZSTD_e_flush
-                                                  : ZSTD_e_continue;
+        ZSTD_EndDirective end =
+            i + 1 == n_pages ? ZSTD_e_flush : ZSTD_e_continue;
         ZSTD_inBuffer in = {pages[i], PAGE, 0};
         size_t left;
 
@@ -209,9 +208,8 @@ static ssize_t zstd_stream_compress_pages(MigCompressCtx *ctx,
  * Returns the bytes decoded, or -1 on an error; *hint is libzstd's last
  * answer (the input it wants next).
  */
-static ssize_t zstd_decompress_fill(ZstdCtx *z, ZSTD_inBuffer *in,
-                                    uint8_t *out, size_t len, size_t *hint,
-                                    GError **errp)
+static ssize_t zstd_decompress_fill(ZstdCtx *z, ZSTD_inBuffer *in, uint8_t *out,
+                                    size_t len, size_t *hint, GError **errp)
 {
     ZSTD_outBuffer o = {out, len, 0};
 
@@ -239,8 +237,8 @@ static ssize_t zstd_decompress_fill(ZstdCtx *z, ZSTD_inBuffer *in,
 
 static bool zstd_stream_decompress_pages(MigCompressCtx *ctx,
                                          const uint8_t *payload, size_t len,
-                                         uint8_t *const *pages,
-                                         size_t n_pages, GError **errp)
+                                         uint8_t *const *pages, size_t n_pages,
+                                         GError **errp)
 {
     ZstdCtx *z = zstd_ctx(ctx);
     ZSTD_inBuffer in = {payload, len, 0};
@@ -275,8 +273,7 @@ static bool zstd_stream_decompress_pages(MigCompressCtx *ctx,
     }
     if (r || in.pos != in.size || hint != ZSTD_BLOCK_HEADER_SIZE) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "zstd: packet payload has data after %zu pages",
-                    n_pages);
+                    "zstd: packet payload has data after %zu pages", n_pages);
         return false;
     }
     return true;

@@ -103,8 +103,8 @@ ssize_t mig_compress_page(MigCompressCtx *ctx, const uint8_t *page,
     return ctx->ops->compress_page(ctx, page, out, out_size, errp);
 }
 
-bool mig_decompress_page(MigCompressCtx *ctx, const uint8_t *body,
-                         size_t len, uint8_t *page, GError **errp)
+bool mig_decompress_page(MigCompressCtx *ctx, const uint8_t *body, size_t len,
+                         uint8_t *page, GError **errp)
 {
     g_assert(ctx->mode == MIG_COMPRESS_PAGE_RECV);
     return ctx->ops->decompress_page(ctx, body, len, page, errp);
@@ -123,8 +123,8 @@ static bool mig_compress_check_stream(MigCompressCtx *ctx, GError **errp)
 }
 
 ssize_t mig_stream_compress_pages(MigCompressCtx *ctx, uint8_t *const *pages,
-                                  size_t n_pages, uint8_t *out,
-                                  size_t out_size, GError **errp)
+                                  size_t n_pages, uint8_t *out, size_t out_size,
+                                  GError **errp)
 {
     ssize_t ret;
 

@@ -109,20 +109,18 @@ struct MigCompressOps {
      * Returns the payload length (0 for n_pages == 0), or -1 with *errp
      * set (also when out_size is too small: size out with stream_bound).
      */
-    ssize_t (*stream_compress_pages)(MigCompressCtx *ctx,
-                                     uint8_t *const *pages, size_t n_pages,
-                                     uint8_t *out, size_t out_size,
-                                     GError **errp);
+    ssize_t (*stream_compress_pages)(MigCompressCtx *ctx, uint8_t *const *pages,
+                                     size_t n_pages, uint8_t *out,
+                                     size_t out_size, GError **errp);
     /*
      * STREAM_RECV. Decodes one packet payload (len bytes) into
      * pages[0..n_pages), 4 KiB each. False with *errp set unless the
      * payload decodes to exactly n_pages pages and ends where the
      * sender's flush ended it.
      */
-    bool (*stream_decompress_pages)(MigCompressCtx *ctx,
-                                    const uint8_t *payload, size_t len,
-                                    uint8_t *const *pages, size_t n_pages,
-                                    GError **errp);
+    bool (*stream_decompress_pages)(MigCompressCtx *ctx, const uint8_t *payload,
+                                    size_t len, uint8_t *const *pages,
+                                    size_t n_pages, GError **errp);
 };
 
 /* ---- registry ------------------------------------------------------------ */
@@ -159,11 +157,11 @@ size_t mig_compress_stream_bound(MigCompression method, size_t n_pages);
 /* The hooks, with the mode asserted and the sticky stream error kept. */
 ssize_t mig_compress_page(MigCompressCtx *ctx, const uint8_t *page,
                           uint8_t *out, size_t out_size, GError **errp);
-bool mig_decompress_page(MigCompressCtx *ctx, const uint8_t *body,
-                         size_t len, uint8_t *page, GError **errp);
+bool mig_decompress_page(MigCompressCtx *ctx, const uint8_t *body, size_t len,
+                         uint8_t *page, GError **errp);
 ssize_t mig_stream_compress_pages(MigCompressCtx *ctx, uint8_t *const *pages,
-                                  size_t n_pages, uint8_t *out,
-                                  size_t out_size, GError **errp);
+                                  size_t n_pages, uint8_t *out, size_t out_size,
+                                  GError **errp);
 bool mig_stream_decompress_pages(MigCompressCtx *ctx, const uint8_t *payload,
                                  size_t len, uint8_t *const *pages,
                                  size_t n_pages, GError **errp);

@@ -177,10 +177,10 @@ static void keep_best(Times *best, Times t)
 typedef struct Bench {
     uint8_t *data, *back;
     size_t n_pages;
-    uint8_t *comp;  /* bodies or payloads, one slot each */
+    uint8_t *comp; /* bodies or payloads, one slot each */
     size_t comp_size;
-    size_t slot;    /* slot size */
-    size_t *len;    /* per page (0: sent as it is) or per packet */
+    size_t slot; /* slot size */
+    size_t *len; /* per page (0: sent as it is) or per packet */
 } Bench;
 
 typedef struct Result {
@@ -269,8 +269,7 @@ static void run_packets(Bench *b, MigCompression m, int level, Result *r)
             dst[i] = b->back + (p * PACKET_PAGES + i) * PAGE;
         }
         die_on(!mig_stream_decompress_pages(rx, b->comp + p * b->slot,
-                                            b->len[p], dst, PACKET_PAGES,
-                                            &err),
+                                            b->len[p], dst, PACKET_PAGES, &err),
                err);
     }
     keep_best(&r->decomp, since(t));
@@ -343,9 +342,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < G_N_ELEMENTS(configs); i++) {
         MigCompression m = configs[i].method;
         b.comp_size = MAX(b.comp_size, b.n_pages * mig_compress_page_bound(m));
-        b.comp_size = MAX(b.comp_size,
-                          b.n_pages / PACKET_PAGES *
-                              mig_compress_stream_bound(m, PACKET_PAGES));
+        b.comp_size =
+            MAX(b.comp_size, b.n_pages / PACKET_PAGES *
+                                 mig_compress_stream_bound(m, PACKET_PAGES));
     }
     b.comp = g_malloc(b.comp_size);
     b.len = g_new0(size_t, b.n_pages);
@@ -386,8 +385,8 @@ int main(int argc, char **argv)
                         run_pages(&b, cfg->method, cfg->level, &r);
                     }
                     if (memcmp(b.back, b.data, b.n_pages * PAGE)) {
-                        fprintf(stderr, "%s level %d: wrong data back\n",
-                                name, cfg->level);
+                        fprintf(stderr, "%s level %d: wrong data back\n", name,
+                                cfg->level);
                         return 1;
                     }
                 }
@@ -398,8 +397,8 @@ int main(int argc, char **argv)
                 printf("| %s | %d | %s | %s | %.3f | %.2f | %.3f | %.2f |\n",
                        name, cfg->level, packet ? "packet" : "page",
                        data_names[kind], bytes / r.comp.wall / 1e9,
-                       r.comp.cpu / bytes * 1e9,
-                       bytes / r.decomp.wall / 1e9, bytes / r.out_bytes);
+                       r.comp.cpu / bytes * 1e9, bytes / r.decomp.wall / 1e9,
+                       bytes / r.out_bytes);
             }
         }
         fflush(stdout);

@@ -70,13 +70,13 @@ static uint64_t seed_state(uint64_t seed)
 }
 
 static const char *const words[] = {
-    "the",   "of",    "and",   "to",     "in",    "is",     "that", "it",
-    "was",   "for",   "on",    "are",    "with",  "they",   "be",   "this",
-    "from",  "have",  "or",    "by",     "one",   "had",    "not",  "but",
-    "what",  "all",   "were",  "when",   "we",    "there",  "can",  "an",
-    "your",  "which", "their", "said",   "if",    "do",     "will", "each",
-    "about", "how",   "up",    "out",    "them",  "then",   "she",  "many",
-    "some",  "so",    "these", "would",  "other", "into",   "has",  "more",
+    "the",   "of",    "and",   "to",     "in",    "is",      "that",  "it",
+    "was",   "for",   "on",    "are",    "with",  "they",    "be",    "this",
+    "from",  "have",  "or",    "by",     "one",   "had",     "not",   "but",
+    "what",  "all",   "were",  "when",   "we",    "there",   "can",   "an",
+    "your",  "which", "their", "said",   "if",    "do",      "will",  "each",
+    "about", "how",   "up",    "out",    "them",  "then",    "she",   "many",
+    "some",  "so",    "these", "would",  "other", "into",    "has",   "more",
     "water", "long",  "page",  "memory", "guest", "thought", "world",
 };
 
@@ -347,8 +347,7 @@ static void expect_page_refused(MigCompressCtx *rx, const uint8_t *body,
     char *msg = NULL;
 
     if (decode_exact(rx, body, len, NULL, &msg)) {
-        fail_msg("%s: %s of %zu bytes was accepted", rx->ops->name, what,
-                 len);
+        fail_msg("%s: %s of %zu bytes was accepted", rx->ops->name, what, len);
     }
     assert_true(strstr(msg, rx->ops->name) == msg); /* says who refused */
     g_free(msg);
@@ -468,8 +467,8 @@ static void test_page_sizes(void **state)
 
             /* random: never shrinks */
             fill_page(page, KIND_RANDOM, 5);
-            assert_int_equal(
-                mig_compress_page(tx, page, out, PAGE - 1, &err), 0);
+            assert_int_equal(mig_compress_page(tx, page, out, PAGE - 1, &err),
+                             0);
             assert_null(err);
             out_check_guard(out, PAGE - 1);
             assert_int_equal(mig_compress_page(tx, page, out, 0, &err), 0);
@@ -565,8 +564,8 @@ static void test_page_changing(void **state)
                 sp.tx, src, G_N_ELEMENTS(src), out, bound, &err);
 
             assert_true(len > 0);
-            if (!mig_stream_decompress_pages(sp.rx, out, len, dst.page,
-                                             dst.n, &err)) {
+            if (!mig_stream_decompress_pages(sp.rx, out, len, dst.page, dst.n,
+                                             &err)) {
                 fail_msg("%s: packet of changing pages refused: %s",
                          tx->ops->name, err->message);
             }
@@ -746,8 +745,8 @@ static uint8_t *send_packet(MigCompressCtx *tx, Pages *src, size_t *len)
     size_t bound = tx->ops->stream_bound(src->n);
     uint8_t *out = out_new(bound);
     GError *err = NULL;
-    ssize_t r = mig_stream_compress_pages(tx, src->page, src->n, out, bound,
-                                          &err);
+    ssize_t r =
+        mig_stream_compress_pages(tx, src->page, src->n, out, bound, &err);
 
     if (r < 0) {
         fail_msg("%s: %s", tx->ops->name, err->message);
@@ -758,8 +757,8 @@ static uint8_t *send_packet(MigCompressCtx *tx, Pages *src, size_t *len)
 }
 
 /* Decodes a payload from a fenced copy into dst; *msg on failure. */
-static bool recv_packet(MigCompressCtx *rx, const uint8_t *payload,
-                        size_t len, Pages *dst, char **msg)
+static bool recv_packet(MigCompressCtx *rx, const uint8_t *payload, size_t len,
+                        Pages *dst, char **msg)
 {
     Fenced copy = fenced_copy(payload, len);
     GError *err = NULL;
@@ -851,8 +850,8 @@ static void test_stream_persistent(void **state)
 {
     for (size_t i = 0; i < N_METHODS; i++) {
         StreamPair sp = pair_new(methods[i], 1);
-        MigCompressCtx *fresh = ctx_new(methods[i], MIG_COMPRESS_STREAM_RECV,
-                                        1);
+        MigCompressCtx *fresh =
+            ctx_new(methods[i], MIG_COMPRESS_STREAM_RECV, 1);
         Pages src = pages_new(4, 1), dst = pages_new(4, 2);
         size_t l1, l2;
         uint8_t *p1, *p2;
@@ -926,12 +925,12 @@ static void test_stream_plain_library(void **state)
             for (size_t i = 0; i < n; i++) {
                 def.next_in = src.page[i];
                 def.avail_in = PAGE;
-                assert_int_equal(deflate(&def, i + 1 == n ? Z_SYNC_FLUSH
-                                                          : Z_NO_FLUSH),
-                                 Z_OK);
+                assert_int_equal(
+                    deflate(&def, i + 1 == n ? Z_SYNC_FLUSH : Z_NO_FLUSH),
+                    Z_OK);
             }
-            assert_true(recv_packet(zp.rx, buf, def.next_out - buf, &dst,
-                                    NULL));
+            assert_true(
+                recv_packet(zp.rx, buf, def.next_out - buf, &dst, NULL));
             check_same(&src, &dst);
 
             /* the same with zstd */
@@ -985,8 +984,7 @@ static void test_stream_plain_library(void **state)
  * Returns whether it was refused; a refused stream refuses what follows.
  */
 static bool bad_packet(MigCompression m, const uint8_t *good, size_t good_len,
-                       const uint8_t *bad, size_t bad_len, size_t n,
-                       char **msg)
+                       const uint8_t *bad, size_t bad_len, size_t n, char **msg)
 {
     MigCompressCtx *rx = ctx_new(m, MIG_COMPRESS_STREAM_RECV, 1);
     Pages dst = pages_new(n, bad_len);
@@ -1016,8 +1014,8 @@ static void expect_packet_refused(MigCompression m, const uint8_t *good,
     char *msg = NULL;
 
     if (!bad_packet(m, good, good_len, bad, bad_len, n, &msg)) {
-        fail_msg("%s: %s (%zu bytes, %zu pages) was accepted",
-                 ops_of(m)->name, what, bad_len, n);
+        fail_msg("%s: %s (%zu bytes, %zu pages) was accepted", ops_of(m)->name,
+                 what, bad_len, n);
     }
     assert_true(strstr(msg, ops_of(m)->name) == msg);
     g_free(msg);
@@ -1049,8 +1047,8 @@ static uint8_t *craft_payload(MigCompression m, const uint8_t *src, size_t n,
         ZSTD_freeCCtx(c);
     } else {
         /* one entry, L = the block's length, whatever it decodes to */
-        int l = LZ4_compress_default((const char *)src, (char *)out + 2,
-                                     (int)n, (int)cap - 2);
+        int l = LZ4_compress_default((const char *)src, (char *)out + 2, (int)n,
+                                     (int)cap - 2);
         out[0] = l >> 8;
         out[1] = l & 0xff;
         *len = l + 2;
@@ -1062,7 +1060,6 @@ static void test_stream_corrupt(void **state)
 {
     uint64_t r = 777;
     uint8_t *flat = g_malloc(4 * PAGE);
-
 
     for (size_t i = 0; i < N_METHODS; i++) {
         MigCompression m = methods[i];
