@@ -264,8 +264,11 @@ static bool zstd_stream_decompress_pages(MigCompressCtx *ctx,
     }
     /*
      * Nothing may follow the last page: no more output, no input left, and
-     * the stream must rest between two blocks, where the flush left it
-     * (libzstd then asks for the next block header, and no part of it).
+     * the stream must rest between two blocks, where the flush left it.
+     * There libzstd's hint is the size of the next block header, less any
+     * part of it already taken in (a trailing byte or two of garbage);
+     * test_stream_plain_library and test_stream_corrupt hold the installed
+     * libzstd to that.
      */
     r = zstd_decompress_fill(z, &in, &extra, 1, &hint, errp);
     if (r < 0) {
