@@ -356,9 +356,11 @@ bool mig_caps_check(const bool *old, const bool *c,
     if (c[MIGRATION_CAPABILITY_MULTIFD] && c[MIGRATION_CAPABILITY_XBZRLE]) {
         return mig_fail(errp, "Multifd is not compatible with xbzrle");
     }
-    if (c[MIGRATION_CAPABILITY_COMPRESS] && c[MIGRATION_CAPABILITY_XBZRLE]) {
-        return mig_fail(errp, "Compression is not compatible with xbzrle");
-    }
+    /*
+     * compress + xbzrle work together, as in QEMU 7.2 and the seed: the
+     * bulk stage is compressed, re-sent pages are delta-encoded. (QEMU 8.1
+     * refused the pair once it deprecated compress.)
+     */
     return true;
 }
 

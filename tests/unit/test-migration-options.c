@@ -373,7 +373,7 @@ static const struct {
     const char *err; /* NULL: the rules accept the set */
     bool incoming_started;
 } cap_rules[] = {
-    {"compress,xbzrle", "Compression is not compatible with xbzrle"},
+    {"compress,xbzrle", NULL}, /* they work together (QEMU 7.2) */
     {"multifd,compress", "Multifd is not compatible with compress"},
     {"multifd,xbzrle", "Multifd is not compatible with xbzrle"},
     {"postcopy-preempt", "Postcopy preempt requires postcopy-ram"},
