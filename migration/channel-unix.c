@@ -162,7 +162,9 @@ static MigChannel *unix_accept(MigListener *l, GError **errp)
     if (fd < 0) {
         return NULL;
     }
-    unix_unlink_bound(l->opaque); /* the listening socket is gone */
+    if (l->fd < 0) {
+        unix_unlink_bound(l->opaque); /* the listening socket is gone */
+    }
     return mig_channel_new(&unix_ops, fd, errp);
 }
 

@@ -463,6 +463,7 @@ MigListener *mig_listener_new(const MigChannelOps *ops, int fd, GError **errp)
     l = g_new0(MigListener, 1);
     l->ops = ops;
     l->fd = fd;
+    l->accepts_left = 1;
     l->cancel_fd = cancel_fd;
     atomic_init(&l->shutdown, false);
     return l;
@@ -533,7 +534,9 @@ int mig_listener_accept_fd(MigListener *l, GError **errp)
             return -1;
         }
     }
-    mig_listener_close_fd(l); /* exactly one connection */
+    if (--l->accepts_left == 0) {
+        mig_listener_close_fd(l); /* no more connections than expected */
+    }
     return fd;
 }
 
@@ -597,4 +600,17 @@ void mig_listener_close(MigListener *l)
     close(l->cancel_fd);
     g_free(l->address);
     g_free(l);
+}
+
+bool mig_listener_set_connections(MigListener *l, unsigned n, GError **errp)
+{
+    if (n < 1 || l->fd < 0) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "%s: an incoming migration over several connections "
+                    "(multifd) needs tcp or unix",
+                    l->ops->scheme);
+        return false;
+    }
+    l->accepts_left = n;
+    return true;
 }

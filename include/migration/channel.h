@@ -129,6 +129,12 @@ MigListener *mig_listen(const MigUri *uri, GError **errp);
 MigChannel *mig_accept(MigListener *l, GError **errp);
 char *mig_listener_address(MigListener *l);
 void mig_listener_shutdown(MigListener *l); /* any thread: accept fails */
+/*
+ * A socket listener accepts exactly one connection, then closes; multifd
+ * needs `n` (main channel + its channels). Before the first accept. False
+ * for transports that are not sockets.
+ */
+bool mig_listener_set_connections(MigListener *l, unsigned n, GError **errp);
 /* Closes and frees; an exec/file/fd stream never accepted is closed too. */
 void mig_listener_close(MigListener *l);
 /*
