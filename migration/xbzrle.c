@@ -188,52 +188,120 @@ static int encode_scalar(const uint8_t *old_buf, const uint8_t *new_buf,
 }
 
 /*
- * The SIMD encoders: a bitmap with bit i set where byte i changed (bits
- * past slen clear), then runs from bit scans.
+ * The SIMD encoders work on 512-byte chunks: a mask per 64 bytes (bit i
+ * set where byte i changed, bits past slen clear), then the positions
+ * where changed and unchanged alternate ("flips": a changed run starts at
+ * an even flip and ends at the next one), then one pair per two flips.
+ * Branches follow the words and the chunks rather than each run, which is
+ * what keeps pages with many short runs fast.
  */
-#define BITMAP_WORDS (XBZRLE_MAX_PAGE / 64)
+#define CHUNK_WORDS 8
+#define CHUNK (CHUNK_WORDS * 64)
 
-/* First bit >= pos that is set (want == 0) or clear (want == ~0). */
-static inline int next_bit(const uint64_t *bm, int nwords, int pos,
-                           uint64_t want)
+typedef struct SimdState {
+    int d;       /* bytes written */
+    int prev;    /* end of the last changed run: start of the zero run */
+    int pending; /* start of a changed run whose end is not seen, or -1 */
+    uint64_t carry; /* last bit of the previous word */
+} SimdState;
+
+/* Flip positions of masks m[0, nw) of the chunk at base; returns count. */
+static inline __attribute__((always_inline)) int
+chunk_flips(const uint64_t *m, int nw, int base, uint64_t *carry,
+            uint16_t *pos)
 {
-    int w = pos >> 6;
-    uint64_t m = (bm[w] ^ want) & (~0ULL << (pos & 63));
+    int n = 0;
 
-    while (!m) {
-        if (++w == nwords) {
-            return nwords * 64;
-        }
-        m = bm[w] ^ want;
+    for (int k = 0; k < nw; k++) {
+        uint64_t t = m[k] ^ (m[k] << 1 | *carry);
+        uint16_t *p = pos + n;
+        int at = base + 64 * k;
+
+        *carry = m[k] >> 63;
+        n += __builtin_popcountll(t);
+        /* eight at a time, written whether there are or not */
+        do {
+            for (int j = 0; j < 8; j++) {
+                /* the top bit only matters once t is 0: no undefined ctz */
+                p[j] = at + __builtin_ctzll(t | 1ULL << 63);
+                t &= t - 1;
+            }
+            p += 8;
+        } while (t);
     }
-    return w * 64 + __builtin_ctzll(m);
+    return n;
 }
 
+/*
+ * Appends the pair for the changed run [nz, end). When there is room for
+ * it with slack, the run goes as one 32-byte move and the lengths as
+ * fixed-size stores (the slack, within dlen, is overwritten later or left
+ * as scratch); otherwise put_pair does it byte-exact.
+ */
 static inline __attribute__((always_inline)) int
-encode_bitmap(const uint64_t *bm, const uint8_t *new_buf, int slen,
-              uint8_t *dst, int dlen)
+simd_pair(SimdState *st, int nz, int end, const uint8_t *new_buf, int slen,
+          uint8_t *dst, int dlen)
 {
-    int nwords = (slen + 63) / 64;
-    int d = 0, i = 0;
+    uint32_t zlen = nz - st->prev, nzlen = end - nz;
 
-    while (i < slen) {
-        int nz = next_bit(bm, nwords, i, 0);
-        int end;
+    st->prev = end;
+    if (nzlen <= 32 && dlen - st->d >= 3 + 32 && slen - nz >= 32) {
+        uint8_t *p = dst + st->d;
+        uint16_t z =
+            zlen < 0x80 ? zlen : 0x80 | (zlen & 0x7f) | (zlen << 1 & 0xff00);
+        uint8_t run[32];
 
-        if (nz >= slen) {
-            break;
-        }
-        end = MIN(next_bit(bm, nwords, nz, ~0ULL), slen);
-        d = put_pair(dst, d, dlen, nz - i, new_buf + nz, end - nz);
-        if (d < 0) {
+        memcpy(p, &z, 2); /* x86: little-endian */
+        p += 1 + (zlen >= 0x80);
+        *p++ = nzlen;
+        memcpy(run, new_buf + nz, 32);
+        memcpy(p, run, 32);
+        st->d = p + nzlen - dst;
+        return 0;
+    }
+    st->d = put_pair(dst, st->d, dlen, zlen, new_buf + nz, nzlen);
+    return st->d < 0 ? -1 : 0;
+}
+
+/* Pairs for the flips of one chunk; -1 on overflow. */
+static inline __attribute__((always_inline)) int
+simd_chunk(SimdState *st, const uint64_t *m, int nw, int base,
+           const uint8_t *new_buf, int slen, uint8_t *dst, int dlen)
+{
+    uint16_t pos[CHUNK + 8];
+    int n, i = 0;
+
+    n = chunk_flips(m, nw, base, &st->carry, pos);
+    if (n && st->pending >= 0) {
+        if (simd_pair(st, st->pending, pos[0], new_buf, slen, dst, dlen)) {
             return -1;
         }
-        i = end;
+        i = 1;
     }
-    return d;
+    for (; i + 1 < n; i += 2) {
+        if (simd_pair(st, pos[i], pos[i + 1], new_buf, slen, dst, dlen)) {
+            return -1;
+        }
+    }
+    if (n) {
+        st->pending = i < n ? pos[i] : -1;
+    }
+    return 0;
 }
 
-/* The bits of the bytes past the last whole 64-byte block. */
+/* The pair of a run that reaches the end of the page; the length. */
+static inline __attribute__((always_inline)) int
+simd_finish(SimdState *st, const uint8_t *new_buf, int slen, uint8_t *dst,
+            int dlen)
+{
+    if (st->pending >= 0 &&
+        simd_pair(st, st->pending, slen, new_buf, slen, dst, dlen)) {
+        return -1;
+    }
+    return st->d;
+}
+
+/* The bits of the n < 64 bytes past the last whole 64-byte block. */
 static inline uint64_t tail_bits(const uint8_t *a, const uint8_t *b, int n)
 {
     uint64_t m = 0;
@@ -244,59 +312,74 @@ static inline uint64_t tail_bits(const uint8_t *a, const uint8_t *b, int n)
     return m;
 }
 
-__attribute__((target("avx2,bmi"))) static int
+#define SIMD_STATE_INIT {.d = 0, .prev = 0, .pending = -1, .carry = 0}
+
+__attribute__((target("avx2,bmi,popcnt"))) static int
 encode_avx2(const uint8_t *old_buf, const uint8_t *new_buf, int slen,
             uint8_t *dst, int dlen)
 {
-    uint64_t bm[BITMAP_WORDS];
-    uint64_t any = 0;
-    int w, full = slen / 64;
+    SimdState st = SIMD_STATE_INIT;
 
-    for (w = 0; w < full; w++) {
-        const uint8_t *a = old_buf + w * 64, *b = new_buf + w * 64;
-        __m256i lo = _mm256_cmpeq_epi8(_mm256_loadu_si256((const void *)a),
-                                       _mm256_loadu_si256((const void *)b));
-        __m256i hi =
-            _mm256_cmpeq_epi8(_mm256_loadu_si256((const void *)(a + 32)),
-                              _mm256_loadu_si256((const void *)(b + 32)));
-        uint64_t eq = (uint32_t)_mm256_movemask_epi8(lo) |
-                      (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32;
+    for (int base = 0; base < slen; base += CHUNK) {
+        uint64_t m[CHUNK_WORDS], any = 0;
+        int nw = MIN(CHUNK, slen - base + 63) / 64;
 
-        bm[w] = ~eq;
-        any |= ~eq;
+        for (int k = 0; k < nw; k++) {
+            const uint8_t *a = old_buf + base + 64 * k;
+            const uint8_t *b = new_buf + base + 64 * k;
+
+            if (slen - (base + 64 * k) < 64) {
+                m[k] = tail_bits(a, b, slen - (base + 64 * k));
+            } else {
+                __m256i lo = _mm256_cmpeq_epi8(
+                    _mm256_loadu_si256((const void *)a),
+                    _mm256_loadu_si256((const void *)b));
+                __m256i hi = _mm256_cmpeq_epi8(
+                    _mm256_loadu_si256((const void *)(a + 32)),
+                    _mm256_loadu_si256((const void *)(b + 32)));
+
+                m[k] = ~((uint32_t)_mm256_movemask_epi8(lo) |
+                         (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32);
+            }
+            any |= m[k];
+        }
+        if ((any | st.carry) &&
+            simd_chunk(&st, m, nw, base, new_buf, slen, dst, dlen)) {
+            return -1;
+        }
     }
-    if (slen % 64) {
-        bm[w] = tail_bits(old_buf + w * 64, new_buf + w * 64, slen % 64);
-        any |= bm[w];
-    }
-    if (!any) {
-        return 0;
-    }
-    return encode_bitmap(bm, new_buf, slen, dst, dlen);
+    return simd_finish(&st, new_buf, slen, dst, dlen);
 }
 
-__attribute__((target("avx512f,avx512bw,bmi"))) static int
+__attribute__((target("avx512f,avx512bw,bmi,popcnt"))) static int
 encode_avx512(const uint8_t *old_buf, const uint8_t *new_buf, int slen,
               uint8_t *dst, int dlen)
 {
-    uint64_t bm[BITMAP_WORDS];
-    uint64_t any = 0;
-    int w, full = slen / 64;
+    SimdState st = SIMD_STATE_INIT;
 
-    for (w = 0; w < full; w++) {
-        bm[w] = _mm512_cmpneq_epu8_mask(
-            _mm512_loadu_si512((const void *)(old_buf + w * 64)),
-            _mm512_loadu_si512((const void *)(new_buf + w * 64)));
-        any |= bm[w];
+    for (int base = 0; base < slen; base += CHUNK) {
+        uint64_t m[CHUNK_WORDS], any = 0;
+        int nw = MIN(CHUNK, slen - base + 63) / 64;
+
+        for (int k = 0; k < nw; k++) {
+            const uint8_t *a = old_buf + base + 64 * k;
+            const uint8_t *b = new_buf + base + 64 * k;
+
+            if (slen - (base + 64 * k) < 64) {
+                m[k] = tail_bits(a, b, slen - (base + 64 * k));
+            } else {
+                m[k] = _mm512_cmpneq_epu8_mask(
+                    _mm512_loadu_si512((const void *)a),
+                    _mm512_loadu_si512((const void *)b));
+            }
+            any |= m[k];
+        }
+        if ((any | st.carry) &&
+            simd_chunk(&st, m, nw, base, new_buf, slen, dst, dlen)) {
+            return -1;
+        }
     }
-    if (slen % 64) {
-        bm[w] = tail_bits(old_buf + w * 64, new_buf + w * 64, slen % 64);
-        any |= bm[w];
-    }
-    if (!any) {
-        return 0;
-    }
-    return encode_bitmap(bm, new_buf, slen, dst, dlen);
+    return simd_finish(&st, new_buf, slen, dst, dlen);
 }
 
 typedef int (*XbzrleEncodeFn)(const uint8_t *, const uint8_t *, int,
@@ -325,11 +408,15 @@ bool xbzrle_impl_available(XbzrleImpl impl)
         return true;
     case XBZRLE_AVX2:
         return __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("bmi");
+               __builtin_cpu_supports("bmi") &&
+               __builtin_cpu_supports("popcnt");
     case XBZRLE_AVX512:
         return __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("bmi");
+               __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("bmi2") &&
+               __builtin_cpu_supports("bmi") &&
+               __builtin_cpu_supports("popcnt");
     default:
         return false;
     }
@@ -387,34 +474,108 @@ static inline int get_len(const uint8_t *p, int avail, uint32_t *n)
     return 2;
 }
 
-int xbzrle_decode_buffer(const uint8_t *src, int slen, uint8_t *dst,
+/*
+ * Reads the two lengths of the pair at src + *i and checks them against
+ * what is left of src and of the page: on success *i is past the lengths,
+ * *d past the zero run, *nzlen the run's length and its bytes are there.
+ */
+static inline __attribute__((always_inline)) bool
+next_pair(const uint8_t *src, int slen, int *i, int *d, int dlen,
+          uint32_t *nzlen)
+{
+    uint32_t zlen;
+    int at = *i, n;
+
+    if (slen - at >= 2 && !((src[at] | src[at + 1]) & 0x80)) {
+        /* the common case: two 1-byte lengths */
+        zlen = src[at];
+        *nzlen = src[at + 1];
+        at += 2;
+    } else {
+        n = get_len(src + at, slen - at, &zlen);
+        if (n < 0) {
+            return false;
+        }
+        at += n;
+        n = get_len(src + at, slen - at, nzlen);
+        if (n < 0) {
+            return false;
+        }
+        at += n;
+    }
+    /* a zero-length zero run only starts a page; no empty changed run */
+    if ((zlen == 0 && *i > 0) | (*nzlen == 0) |
+        (zlen + *nzlen > (uint32_t)(dlen - *d)) |
+        (*nzlen > (uint32_t)(slen - at))) {
+        return false;
+    }
+    *i = at;
+    *d += zlen;
+    return true;
+}
+
+static int decode_scalar(const uint8_t *src, int slen, uint8_t *dst,
                          int dlen)
 {
     int i = 0, d = 0;
+    uint32_t n;
 
-    g_assert(slen >= 0 && dlen >= 0);
     while (i < slen) {
-        uint32_t zlen, nzlen;
-        int n = get_len(src + i, slen - i, &zlen);
-
-        /* a zero-length zero run only starts a page */
-        if (n < 0 || (zlen == 0 && i > 0) || zlen > (uint32_t)(dlen - d)) {
+        if (!next_pair(src, slen, &i, &d, dlen, &n)) {
             return -1;
         }
+        copy_run(dst + d, src + i, n);
+        d += n;
         i += n;
-        d += zlen;
-
-        n = get_len(src + i, slen - i, &nzlen);
-        if (n < 0 || nzlen == 0) {
-            return -1;
-        }
-        i += n;
-        if (nzlen > (uint32_t)(dlen - d) || nzlen > (uint32_t)(slen - i)) {
-            return -1;
-        }
-        copy_run(dst + d, src + i, nzlen);
-        d += nzlen;
-        i += nzlen;
     }
     return d;
+}
+
+/* A masked move writes exactly the run's bytes, without a size switch. */
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi,bmi2"))) static int
+decode_avx512(const uint8_t *src, int slen, uint8_t *dst, int dlen)
+{
+    int i = 0, d = 0;
+    uint32_t n;
+
+    while (i < slen) {
+        if (!next_pair(src, slen, &i, &d, dlen, &n)) {
+            return -1;
+        }
+        if (n <= 32) {
+            __mmask32 k = _bzhi_u32(~0u, n);
+
+            _mm256_mask_storeu_epi8(dst + d, k,
+                                    _mm256_maskz_loadu_epi8(k, src + i));
+        } else {
+            memcpy(dst + d, src + i, n);
+        }
+        d += n;
+        i += n;
+    }
+    return d;
+}
+
+typedef int (*XbzrleDecodeFn)(const uint8_t *, int, uint8_t *, int);
+
+/* AVX2 has no byte-masked store: its decoder is the scalar one. */
+static const XbzrleDecodeFn decode_fns[XBZRLE__MAX] = {
+    [XBZRLE_SCALAR] = decode_scalar,
+    [XBZRLE_AVX2] = decode_scalar,
+    [XBZRLE_AVX512] = decode_avx512,
+};
+
+int xbzrle_decode_buffer_impl(XbzrleImpl impl, const uint8_t *src, int slen,
+                              uint8_t *dst, int dlen)
+{
+    g_assert(impl < XBZRLE__MAX);
+    g_assert(slen >= 0 && dlen >= 0);
+    return decode_fns[impl](src, slen, dst, dlen);
+}
+
+int xbzrle_decode_buffer(const uint8_t *src, int slen, uint8_t *dst,
+                         int dlen)
+{
+    return xbzrle_decode_buffer_impl(xbzrle_best_impl(), src, slen, dst,
+                                     dlen);
 }

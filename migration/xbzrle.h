@@ -2,7 +2,8 @@
  * XBZRLE: QEMU's delta encoding of a re-sent page against the copy the
  * destination already has. Pure functions, no state; the grammar is in
  * xbzrle.c. A scalar encoder and SIMD ones (AVX2, AVX-512BW) give
- * byte-identical output; xbzrle_encode_buffer uses the best one this CPU
+ * byte-identical output, as do the scalar and AVX-512 decoders;
+ * xbzrle_encode_buffer and xbzrle_decode_buffer use the best this CPU
  * has.
  *
  * Thread safety: every function may be called from any thread at the same
@@ -27,7 +28,7 @@
 typedef enum XbzrleImpl {
     XBZRLE_SCALAR,
     XBZRLE_AVX2,
-    XBZRLE_AVX512, /* AVX-512F + AVX-512BW */
+    XBZRLE_AVX512, /* AVX-512F, BW, VL */
     XBZRLE__MAX,
 } XbzrleImpl;
 
@@ -38,7 +39,8 @@ typedef enum XbzrleImpl {
  * Returns the encoded length; 0 if the pages are identical (send nothing);
  * -1 if the encoding would be longer than dlen, or has a run longer than
  * XBZRLE_MAX_RUN (send the page in full). Never writes outside
- * dst[0, dlen); after -1 the contents of dst are unspecified.
+ * dst[0, dlen), but dst past the returned length is scratch (the SIMD
+ * encoders store a few fixed-size blocks), and after -1 all of it is.
  *
  * A dlen of slen (QEMU's choice) is enough: QEMU's destination refuses an
  * encoded length above its page size, so never pass more than the page
@@ -68,12 +70,18 @@ int xbzrle_decode_buffer(const uint8_t *src, int slen, uint8_t *dst,
 bool xbzrle_impl_available(XbzrleImpl impl);
 const char *xbzrle_impl_name(XbzrleImpl impl);
 
-/* The variant xbzrle_encode_buffer uses: the best this CPU has. */
+/* The variant xbzrle_encode_buffer and _decode_buffer use: the best. */
 XbzrleImpl xbzrle_best_impl(void);
 
-/* xbzrle_encode_buffer with one variant; it must be available. */
+/*
+ * xbzrle_encode_buffer / xbzrle_decode_buffer with one variant, which must
+ * be available. AVX2 has no byte-masked store: its decoder is the scalar
+ * one.
+ */
 int xbzrle_encode_buffer_impl(XbzrleImpl impl, const uint8_t *old_buf,
                               const uint8_t *new_buf, int slen, uint8_t *dst,
                               int dlen);
+int xbzrle_decode_buffer_impl(XbzrleImpl impl, const uint8_t *src, int slen,
+                              uint8_t *dst, int dlen);
 
 #endif /* MIGRATION_XBZRLE_H */

@@ -2,8 +2,8 @@
  * Unit tests for migration/xbzrle.c: every encoder variant the CPU has
  * against a byte-by-byte reference of the grammar (hand-checked vectors,
  * runs at every position and SIMD boundary, the 14-bit limits, random
- * pages, exact overflow, no read past the page), the decoder on round
- * trips and on a table of malformed encodings.
+ * pages, exact overflow, no read past the page), and every decoder variant
+ * on the round trips and on a table of malformed encodings.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,11 +106,18 @@ static int check_pair(const uint8_t *old, const uint8_t *new, int slen,
     }
     if (expect == 0) {
         assert_memory_equal(old, new, slen);
-    } else if (expect > 0) {
+    }
+    for (int impl = 0; expect > 0 && impl < XBZRLE__MAX; impl++) {
+        if (!xbzrle_impl_available(impl)) {
+            continue;
+        }
         memcpy(page, old, slen);
-        assert_int_equal(xbzrle_decode_buffer(want, expect, page, slen),
-                         covered);
-        assert_memory_equal(page, new, slen);
+        if (xbzrle_decode_buffer_impl(impl, want, expect, page, slen) !=
+                covered ||
+            memcmp(page, new, slen)) {
+            fail_msg("%s: decoded wrong (slen %d)", xbzrle_impl_name(impl),
+                     slen);
+        }
     }
     return expect;
 }
@@ -410,35 +417,68 @@ static void test_overflow(void **state)
     g_free(new);
 }
 
-/* Pages that end where an unmapped page starts: no variant reads past. */
-static void test_no_overread(void **state)
+/*
+ * An area of `span` bytes followed by an unmapped page: a buffer placed at
+ * its end faults on the first byte read or written past it.
+ */
+static uint8_t *guarded_end(size_t span)
 {
     size_t ps = sysconf(_SC_PAGESIZE);
-    size_t span = ps + 2 * PAGE;
-    uint8_t *m = mmap(NULL, 2 * (span + ps), PROT_READ | PROT_WRITE,
+    uint8_t *m = mmap(NULL, span + ps, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    uint8_t *end_a, *end_b;
-    GRand *r = g_rand_new_with_seed(5);
 
     assert_true(m != MAP_FAILED);
-    end_a = m + span;
-    end_b = m + 2 * span + ps;
-    assert_int_equal(mprotect(end_a, ps, PROT_NONE), 0);
-    assert_int_equal(mprotect(end_b, ps, PROT_NONE), 0);
+    assert_int_equal(mprotect(m + span, ps, PROT_NONE), 0);
+    return m + span;
+}
+
+/* Encodes, then decodes every variant, with every buffer at its end. */
+static void check_guarded(const uint8_t *old, const uint8_t *new, int slen,
+                          uint8_t *enc_end, uint8_t *page_end)
+{
+    uint8_t *page = page_end - slen;
+    int len = check_pair(old, new, slen, slen + 8);
+
+    for (int impl = 0; len > 0 && impl < XBZRLE__MAX; impl++) {
+        uint8_t *enc = enc_end - len;
+
+        if (!xbzrle_impl_available(impl)) {
+            continue;
+        }
+        assert_int_equal(
+            xbzrle_encode_buffer_impl(impl, old, new, slen, enc, len), len);
+        memcpy(page, old, slen);
+        assert_true(xbzrle_decode_buffer_impl(impl, enc, len, page, slen) > 0);
+        assert_memory_equal(page, new, slen);
+    }
+}
+
+/* Buffers that end where an unmapped page starts: no variant goes past. */
+static void test_no_overrun(void **state)
+{
+    size_t span = 4 * PAGE;
+    uint8_t *end_a = guarded_end(span), *end_b = guarded_end(span);
+    uint8_t *end_enc = guarded_end(span), *end_page = guarded_end(span);
+    GRand *r = g_rand_new_with_seed(5);
+
     for (int slen = 1; slen <= PAGE; slen += slen < 300 ? 1 : 97) {
         uint8_t *old = end_a - slen, *new = end_b - slen;
 
         for (int i = 0; i < slen; i++) {
             old[i] = new[i] = g_rand_int(r);
         }
-        check_pair(old, new, slen, slen);
+        check_guarded(old, new, slen, end_enc, end_page);
         new[slen - 1] ^= 1;
-        check_pair(old, new, slen, slen + 3);
+        check_guarded(old, new, slen, end_enc, end_page);
         new[0] ^= 1;
-        check_pair(old, new, slen, slen + 8);
+        check_guarded(old, new, slen, end_enc, end_page);
+        for (int i = 0; i < slen; i += 3) {
+            new[i] = ~old[i];
+        }
+        check_guarded(old, new, slen, end_enc, end_page);
     }
     g_rand_free(r);
-    munmap(m, 2 * (span + ps));
+    /* the mappings go with the process */
 }
 
 /* ---- the decoder on bad input ---- */
@@ -494,40 +534,52 @@ static const BadCase decode_cases[] = {
     {"trailing 0x80", {0x00, 0x01, 0xaa, 0x80}, 4, 0, PAGE, -1},
 };
 
+static void check_decode_case(XbzrleImpl impl, const BadCase *c,
+                              uint8_t *src, uint8_t *page)
+{
+    int n = c->nbytes + c->pad;
+    int got;
+
+    memcpy(src, c->bytes, c->nbytes);
+    memset(src + c->nbytes, 0xee, c->pad);
+    memset(page, CANARY, PAGE + SLACK);
+    got = xbzrle_decode_buffer_impl(impl, src, n, page, c->dlen);
+    if (got != c->want) {
+        fail_msg("%s, %s: %d, want %d", c->name, xbzrle_impl_name(impl), got,
+                 c->want);
+    }
+    for (int k = c->dlen; k < PAGE + SLACK; k++) {
+        if (page[k] != CANARY) {
+            fail_msg("%s, %s: wrote past dlen at %d", c->name,
+                     xbzrle_impl_name(impl), k);
+        }
+    }
+    /*
+     * A proper prefix of a good encoding is refused, unless it ends where
+     * a pair ends (byte 3 of "two pairs").
+     */
+    for (int cut = 1; c->want > 0 && cut < n; cut++) {
+        bool pair_end = c->nbytes == 6 && cut == 3;
+
+        if ((xbzrle_decode_buffer_impl(impl, src, cut, page, c->dlen) >= 0) !=
+            pair_end) {
+            fail_msg("%s, %s: prefix of %d bytes misjudged", c->name,
+                     xbzrle_impl_name(impl), cut);
+        }
+    }
+}
+
 static void test_decode_malformed(void **state)
 {
     uint8_t *src = g_malloc(8 + PAGE);
     uint8_t *page = g_malloc(PAGE + SLACK);
 
-    for (size_t i = 0; i < G_N_ELEMENTS(decode_cases); i++) {
-        const BadCase *c = &decode_cases[i];
-        int n = c->nbytes + c->pad;
-        int got;
-
-        memcpy(src, c->bytes, c->nbytes);
-        memset(src + c->nbytes, 0xee, c->pad);
-        memset(page, CANARY, PAGE + SLACK);
-        got = xbzrle_decode_buffer(src, n, page, c->dlen);
-        if (got != c->want) {
-            fail_msg("%s: %d, want %d", c->name, got, c->want);
+    for (int impl = 0; impl < XBZRLE__MAX; impl++) {
+        if (!xbzrle_impl_available(impl)) {
+            continue;
         }
-        for (int k = c->dlen; k < PAGE + SLACK; k++) {
-            if (page[k] != CANARY) {
-                fail_msg("%s: wrote past dlen at %d", c->name, k);
-            }
-        }
-        /*
-         * A proper prefix of a good encoding is refused, unless it ends
-         * where a pair ends (byte 3 of "two pairs").
-         */
-        for (int cut = 1; c->want > 0 && cut < n; cut++) {
-            bool pair_end = c->nbytes == 6 && cut == 3;
-
-            memset(page, CANARY, PAGE + SLACK);
-            if ((xbzrle_decode_buffer(src, cut, page, c->dlen) >= 0) !=
-                pair_end) {
-                fail_msg("%s: prefix of %d bytes misjudged", c->name, cut);
-            }
+        for (size_t i = 0; i < G_N_ELEMENTS(decode_cases); i++) {
+            check_decode_case(impl, &decode_cases[i], src, page);
         }
     }
     g_free(src);
@@ -570,6 +622,10 @@ static void test_best(void **state)
                      xbzrle_encode_buffer_impl(XBZRLE_SCALAR, old, new, PAGE,
                                                d2, PAGE));
     assert_memory_equal(d1, d2, 7);
+    memset(new, 0, PAGE);
+    assert_int_equal(xbzrle_decode_buffer(d1, 7, new, PAGE), 3001);
+    assert_int_equal(new[100], 1);
+    assert_int_equal(new[3000], 2);
 }
 
 int main(void)
@@ -583,7 +639,7 @@ int main(void)
         cmocka_unit_test(test_max_runs),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_overflow),
-        cmocka_unit_test(test_no_overread),
+        cmocka_unit_test(test_no_overrun),
         cmocka_unit_test(test_decode_malformed),
         cmocka_unit_test(test_decode_in_place),
         cmocka_unit_test(test_best),
