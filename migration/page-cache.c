@@ -18,8 +18,8 @@ typedef struct CacheSlot {
 } CacheSlot;
 
 struct PageCache {
-    CacheSlot *slots;  /* num_slots entries */
-    uint8_t *data;     /* num_slots * page_size bytes, slot i at i * size */
+    CacheSlot *slots;   /* num_slots entries */
+    uint8_t *data;      /* num_slots * page_size bytes, slot i at i * size */
     uint64_t num_slots; /* a power of two */
     uint64_t num_items; /* slots in use */
     size_t page_size;

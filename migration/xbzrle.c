@@ -18,11 +18,16 @@
  * to nothing (the encoder returns 0 and nothing is sent).
  *
  * Encoders: the scalar one walks the page 8 bytes at a time (XOR, then
- * the first zero / non-zero byte of the word). The SIMD ones first build
- * a bitmap of the changed bytes, 64 bytes per step (AVX2: two 32-byte
- * compares; AVX-512BW: one compare into a mask register), then turn it
- * into runs with bit scans. Both yield the unique encoding; the length
- * checks are exact, so -1 happens for the same pages in every variant.
+ * the first zero / non-zero byte of the word). The SIMD ones compare 64
+ * bytes per step into a mask (AVX2: two 32-byte compares; AVX-512BW: one
+ * compare into a mask register) and take the runs from the masks with bit
+ * scans, 512 bytes at a time (see "flips" below). All yield the unique
+ * encoding, and the length checks are exact, so -1 happens for the same
+ * pages in every variant.
+ *
+ * Decoders: the scalar one and an AVX-512 one that moves each run with a
+ * byte-masked store; both write exactly the bytes of the runs and refuse
+ * the same inputs.
  */
 #include <glib.h>
 #include <immintrin.h>
@@ -30,7 +35,6 @@
 
 #include "xbzrle.h"
 
-#define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
 static inline uint64_t load64(const uint8_t *p)
@@ -199,16 +203,15 @@ static int encode_scalar(const uint8_t *old_buf, const uint8_t *new_buf,
 #define CHUNK (CHUNK_WORDS * 64)
 
 typedef struct SimdState {
-    int d;       /* bytes written */
-    int prev;    /* end of the last changed run: start of the zero run */
-    int pending; /* start of a changed run whose end is not seen, or -1 */
+    int d;          /* bytes written */
+    int prev;       /* end of the last changed run: start of the zero run */
+    int pending;    /* start of a changed run whose end is not seen, or -1 */
     uint64_t carry; /* last bit of the previous word */
 } SimdState;
 
 /* Flip positions of masks m[0, nw) of the chunk at base; returns count. */
 static inline __attribute__((always_inline)) int
-chunk_flips(const uint64_t *m, int nw, int base, uint64_t *carry,
-            uint16_t *pos)
+chunk_flips(const uint64_t *m, int nw, int base, uint64_t *carry, uint16_t *pos)
 {
     int n = 0;
 
@@ -312,13 +315,11 @@ static inline uint64_t tail_bits(const uint8_t *a, const uint8_t *b, int n)
     return m;
 }
 
-#define SIMD_STATE_INIT {.d = 0, .prev = 0, .pending = -1, .carry = 0}
-
 __attribute__((target("avx2,bmi,popcnt"))) static int
 encode_avx2(const uint8_t *old_buf, const uint8_t *new_buf, int slen,
             uint8_t *dst, int dlen)
 {
-    SimdState st = SIMD_STATE_INIT;
+    SimdState st = {.pending = -1};
 
     for (int base = 0; base < slen; base += CHUNK) {
         uint64_t m[CHUNK_WORDS], any = 0;
@@ -331,9 +332,9 @@ encode_avx2(const uint8_t *old_buf, const uint8_t *new_buf, int slen,
             if (slen - (base + 64 * k) < 64) {
                 m[k] = tail_bits(a, b, slen - (base + 64 * k));
             } else {
-                __m256i lo = _mm256_cmpeq_epi8(
-                    _mm256_loadu_si256((const void *)a),
-                    _mm256_loadu_si256((const void *)b));
+                __m256i lo =
+                    _mm256_cmpeq_epi8(_mm256_loadu_si256((const void *)a),
+                                      _mm256_loadu_si256((const void *)b));
                 __m256i hi = _mm256_cmpeq_epi8(
                     _mm256_loadu_si256((const void *)(a + 32)),
                     _mm256_loadu_si256((const void *)(b + 32)));
@@ -355,7 +356,7 @@ __attribute__((target("avx512f,avx512bw,bmi,popcnt"))) static int
 encode_avx512(const uint8_t *old_buf, const uint8_t *new_buf, int slen,
               uint8_t *dst, int dlen)
 {
-    SimdState st = SIMD_STATE_INIT;
+    SimdState st = {.pending = -1};
 
     for (int base = 0; base < slen; base += CHUNK) {
         uint64_t m[CHUNK_WORDS], any = 0;
@@ -382,8 +383,8 @@ encode_avx512(const uint8_t *old_buf, const uint8_t *new_buf, int slen,
     return simd_finish(&st, new_buf, slen, dst, dlen);
 }
 
-typedef int (*XbzrleEncodeFn)(const uint8_t *, const uint8_t *, int,
-                              uint8_t *, int);
+typedef int (*XbzrleEncodeFn)(const uint8_t *, const uint8_t *, int, uint8_t *,
+                              int);
 
 static const XbzrleEncodeFn encode_fns[XBZRLE__MAX] = {
     [XBZRLE_SCALAR] = encode_scalar,
@@ -449,8 +450,8 @@ int xbzrle_encode_buffer_impl(XbzrleImpl impl, const uint8_t *old_buf,
 int xbzrle_encode_buffer(const uint8_t *old_buf, const uint8_t *new_buf,
                          int slen, uint8_t *dst, int dlen)
 {
-    return xbzrle_encode_buffer_impl(xbzrle_best_impl(), old_buf, new_buf,
-                                     slen, dst, dlen);
+    return xbzrle_encode_buffer_impl(xbzrle_best_impl(), old_buf, new_buf, slen,
+                                     dst, dlen);
 }
 
 /*
@@ -479,9 +480,10 @@ static inline int get_len(const uint8_t *p, int avail, uint32_t *n)
  * what is left of src and of the page: on success *i is past the lengths,
  * *d past the zero run, *nzlen the run's length and its bytes are there.
  */
-static inline __attribute__((always_inline)) bool
-next_pair(const uint8_t *src, int slen, int *i, int *d, int dlen,
-          uint32_t *nzlen)
+static inline __attribute__((always_inline)) bool next_pair(const uint8_t *src,
+                                                            int slen, int *i,
+                                                            int *d, int dlen,
+                                                            uint32_t *nzlen)
 {
     uint32_t zlen;
     int at = *i, n;
@@ -514,8 +516,7 @@ next_pair(const uint8_t *src, int slen, int *i, int *d, int dlen,
     return true;
 }
 
-static int decode_scalar(const uint8_t *src, int slen, uint8_t *dst,
-                         int dlen)
+static int decode_scalar(const uint8_t *src, int slen, uint8_t *dst, int dlen)
 {
     int i = 0, d = 0;
     uint32_t n;
@@ -573,9 +574,7 @@ int xbzrle_decode_buffer_impl(XbzrleImpl impl, const uint8_t *src, int slen,
     return decode_fns[impl](src, slen, dst, dlen);
 }
 
-int xbzrle_decode_buffer(const uint8_t *src, int slen, uint8_t *dst,
-                         int dlen)
+int xbzrle_decode_buffer(const uint8_t *src, int slen, uint8_t *dst, int dlen)
 {
-    return xbzrle_decode_buffer_impl(xbzrle_best_impl(), src, slen, dst,
-                                     dlen);
+    return xbzrle_decode_buffer_impl(xbzrle_best_impl(), src, slen, dst, dlen);
 }

@@ -63,8 +63,7 @@ int xbzrle_encode_buffer(const uint8_t *old_buf, const uint8_t *new_buf,
  * partly changed: the page is lost and the migration must fail. src and
  * dst must not overlap.
  */
-int xbzrle_decode_buffer(const uint8_t *src, int slen, uint8_t *dst,
-                         int dlen);
+int xbzrle_decode_buffer(const uint8_t *src, int slen, uint8_t *dst, int dlen);
 
 /* The variants, for tests and benchmarks. */
 bool xbzrle_impl_available(XbzrleImpl impl);

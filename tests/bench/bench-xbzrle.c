@@ -105,9 +105,8 @@ static Result run_encode(XbzrleImpl impl)
     double t = now_s();
 
     for (size_t p = 0; p < npages; p++) {
-        int n = xbzrle_encode_buffer_impl(impl, old_pages + p * PAGE,
-                                          new_pages + p * PAGE, PAGE, dst,
-                                          PAGE);
+        int n = xbzrle_encode_buffer_impl(
+            impl, old_pages + p * PAGE, new_pages + p * PAGE, PAGE, dst, PAGE);
         if (n < 0) {
             r.overflow++;
         } else {
@@ -123,9 +122,9 @@ static Result run_encode(XbzrleImpl impl)
 static void store_encodings(void)
 {
     for (size_t p = 0; p < npages; p++) {
-        enc_len[p] = xbzrle_encode_buffer(old_pages + p * PAGE,
-                                          new_pages + p * PAGE, PAGE,
-                                          enc + p * PAGE, PAGE);
+        enc_len[p] =
+            xbzrle_encode_buffer(old_pages + p * PAGE, new_pages + p * PAGE,
+                                 PAGE, enc + p * PAGE, PAGE);
     }
 }
 
@@ -188,8 +187,7 @@ static void bench(const char *pattern, double density, bool clustered)
         size_t sent = npages - best.overflow - best.identical;
         printf("| %s | %.1f %% | %s | %.2f | %.2f | %.2f | %.0f | %.1f %% |\n",
                pattern, real * 100, xbzrle_impl_name(impl), best.gbs,
-               best.gbs / first.gbs, dec,
-               sent ? (double)best.bytes / sent : 0,
+               best.gbs / first.gbs, dec, sent ? (double)best.bytes / sent : 0,
                100.0 * best.overflow / npages);
     }
 }

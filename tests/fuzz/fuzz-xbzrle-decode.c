@@ -91,10 +91,9 @@ static void check_encoders(const uint8_t *old, const uint8_t *new, int len,
             /* exact overflow, into buffers of exactly that size */
             uint8_t *tight = xmalloc(e);
 
-            if (xbzrle_encode_buffer_impl(impl, old, new, len, tight, e) !=
-                    e ||
-                xbzrle_encode_buffer_impl(impl, old, new, len, tight,
-                                          e - 1) != -1) {
+            if (xbzrle_encode_buffer_impl(impl, old, new, len, tight, e) != e ||
+                xbzrle_encode_buffer_impl(impl, old, new, len, tight, e - 1) !=
+                    -1) {
                 abort();
             }
             free(tight);
@@ -146,8 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
         memcpy(other, old, len);
-        if (xbzrle_decode_buffer_impl(impl, src, slen, other, len) !=
-                covered ||
+        if (xbzrle_decode_buffer_impl(impl, src, slen, other, len) != covered ||
             (covered >= 0 && memcmp(other, page, len))) {
             fprintf(stderr, "%s decoder disagrees\n", xbzrle_impl_name(impl));
             abort();
@@ -155,8 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(other);
     }
     if (covered >= 0) {
-        if (covered > len || memcmp(page + covered, old + covered,
-                                    len - covered)) {
+        if (covered > len ||
+            memcmp(page + covered, old + covered, len - covered)) {
             abort();
         }
         for (int i = 0; i < len; i++) {

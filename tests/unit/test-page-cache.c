@@ -163,8 +163,7 @@ static void test_resize(void **state)
     }
     /* pages 4..15 now have slots of their own */
     for (uint64_t i = 4; i < 16; i++) {
-        assert_int_equal(cache_insert(c, i * PAGE, page_for(i * PAGE), 20),
-                         0);
+        assert_int_equal(cache_insert(c, i * PAGE, page_for(i * PAGE), 20), 0);
     }
     assert_int_equal(cache_num_items(c), 16);
 

@@ -140,6 +140,7 @@ static void test_golden(void **state)
         int want_len;
         uint8_t want[6]; /* the first bytes of the encoding */
     } t[] = {
+        /* clang-format off */
         {"no change", 0, 0, 0, 0, PAGE, 0, {0}},
         {"first byte", 0, 1, 0, 0, PAGE, 3, {0x00, 0x01, 0x11}},
         {"byte 5", 5, 1, 0, 0, PAGE, 3, {0x05, 0x01, 0x11}},
@@ -155,6 +156,7 @@ static void test_golden(void **state)
         {"whole page", 0, PAGE, 0, 0, PAGE + 3, PAGE + 3,
          {0x00, 0x80, 0x20, 0x11, 0x12, 0x13}},
         {"whole page, dlen = page", 0, PAGE, 0, 0, PAGE, -1, {0}},
+        /* clang-format on */
     };
     uint8_t *old = g_malloc0(PAGE), *new = g_malloc(PAGE);
     uint8_t *dst = g_malloc(PAGE + 16);
@@ -171,8 +173,8 @@ static void test_golden(void **state)
             if (!xbzrle_impl_available(impl)) {
                 continue;
             }
-            int got = xbzrle_encode_buffer_impl(impl, old, new, PAGE, dst,
-                                                t[i].dlen);
+            int got =
+                xbzrle_encode_buffer_impl(impl, old, new, PAGE, dst, t[i].dlen);
             if (got != t[i].want_len) {
                 fail_msg("%s, %s: %d, want %d", t[i].name,
                          xbzrle_impl_name(impl), got, t[i].want_len);
@@ -181,8 +183,7 @@ static void test_golden(void **state)
                 assert_memory_equal(dst, t[i].want, MIN(got, 6));
             }
         }
-        assert_int_equal(check_pair(old, new, PAGE, t[i].dlen),
-                         t[i].want_len);
+        assert_int_equal(check_pair(old, new, PAGE, t[i].dlen), t[i].want_len);
     }
     g_free(old);
     g_free(new);
@@ -487,8 +488,8 @@ typedef struct BadCase {
     const char *name;
     uint8_t bytes[8];
     int nbytes;
-    int pad;   /* then this many 0xee bytes */
-    int dlen;  /* the page */
+    int pad;  /* then this many 0xee bytes */
+    int dlen; /* the page */
     int want;
 } BadCase;
 
@@ -534,8 +535,8 @@ static const BadCase decode_cases[] = {
     {"trailing 0x80", {0x00, 0x01, 0xaa, 0x80}, 4, 0, PAGE, -1},
 };
 
-static void check_decode_case(XbzrleImpl impl, const BadCase *c,
-                              uint8_t *src, uint8_t *page)
+static void check_decode_case(XbzrleImpl impl, const BadCase *c, uint8_t *src,
+                              uint8_t *page)
 {
     int n = c->nbytes + c->pad;
     int got;
@@ -618,9 +619,9 @@ static void test_best(void **state)
     print_message("encoder in use: %s\n", xbzrle_impl_name(best));
     new[100] = 1;
     new[3000] = 2;
-    assert_int_equal(xbzrle_encode_buffer(old, new, PAGE, d1, PAGE),
-                     xbzrle_encode_buffer_impl(XBZRLE_SCALAR, old, new, PAGE,
-                                               d2, PAGE));
+    assert_int_equal(
+        xbzrle_encode_buffer(old, new, PAGE, d1, PAGE),
+        xbzrle_encode_buffer_impl(XBZRLE_SCALAR, old, new, PAGE, d2, PAGE));
     assert_memory_equal(d1, d2, 7);
     memset(new, 0, PAGE);
     assert_int_equal(xbzrle_decode_buffer(d1, 7, new, PAGE), 3001);
