@@ -109,7 +109,7 @@ bool cache_is_cached(PageCache *cache, uint64_t addr, uint64_t current_age)
 {
     CacheSlot *s = &cache->slots[slot_of(cache, addr)];
 
-    if (s->addr != addr) {
+    if (s->addr != addr || addr == NO_ADDR) {
         return false;
     }
     s->age = current_age;
@@ -120,7 +120,10 @@ uint8_t *get_cached_data(const PageCache *cache, uint64_t addr)
 {
     uint64_t i = slot_of(cache, addr);
 
-    return cache->slots[i].addr == addr ? data_of(cache, i) : NULL;
+    if (cache->slots[i].addr != addr || addr == NO_ADDR) {
+        return NULL;
+    }
+    return data_of(cache, i);
 }
 
 int cache_insert(PageCache *cache, uint64_t addr, const uint8_t *pdata,

@@ -86,6 +86,9 @@ static void test_hit_miss(void **state)
 
     assert_false(cache_is_cached(c, 0, 0));
     assert_null(get_cached_data(c, 0));
+    /* the empty slots' marker is no address */
+    assert_false(cache_is_cached(c, UINT64_MAX, 0));
+    assert_null(get_cached_data(c, UINT64_MAX));
     for (uint64_t a = 0; a < 4 * PAGE; a += PAGE) {
         assert_int_equal(cache_insert(c, a, page_for(a), 1), 0);
     }
