@@ -185,9 +185,13 @@ static void bench(const char *pattern, double density, bool clustered)
             exit(1);
         }
         size_t sent = npages - best.overflow - best.identical;
-        printf("| %s | %.1f %% | %s | %.2f | %.2f | %.2f | %.0f | %.1f %% |\n",
+        g_autofree char *dec_s =
+            density ? g_strdup_printf("%.2f", dec) : g_strdup("-");
+
+        printf("| %s | %.1f %% | %s | %.2f | %.2f | %s | %.0f | %.1f %% |\n",
                pattern, real * 100, xbzrle_impl_name(impl), best.gbs,
-               best.gbs / first.gbs, dec, sent ? (double)best.bytes / sent : 0,
+               best.gbs / first.gbs, dec_s,
+               sent ? (double)best.bytes / sent : 0,
                100.0 * best.overflow / npages);
     }
 }
