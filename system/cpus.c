@@ -47,7 +47,8 @@ CPUState **cpus_new(Machine *m, int n)
         cpu->machine = m;
         cpu->index = i;
         cpu->started = (i == 0);
-        cpu->stopped = true;
+        /* true only once its thread sits in cpu_handle_pause() */
+        cpu->stopped = false;
         atomic_init(&cpu->stop, true);
         atomic_init(&cpu->exit, false);
         atomic_init(&cpu->thread_id, 0);

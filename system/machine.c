@@ -197,7 +197,7 @@ bool machine_reload_accel(Machine *m, GError **errp)
 {
     g_autofree GwCpuState *states = g_new0(GwCpuState, m->smp);
 
-    g_assert(all_vcpus_paused(m));
+    pause_all_vcpus(m); /* waits for threads that have not parked yet */
     for (int i = 0; i < m->smp; i++) {
         if (!machine_cpu_state_save(m, i, &states[i], errp)) {
             return false;

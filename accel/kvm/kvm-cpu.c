@@ -239,7 +239,12 @@ void *kvm_vcpu_thread(void *opaque)
         pthread_setname_np(pthread_self(), name);
     }
 
-    for (;;) {
+    /*
+     * Start at a safe point: a VM resumed before this thread got to run
+     * must not find it marked stopped while it enters the guest.
+     */
+    bool run = cpu_handle_pause(cpu);
+    while (run) {
         if (cpu_should_leave(cpu) || !cpu->started) {
             kvm_complete_io(cpu);
             if (!cpu_handle_pause(cpu)) {
