@@ -120,6 +120,30 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
     if (json_object_has_member(o, "ram")) {
         info_ram(out, json_object_get_object_member(o, "ram"));
     }
+    if (json_object_has_member(o, "xbzrle-cache")) {
+        JsonObject *x = json_object_get_object_member(o, "xbzrle-cache");
+        g_string_append_printf(out, "cache size: %" G_GINT64_FORMAT
+                                    " bytes\n",
+                               get_int(x, "cache-size"));
+        g_string_append_printf(out, "xbzrle transferred: %" G_GINT64_FORMAT
+                                    " kbytes\n",
+                               get_int(x, "bytes") >> 10);
+        g_string_append_printf(out, "xbzrle pages: %" G_GINT64_FORMAT
+                                    " pages\n",
+                               get_int(x, "pages"));
+        g_string_append_printf(out, "xbzrle cache miss: %" G_GINT64_FORMAT
+                                    " pages\n",
+                               get_int(x, "cache-miss"));
+        g_string_append_printf(out, "xbzrle cache miss rate: %0.2f\n",
+                               json_object_get_double_member(
+                                   x, "cache-miss-rate"));
+        g_string_append_printf(out, "xbzrle encoding rate: %0.2f\n",
+                               json_object_get_double_member(
+                                   x, "encoding-rate"));
+        g_string_append_printf(out, "xbzrle overflow: %" G_GINT64_FORMAT
+                                    "\n",
+                               get_int(x, "overflow"));
+    }
     if (json_object_has_member(o, "cpu-throttle-percentage")) {
         g_string_append_printf(out, "cpu throttle percentage: %"
                                     G_GINT64_FORMAT "\n",

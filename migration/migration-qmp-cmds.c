@@ -117,6 +117,27 @@ static JsonObject *ram_info(MigrationState *s, MigrationStatus st)
     return r;
 }
 
+static JsonObject *xbzrle_info(void)
+{
+    JsonObject *x = json_object_new();
+
+    json_object_set_int_member(x, "cache-size",
+                               atomic_load(&xbzrle_stats.cache_size));
+    json_object_set_int_member(x, "bytes", atomic_load(&xbzrle_stats.bytes));
+    json_object_set_int_member(x, "pages", atomic_load(&xbzrle_stats.pages));
+    json_object_set_int_member(x, "cache-miss",
+                               atomic_load(&xbzrle_stats.cache_miss));
+    json_object_set_double_member(
+        x, "cache-miss-rate",
+        atomic_load(&xbzrle_stats.cache_miss_rate_ppm) / 1e6);
+    json_object_set_double_member(
+        x, "encoding-rate",
+        atomic_load(&xbzrle_stats.encoding_rate_x1000) / 1000.0);
+    json_object_set_int_member(x, "overflow",
+                               atomic_load(&xbzrle_stats.overflow));
+    return x;
+}
+
 /* Source side of MigrationInfo; returns false when there is none. */
 static bool source_info(JsonObject *o)
 {
@@ -139,6 +160,9 @@ static bool source_info(JsonObject *o)
                                    atomic_load(&s->expected_downtime_ms));
         json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
         json_object_set_object_member(o, "ram", ram_info(s, st));
+        if (migrate_cap(MIGRATION_CAPABILITY_XBZRLE)) {
+            json_object_set_object_member(o, "xbzrle-cache", xbzrle_info());
+        }
         if (cpu_throttle_active()) {
             json_object_set_int_member(o, "cpu-throttle-percentage",
                                        cpu_throttle_get_percentage());
@@ -149,6 +173,9 @@ static bool source_info(JsonObject *o)
         json_object_set_int_member(o, "downtime", atomic_load(&s->downtime_ms));
         json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
         json_object_set_object_member(o, "ram", ram_info(s, st));
+        if (migrate_cap(MIGRATION_CAPABILITY_XBZRLE)) {
+            json_object_set_object_member(o, "xbzrle-cache", xbzrle_info());
+        }
         break;
     case MIGRATION_STATUS_FAILED:
         g_mutex_lock(&s->lock);

@@ -25,7 +25,7 @@
  * All capabilities default to off, as in QEMU.
  */
 #define MIG_CAPABILITY_TABLE(X)                                                \
-    X(XBZRLE, "xbzrle", false, "XBZRLE delta encoding of re-sent pages")       \
+    X(XBZRLE, "xbzrle", true, "XBZRLE delta encoding of re-sent pages")        \
     X(RDMA_PIN_ALL, "rdma-pin-all", false, "RDMA: pin all guest RAM at once")  \
     X(AUTO_CONVERGE, "auto-converge", true,                                   \
       "throttle vCPUs until RAM migration converges")                          \
@@ -156,7 +156,8 @@
     X(multifd_compression, "multifd-compression", ENUM, MIG_COMPRESSION_NONE,  \
       MIG_COMPRESSION_NONE, MIG_COMPRESSION_LZ4, MIG_P_SETUP, NULL, "", "",    \
       "multifd: none|zlib|zstd|lz4")                                           \
-    X(xbzrle_cache_size, "xbzrle-cache-size", SIZE, 67108864, 0, INT64_MAX, 0, \
+    X(xbzrle_cache_size, "xbzrle-cache-size", SIZE, 67108864, 0, INT64_MAX,     \
+      MIG_P_IMPL,                                                              \
       mig_check_xbzrle_cache_size,                                             \
       "a power of two no less than the target page size", " bytes",            \
       "XBZRLE cache size (bytes, power of 2)")                                 \

@@ -9,10 +9,12 @@
 #include <sys/mman.h>
 
 #include "ram.h"
+#include "xbzrle.h"
 
 #define RAM_LOAD_FLAGS                                                        \
     (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_MEM_SIZE | RAM_SAVE_FLAG_PAGE |       \
-     RAM_SAVE_FLAG_EOS | RAM_SAVE_FLAG_CONTINUE)
+     RAM_SAVE_FLAG_EOS | RAM_SAVE_FLAG_CONTINUE | RAM_SAVE_FLAG_XBZRLE)
+#define ENCODING_FLAG_XBZRLE 0x01
 
 /*
  * Fresh destination RAM is populated ahead of the pages arriving, this
@@ -33,6 +35,7 @@ typedef struct RAMLoadState {
     uint64_t pop_start;     /* [pop_start, pop_end): populated ahead */
     uint64_t pop_end;
     bool populate_ok;       /* the kernel has MADV_POPULATE_WRITE */
+    uint8_t xbzrle_buf[GW_PAGE_SIZE];
 } RAMLoadState;
 
 static RAMLoadState load_state;
@@ -168,6 +171,42 @@ static void ram_populate_ahead(RAMLoadState *ls, RAMBlock *rb, uint64_t page)
     ls->pop_end = stop;
 }
 
+/*
+ * XBZRLE: a delta against the page the destination holds, applied in
+ * place. Every length is checked; a delta that does not decode fails.
+ */
+static bool ram_load_xbzrle(RAMLoadState *ls, QEMUFile *f, uint8_t *host,
+                            uint64_t page, GError **errp)
+{
+    uint8_t flag = qemu_get_byte(f);
+    uint16_t len = qemu_get_be16(f);
+
+    if (qemu_file_get_error(f)) {
+        return qemu_file_check(f, errp);
+    }
+    if (flag != ENCODING_FLAG_XBZRLE) {
+        return load_error(errp, "Failed to load XBZRLE page - wrong "
+                                "compression! (flag 0x%x)",
+                          flag);
+    }
+    if (len > GW_PAGE_SIZE) {
+        return load_error(errp, "Failed to load XBZRLE page - len overflow! "
+                                "(%u bytes)",
+                          len);
+    }
+    qemu_get_buffer(f, ls->xbzrle_buf, len);
+    if (qemu_file_get_error(f)) {
+        return qemu_file_check(f, errp);
+    }
+    if (xbzrle_decode_buffer(ls->xbzrle_buf, len, host, GW_PAGE_SIZE) < 0) {
+        return load_error(errp, "Failed to load XBZRLE page - decode error! "
+                                "(page 0x%" G_GINT64_MODIFIER "x)",
+                          page << GW_PAGE_SHIFT);
+    }
+    set_bit(page, ls->touched);
+    return true;
+}
+
 static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
                           uint64_t flags, GError **errp)
 {
@@ -180,6 +219,9 @@ static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
     host = ram_record_host(ls, f, addr, flags, &page, errp);
     if (!host) {
         return false;
+    }
+    if (flags & RAM_SAVE_FLAG_XBZRLE) {
+        return ram_load_xbzrle(ls, f, host, page, errp);
     }
     if (flags & RAM_SAVE_FLAG_ZERO) {
         uint8_t ch = qemu_get_byte(f);
@@ -224,10 +266,9 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
             return load_error(errp, "Unknown combination of migration flags: "
                                     "0x%" G_GINT64_MODIFIER "x%s",
                               flags,
-                              (flags & (RAM_SAVE_FLAG_XBZRLE |
-                                        RAM_SAVE_FLAG_COMPRESS_PAGE |
+                              (flags & (RAM_SAVE_FLAG_COMPRESS_PAGE |
                                         RAM_SAVE_FLAG_MULTIFD_FLUSH))
-                                  ? " (xbzrle/compress/multifd are not "
+                                  ? " (compress/multifd are not "
                                     "supported by godwit yet)"
                                   : "");
         }
@@ -239,6 +280,7 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
             break;
         case RAM_SAVE_FLAG_ZERO:
         case RAM_SAVE_FLAG_PAGE:
+        case RAM_SAVE_FLAG_XBZRLE:
             if (!ram_load_page(ls, f, addr, flags, errp)) {
                 return false;
             }

@@ -70,7 +70,7 @@ static uint64_t chunks_of(uint64_t pages)
            RAM_CLEAR_CHUNK_SHIFT;
 }
 
-static void ram_account(uint64_t bytes)
+void ram_account(uint64_t bytes)
 {
     atomic_fetch_add(&ram_stats.transferred, bytes);
     if (migration_in_switchover()) {
@@ -114,6 +114,7 @@ bool ram_bitmap_sync(GError **errp)
                      found * 1000000 / (uint64_t)(now - rs->last_sync_us));
     }
     rs->last_sync_us = now;
+    ram_xbzrle_sync_stats();
     migration_pass_done(count, found * GW_PAGE_SIZE);
 
     rs->period_dirty_pages += found;
@@ -130,9 +131,10 @@ bool ram_bitmap_sync(GError **errp)
 
 /* ---- sending pages ------------------------------------------------------- */
 
-static void save_page_header(RAMState *rs, QEMUFile *f, RAMBlock *rb,
-                             uint64_t offset, uint64_t flags)
+void ram_put_page_header(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                         uint64_t flags)
 {
+    RAMState *rs = &ram_state;
     uint64_t bytes = 8;
 
     if (rb == rs->last_sent) {
@@ -147,24 +149,44 @@ static void save_page_header(RAMState *rs, QEMUFile *f, RAMBlock *rb,
     ram_account(bytes);
 }
 
+void ram_put_normal_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                         const uint8_t *data, bool by_reference)
+{
+    ram_put_page_header(f, rb, offset, RAM_SAVE_FLAG_PAGE);
+    if (by_reference) {
+        qemu_put_buffer_async(f, data, GW_PAGE_SIZE);
+    } else {
+        qemu_put_buffer(f, data, GW_PAGE_SIZE);
+    }
+    ram_account(GW_PAGE_SIZE);
+    atomic_fetch_add(&ram_stats.normal, 1);
+    atomic_fetch_add(&ram_stats.normal_bytes, GW_PAGE_SIZE);
+}
+
+/*
+ * One page: ZERO record, XBZRLE delta, or the whole page. The paths that
+ * need the guest's page as it is now take a copy; a normal page goes by
+ * reference, straight from guest RAM.
+ */
 static void ram_save_page(RAMState *rs, QEMUFile *f, RAMBlockState *b,
                           uint64_t page)
 {
     uint64_t offset = page << GW_PAGE_SHIFT;
     const uint8_t *host = b->rb->host + offset;
+    uint64_t age = atomic_load(&ram_stats.dirty_sync_count);
 
     if (buffer_is_zero(host, GW_PAGE_SIZE)) {
-        save_page_header(rs, f, b->rb, offset, RAM_SAVE_FLAG_ZERO);
+        ram_put_page_header(f, b->rb, offset, RAM_SAVE_FLAG_ZERO);
         qemu_put_byte(f, 0);
         ram_account(1);
         atomic_fetch_add(&ram_stats.duplicate, 1);
+        ram_xbzrle_cache_zero_page(offset, age);
         return;
     }
-    save_page_header(rs, f, b->rb, offset, RAM_SAVE_FLAG_PAGE);
-    qemu_put_buffer_async(f, host, GW_PAGE_SIZE);
-    ram_account(GW_PAGE_SIZE);
-    atomic_fetch_add(&ram_stats.normal, 1);
-    atomic_fetch_add(&ram_stats.normal_bytes, GW_PAGE_SIZE);
+    if (ram_xbzrle_save_page(f, b->rb, offset, host, age, rs->bulk_stage)) {
+        return;
+    }
+    ram_put_normal_page(f, b->rb, offset, host, true);
 }
 
 /* Drops never-populated pages of [first, end) from the bitmap. */
@@ -300,6 +322,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         total += b->rb->used_length;
     }
     rs->active = true;
+    if (!ram_xbzrle_setup(errp)) {
+        return false;
+    }
     for (int i = 0; i < rs->nr_blocks; i++) {
         if (!rs->m->accel->dirty_log_start(rs->m, rs->blocks[i].rb, errp)) {
             return false;
@@ -325,6 +350,7 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
     int done = 0;
 
     rs->last_sent = NULL; /* every section names its first block */
+    ram_xbzrle_apply_resize();
     for (uint64_t i = 1;; i++) {
         int r = ram_save_one(rs, f);
         if (r < 0) {
@@ -389,6 +415,7 @@ static void ram_save_cleanup(void *opaque)
     }
     rs->active = false;
     rs->dirty_pages = 0;
+    ram_xbzrle_cleanup();
 }
 
 static const SaveStateHandler ram_handler = {

@@ -51,6 +51,19 @@ typedef struct RAMStats {
 
 extern RAMStats ram_stats;
 
+/* XBZRLE counters (query-migrate's "xbzrle-cache"), same rules. */
+typedef struct XbzrleStats {
+    _Atomic uint64_t bytes;     /* XBZRLE records, minus 8-byte headers */
+    _Atomic uint64_t pages;     /* pages sent as XBZRLE (or skipped: same) */
+    _Atomic uint64_t cache_miss;
+    _Atomic uint64_t overflow;  /* delta larger than the page */
+    _Atomic uint64_t cache_miss_rate_ppm; /* last sync period */
+    _Atomic uint64_t encoding_rate_x1000; /* raw bytes / encoded, period */
+    _Atomic uint64_t cache_size;
+} XbzrleStats;
+
+extern XbzrleStats xbzrle_stats;
+
 void ram_stats_reset(void);
 
 /* Registers the "ram" section for the machine's RAM blocks (main thread). */
@@ -65,6 +78,34 @@ bool ram_bitmap_sync(GError **errp);
 
 /* Pages in the migration bitmap (dirty, not sent yet). */
 uint64_t ram_dirty_pages(void);
+
+/*
+ * Record helpers shared by the ram*.c files (migration thread). The page
+ * header names the block unless it is the one of the previous record.
+ */
+void ram_account(uint64_t bytes);
+void ram_put_page_header(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                         uint64_t flags);
+/* A PAGE record; by reference = straight from `data` at flush time. */
+void ram_put_normal_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                         const uint8_t *data, bool by_reference);
+
+/*
+ * XBZRLE, source side (ram-xbzrle.c), migration thread. All are no-ops
+ * when the capability is off.
+ */
+bool ram_xbzrle_setup(GError **errp);
+void ram_xbzrle_cleanup(void);
+/* Applies an xbzrle-cache-size changed during the migration. */
+void ram_xbzrle_apply_resize(void);
+/* Sends `host` as XBZRLE or as a page consistent with the cache. Returns
+ * true when the page is dealt with, false to send it normally. */
+bool ram_xbzrle_save_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                          const uint8_t *host, uint64_t age, bool bulk_stage);
+/* A page went as a ZERO record: the cache must agree. */
+void ram_xbzrle_cache_zero_page(uint64_t offset, uint64_t age);
+/* At each bitmap sync: cache-miss-rate and encoding-rate of the period. */
+void ram_xbzrle_sync_stats(void);
 
 /* Destination (ram-load.c), incoming thread. */
 void ram_load_init(Machine *m);

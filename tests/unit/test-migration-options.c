@@ -198,7 +198,8 @@ static void test_query_capabilities(void **state)
         assert_int_equal(migrate_cap_implemented(i),
                          i == MIGRATION_CAPABILITY_EVENTS ||
                              i == MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER ||
-                             i == MIGRATION_CAPABILITY_AUTO_CONVERGE);
+                             i == MIGRATION_CAPABILITY_AUTO_CONVERGE ||
+                             i == MIGRATION_CAPABILITY_XBZRLE);
     }
 }
 
@@ -267,7 +268,7 @@ static const struct {
     {"multifd-channels", "1", "255", "0", "256",
      BETWEEN("multifd_channels", "1", "255"), U8("multifd-channels"), false},
     {"xbzrle-cache-size", "4096", "4611686018427387904", "2048", I64MAX_PLUS1,
-     XBZRLE_ERR, XBZRLE_ERR, false},
+     XBZRLE_ERR, XBZRLE_ERR, true},
     {"max-postcopy-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
      BW("max_postcopy_bandwidth"), BW("max_postcopy_bandwidth"), false},
     {"avail-switchover-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
@@ -583,8 +584,8 @@ static void test_set_capabilities(void **state)
          "Invalid parameter type for 'capabilities[0]', expected: object"},
         {"{\"capabilities\": [], \"x\": 1}", "Parameter 'x' is unexpected"},
         {"{\"capabilities\": [{\"capability\": \"events\", \"state\": true},"
-         " {\"capability\": \"xbzrle\", \"state\": true}]}",
-         "Capability 'xbzrle' is not supported by godwit yet"},
+         " {\"capability\": \"postcopy-ram\", \"state\": true}]}",
+         "Capability 'postcopy-ram' is not supported by godwit yet"},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -594,12 +595,12 @@ static void test_set_capabilities(void **state)
     assert_qmp_ok("migrate-set-capabilities", "{\"capabilities\": []}");
     /* turning an unimplemented one off is fine; the last entry wins */
     assert_qmp_ok("migrate-set-capabilities",
-                  "{\"capabilities\": [{\"capability\": \"xbzrle\", "
+                  "{\"capabilities\": [{\"capability\": \"postcopy-ram\", "
                   "\"state\": false}, {\"capability\": \"events\", "
                   "\"state\": false}, {\"capability\": \"events\", "
                   "\"state\": true}]}");
     assert_true(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
-    assert_false(migrate_cap(MIGRATION_CAPABILITY_XBZRLE));
+    assert_false(migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM));
     /* capabilities not named keep their state */
     assert_qmp_ok("migrate-set-capabilities",
                   "{\"capabilities\": [{\"capability\": "
@@ -674,8 +675,8 @@ static void test_params_whole_set(void **state)
          "\"cpu-throttle-initial\": 0}",
          "Parameter 'cpu_throttle_initial' expects an integer in the range "
          "of 1 to 99"},
-        {"{\"downtime-limit\": 100, \"xbzrle-cache-size\": 4096}",
-         "Parameter 'xbzrle-cache-size' is not supported by godwit yet"},
+        {"{\"downtime-limit\": 100, \"max-postcopy-bandwidth\": 4096}",
+         "Parameter 'max-postcopy-bandwidth' is not supported by godwit yet"},
         {"{\"downtime-limit\": 100, \"foo\": 1}",
          "Parameter 'foo' is unexpected"},
         {"{\"downtime-limit\": 100, \"cpu-throttle-tailslow\": 1}",
