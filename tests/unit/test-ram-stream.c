@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../../migration/migration-int.h"
+#include "../../migration/options-int.h"
 #include "../../migration/ram.h"
 #include "../../migration/savevm.h"
 #include "godwit/machine.h"
@@ -241,10 +242,86 @@ static void test_ram_stream(void **state)
     unregister_savevm_all();
 }
 
+/* Flips one byte of a page, as a guest that changes little per pass. */
+static void guest_poke(RAMBlock *rb, uint64_t page, size_t at, uint8_t v)
+{
+    rb->host[page * GW_PAGE_SIZE + at] = v;
+    set_bit(page, fake_dirty);
+}
+
+static void test_ram_stream_xbzrle(void **state)
+{
+    Machine src = {.accel = &fake_accel}, dst = {.accel = &fake_accel};
+    g_autofree char *dir = g_dir_make_tmp("gwram-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "ram.mig", NULL);
+    g_autoptr(GError) err = NULL;
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    QEMUFile *f;
+
+    mig_caps_snapshot(caps);
+    caps[MIGRATION_CAPABILITY_XBZRLE] = true;
+    assert_true(mig_caps_commit(caps, &err));
+
+    src.ram = ram_block_new("pc.ram", PAGES * GW_PAGE_SIZE, NULL);
+    dst.ram = ram_block_new("pc.ram", PAGES * GW_PAGE_SIZE, NULL);
+    fake_dirty = bitmap_new(PAGES);
+    for (uint64_t p = 0; p < 64; p++) {
+        fill_page(src.ram, p, (uint32_t)p + 9);
+    }
+    ram_register(&src);
+    ram_stats_reset();
+    f = open_file(path, true);
+    qemu_savevm_state_header(f);
+    assert_true(qemu_savevm_state_setup(f, &err));
+    iterate_until_done(f);
+
+    /* three passes, each changing a few bytes of every page */
+    for (int pass = 0; pass < 3; pass++) {
+        for (uint64_t p = 0; p < 64; p++) {
+            guest_poke(src.ram, p, (size_t)(pass * 97 + p) % GW_PAGE_SIZE,
+                       (uint8_t)(pass + 1));
+        }
+        /* a page that changes completely overflows the delta */
+        guest_write(src.ram, 10, 1000 + pass);
+        /* a page written with the same bytes costs nothing */
+        set_bit(20, fake_dirty);
+        assert_true(ram_bitmap_sync(&err));
+        iterate_until_done(f);
+    }
+    switchover = true;
+    assert_true(qemu_savevm_state_complete(f, &err));
+    switchover = false;
+    qemu_savevm_state_cleanup();
+    assert_true(qemu_fclose(f, &err));
+    assert_true(atomic_load(&xbzrle_stats.pages) >= 3 * 62);
+    assert_true(atomic_load(&xbzrle_stats.overflow) >= 3);
+    /* deltas are small: far below a page each */
+    assert_true(atomic_load(&xbzrle_stats.bytes) <
+                atomic_load(&xbzrle_stats.pages) * 64);
+
+    ram_load_init(&dst);
+    f = open_file(path, false);
+    if (!qemu_loadvm_state(f, &err)) {
+        fail_msg("load: %s", err->message);
+    }
+    qemu_fclose(f, NULL);
+    assert_memory_equal(src.ram->host, dst.ram->host, 64 * GW_PAGE_SIZE);
+
+    caps[MIGRATION_CAPABILITY_XBZRLE] = false;
+    assert_true(mig_caps_commit(caps, NULL));
+    unlink(path);
+    rmdir(dir);
+    bitmap_free(fake_dirty);
+    ram_block_free(src.ram);
+    ram_block_free(dst.ram);
+    unregister_savevm_all();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ram_stream),
+        cmocka_unit_test(test_ram_stream_xbzrle),
     };
     migration_channels_init();
     return cmocka_run_group_tests(tests, NULL, NULL);
