@@ -144,6 +144,23 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
                                     "\n",
                                get_int(x, "overflow"));
     }
+    if (json_object_has_member(o, "compression")) {
+        JsonObject *c = json_object_get_object_member(o, "compression");
+        g_string_append_printf(out, "compression pages: %" G_GINT64_FORMAT
+                                    " pages\n",
+                               get_int(c, "pages"));
+        g_string_append_printf(out, "compression busy: %" G_GINT64_FORMAT
+                                    "\n",
+                               get_int(c, "busy"));
+        g_string_append_printf(out, "compression busy rate: %0.2f\n",
+                               json_object_get_double_member(c, "busy-rate"));
+        g_string_append_printf(out, "compressed size: %" G_GINT64_FORMAT
+                                    " kbytes\n",
+                               get_int(c, "compressed-size") >> 10);
+        g_string_append_printf(out, "compression rate: %0.2f\n",
+                               json_object_get_double_member(
+                                   c, "compression-rate"));
+    }
     if (json_object_has_member(o, "cpu-throttle-percentage")) {
         g_string_append_printf(out, "cpu throttle percentage: %"
                                     G_GINT64_FORMAT "\n",

@@ -138,6 +138,34 @@ static JsonObject *xbzrle_info(void)
     return x;
 }
 
+static JsonObject *compression_info(void)
+{
+    JsonObject *c = json_object_new();
+
+    json_object_set_int_member(c, "pages",
+                               atomic_load(&compression_stats.pages));
+    json_object_set_int_member(c, "busy", atomic_load(&compression_stats.busy));
+    json_object_set_double_member(
+        c, "busy-rate", atomic_load(&compression_stats.busy_rate_ppm) / 1e6);
+    json_object_set_int_member(c, "compressed-size",
+                               atomic_load(&compression_stats.compressed_size));
+    json_object_set_double_member(
+        c, "compression-rate",
+        atomic_load(&compression_stats.compression_rate_x1000) / 1000.0);
+    return c;
+}
+
+/* The per-feature blocks of an active or completed migration. */
+static void feature_info(JsonObject *o)
+{
+    if (migrate_cap(MIGRATION_CAPABILITY_XBZRLE)) {
+        json_object_set_object_member(o, "xbzrle-cache", xbzrle_info());
+    }
+    if (migrate_cap(MIGRATION_CAPABILITY_COMPRESS)) {
+        json_object_set_object_member(o, "compression", compression_info());
+    }
+}
+
 /* Source side of MigrationInfo; returns false when there is none. */
 static bool source_info(JsonObject *o)
 {
@@ -160,9 +188,7 @@ static bool source_info(JsonObject *o)
                                    atomic_load(&s->expected_downtime_ms));
         json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
         json_object_set_object_member(o, "ram", ram_info(s, st));
-        if (migrate_cap(MIGRATION_CAPABILITY_XBZRLE)) {
-            json_object_set_object_member(o, "xbzrle-cache", xbzrle_info());
-        }
+        feature_info(o);
         if (cpu_throttle_active()) {
             json_object_set_int_member(o, "cpu-throttle-percentage",
                                        cpu_throttle_get_percentage());
@@ -173,9 +199,7 @@ static bool source_info(JsonObject *o)
         json_object_set_int_member(o, "downtime", atomic_load(&s->downtime_ms));
         json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
         json_object_set_object_member(o, "ram", ram_info(s, st));
-        if (migrate_cap(MIGRATION_CAPABILITY_XBZRLE)) {
-            json_object_set_object_member(o, "xbzrle-cache", xbzrle_info());
-        }
+        feature_info(o);
         break;
     case MIGRATION_STATUS_FAILED:
         g_mutex_lock(&s->lock);

@@ -27,11 +27,11 @@
 #define MIG_CAPABILITY_TABLE(X)                                                \
     X(XBZRLE, "xbzrle", true, "XBZRLE delta encoding of re-sent pages")        \
     X(RDMA_PIN_ALL, "rdma-pin-all", false, "RDMA: pin all guest RAM at once")  \
-    X(AUTO_CONVERGE, "auto-converge", true,                                   \
+    X(AUTO_CONVERGE, "auto-converge", true,                                    \
       "throttle vCPUs until RAM migration converges")                          \
     X(ZERO_BLOCKS, "zero-blocks", false,                                       \
       "block migration: encode zero blocks")                                   \
-    X(COMPRESS, "compress", false, "compress pages with compression threads")  \
+    X(COMPRESS, "compress", true, "compress pages with compression threads")   \
     X(EVENTS, "events", true, "emit MIGRATION and MIGRATION_PASS events")      \
     X(POSTCOPY_RAM, "postcopy-ram", false,                                     \
       "allow switching to post-copy (set on both sides)")                      \
@@ -107,19 +107,23 @@
     X(announce_step, "announce-step", SIZE, 100, 1, 10000, MIG_P_IMPL,         \
       mig_check_range, "a value between 0 and 10000", " ms",                   \
       "increase of the delay between self-announcements (ms)")                 \
-    X(compress_level, "compress-level", U8, 1, 0, 9, MIG_P_SETUP,              \
+    X(compress_level, "compress-level", U8, 1, 0, 9, MIG_P_IMPL | MIG_P_SETUP, \
       mig_check_range, "a value between 0 and 9", "",                          \
       "compress capability: zlib level (0-9)")                                 \
-    X(compress_threads, "compress-threads", U8, 8, 1, 255, MIG_P_SETUP,        \
+    X(compress_threads, "compress-threads", U8, 8, 1, 255,                     \
+      MIG_P_IMPL | MIG_P_SETUP,                                                \
       mig_check_range, "a value between 1 and 255", "",                        \
       "compress capability: compression threads")                              \
-    X(compress_wait_thread, "compress-wait-thread", BOOL, true, 0, 1, 0, NULL, \
-      "", "", "compress capability: wait for a free thread (on|off)")          \
-    X(decompress_threads, "decompress-threads", U8, 2, 1, 255, MIG_P_SETUP,    \
+    X(compress_wait_thread, "compress-wait-thread", BOOL, true, 0, 1,          \
+      MIG_P_IMPL, NULL, "", "",                                                \
+      "compress capability: wait for a free thread (on|off)")                  \
+    X(decompress_threads, "decompress-threads", U8, 2, 1, 255,                 \
+      MIG_P_IMPL | MIG_P_SETUP,                                                \
       mig_check_range, "a value between 1 and 255", "",                        \
       "compress capability: decompression threads")                            \
     X(throttle_trigger_threshold, "throttle-trigger-threshold", U8, 50, 1,     \
-      100, MIG_P_IMPL, mig_check_range, "an integer in the range of 1 to 100", "",      \
+      100, MIG_P_IMPL, mig_check_range,                                        \
+      "an integer in the range of 1 to 100", "",                               \
       "dirty/transfer ratio (%) that starts auto-converge")                    \
     X(cpu_throttle_initial, "cpu-throttle-initial", U8, 20, 1, 99, MIG_P_IMPL, \
       mig_check_range, "an integer in the range of 1 to 99", "",               \
@@ -156,7 +160,7 @@
     X(multifd_compression, "multifd-compression", ENUM, MIG_COMPRESSION_NONE,  \
       MIG_COMPRESSION_NONE, MIG_COMPRESSION_LZ4, MIG_P_SETUP, NULL, "", "",    \
       "multifd: none|zlib|zstd|lz4")                                           \
-    X(xbzrle_cache_size, "xbzrle-cache-size", SIZE, 67108864, 0, INT64_MAX,     \
+    X(xbzrle_cache_size, "xbzrle-cache-size", SIZE, 67108864, 0, INT64_MAX,    \
       MIG_P_IMPL,                                                              \
       mig_check_xbzrle_cache_size,                                             \
       "a power of two no less than the target page size", " bytes",            \
@@ -185,5 +189,5 @@
       mig_check_range, "is invalid, it must greater then 1 MB/s", " MB/s",     \
       "dirty-limit: per-vCPU dirty rate limit (MB/s)")                         \
     X(compress_method, "compress-method", ENUM, MIG_COMPRESSION_ZLIB,          \
-      MIG_COMPRESSION_ZLIB, MIG_COMPRESSION_LZ4, MIG_P_SETUP, NULL, "", "",    \
-      "compress capability: zlib|lz4|zstd")
+      MIG_COMPRESSION_ZLIB, MIG_COMPRESSION_LZ4, MIG_P_IMPL | MIG_P_SETUP,     \
+      NULL, "", "", "compress capability: zlib|lz4|zstd")

@@ -8,12 +8,14 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "migration/options.h"
 #include "ram.h"
 #include "xbzrle.h"
 
 #define RAM_LOAD_FLAGS                                                        \
     (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_MEM_SIZE | RAM_SAVE_FLAG_PAGE |       \
-     RAM_SAVE_FLAG_EOS | RAM_SAVE_FLAG_CONTINUE | RAM_SAVE_FLAG_XBZRLE)
+     RAM_SAVE_FLAG_EOS | RAM_SAVE_FLAG_CONTINUE | RAM_SAVE_FLAG_XBZRLE |      \
+     RAM_SAVE_FLAG_COMPRESS_PAGE)
 #define ENCODING_FLAG_XBZRLE 0x01
 
 /*
@@ -220,6 +222,22 @@ static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
     if (!host) {
         return false;
     }
+    if (flags & RAM_SAVE_FLAG_COMPRESS_PAGE) {
+        if (!migrate_cap(MIGRATION_CAPABILITY_COMPRESS)) {
+            return load_error(errp, "Received an unexpected compressed page "
+                                    "(turn the compress capability on "
+                                    "here too)");
+        }
+        if (!test_bit(page, ls->touched)) {
+            ram_populate_ahead(ls, ls->last, page);
+            set_bit(page, ls->touched);
+        }
+        return ram_decompress_page(f, ls->last, host, page, errp);
+    }
+    /* a decompression thread may still be writing this page */
+    if (ram_decompress_pending(page) && !ram_decompress_wait(errp)) {
+        return false;
+    }
     if (flags & RAM_SAVE_FLAG_XBZRLE) {
         return ram_load_xbzrle(ls, f, host, page, errp);
     }
@@ -266,10 +284,9 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
             return load_error(errp, "Unknown combination of migration flags: "
                                     "0x%" G_GINT64_MODIFIER "x%s",
                               flags,
-                              (flags & (RAM_SAVE_FLAG_COMPRESS_PAGE |
-                                        RAM_SAVE_FLAG_MULTIFD_FLUSH))
-                                  ? " (compress/multifd are not "
-                                    "supported by godwit yet)"
+                              (flags & RAM_SAVE_FLAG_MULTIFD_FLUSH)
+                                  ? " (multifd is not supported by godwit "
+                                    "yet)"
                                   : "");
         }
         switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
@@ -281,6 +298,7 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
         case RAM_SAVE_FLAG_ZERO:
         case RAM_SAVE_FLAG_PAGE:
         case RAM_SAVE_FLAG_XBZRLE:
+        case RAM_SAVE_FLAG_COMPRESS_PAGE:
             if (!ram_load_page(ls, f, addr, flags, errp)) {
                 return false;
             }
@@ -291,7 +309,8 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
                                         "0x%" G_GINT64_MODIFIER "x",
                                   hdr);
             }
-            return true;
+            /* every page of the section is in place before the next */
+            return ram_decompress_wait(errp);
         default:
             return load_error(errp, "Unknown combination of migration flags: "
                                     "0x%" G_GINT64_MODIFIER "x",
@@ -304,6 +323,7 @@ void ram_load_cleanup(void *opaque)
 {
     RAMLoadState *ls = &load_state;
 
+    ram_decompress_cleanup();
     g_clear_pointer(&ls->touched, bitmap_free);
     ls->last = NULL;
     ls->setup_seen = false;

@@ -95,6 +95,15 @@ void ram_xbzrle_cache_zero_page(uint64_t offset, uint64_t age)
     }
 }
 
+const uint8_t *ram_xbzrle_cache_page(uint64_t offset, const uint8_t *host,
+                                     uint64_t age)
+{
+    if (!xb.cache || cache_insert(xb.cache, offset, host, age) < 0) {
+        return NULL;
+    }
+    return get_cached_data(xb.cache, offset);
+}
+
 /* The whole page, sent as the cache's copy if the cache takes it. */
 static bool send_cached_copy(QEMUFile *f, RAMBlock *rb, uint64_t offset,
                              const uint8_t *page, uint64_t age)

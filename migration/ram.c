@@ -16,6 +16,7 @@
 
 #include "godwit/monitor.h"
 #include "migration-int.h"
+#include "migration/options.h"
 #include "migration/register.h"
 #include "ram.h"
 #include "zero-page.h"
@@ -115,6 +116,10 @@ bool ram_bitmap_sync(GError **errp)
     }
     rs->last_sync_us = now;
     ram_xbzrle_sync_stats();
+    ram_compress_sync_stats(atomic_load(&ram_stats.normal) +
+                            atomic_load(&ram_stats.duplicate) +
+                            atomic_load(&compression_stats.pages) +
+                            atomic_load(&xbzrle_stats.pages));
     migration_pass_done(count, found * GW_PAGE_SIZE);
 
     rs->period_dirty_pages += found;
@@ -181,6 +186,16 @@ static void ram_save_page(RAMState *rs, QEMUFile *f, RAMBlockState *b,
         ram_account(1);
         atomic_fetch_add(&ram_stats.duplicate, 1);
         ram_xbzrle_cache_zero_page(offset, age);
+        return;
+    }
+    /* With XBZRLE, compression only does the bulk stage (as QEMU). */
+    if (ram_compress_active() &&
+        (rs->bulk_stage || !migrate_cap(MIGRATION_CAPABILITY_XBZRLE))) {
+        const uint8_t *cached = ram_xbzrle_cache_page(offset, host, age);
+        const uint8_t *src = cached ? cached : host;
+        if (!ram_compress_save_page(f, b->rb, offset, src, cached != NULL)) {
+            ram_put_normal_page(f, b->rb, offset, src, cached == NULL);
+        }
         return;
     }
     if (ram_xbzrle_save_page(f, b->rb, offset, host, age, rs->bulk_stage)) {
@@ -322,7 +337,7 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         total += b->rb->used_length;
     }
     rs->active = true;
-    if (!ram_xbzrle_setup(errp)) {
+    if (!ram_xbzrle_setup(errp) || !ram_compress_setup(errp)) {
         return false;
     }
     for (int i = 0; i < rs->nr_blocks; i++) {
@@ -367,6 +382,7 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
             }
         }
     }
+    ram_compress_flush(f);
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     ram_account(8);
     ram_update_remaining(rs);
@@ -387,6 +403,7 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
     rs->last_sent = NULL;
     while ((r = ram_save_one(rs, f)) > 0) {
     }
+    ram_compress_flush(f);
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     ram_account(8);
     ram_update_remaining(rs);
@@ -416,6 +433,7 @@ static void ram_save_cleanup(void *opaque)
     rs->active = false;
     rs->dirty_pages = 0;
     ram_xbzrle_cleanup();
+    ram_compress_cleanup();
 }
 
 static const SaveStateHandler ram_handler = {

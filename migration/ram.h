@@ -64,6 +64,18 @@ typedef struct XbzrleStats {
 
 extern XbzrleStats xbzrle_stats;
 
+/* Compression counters (query-migrate's "compression"), same rules. */
+typedef struct CompressionStats {
+    _Atomic uint64_t pages;           /* pages sent as COMPRESS_PAGE */
+    _Atomic uint64_t busy;            /* no free thread: sent normally */
+    _Atomic uint64_t compressed_size; /* bytes of those records, minus
+                                         their 8-byte headers */
+    _Atomic uint64_t busy_rate_ppm;   /* last sync period */
+    _Atomic uint64_t compression_rate_x1000; /* raw / compressed, period */
+} CompressionStats;
+
+extern CompressionStats compression_stats;
+
 void ram_stats_reset(void);
 
 /* Registers the "ram" section for the machine's RAM blocks (main thread). */
@@ -106,6 +118,44 @@ bool ram_xbzrle_save_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
 void ram_xbzrle_cache_zero_page(uint64_t offset, uint64_t age);
 /* At each bitmap sync: cache-miss-rate and encoding-rate of the period. */
 void ram_xbzrle_sync_stats(void);
+
+/*
+ * The compress capability, source side (ram-compress.c), migration
+ * thread. ram_compress_save_page() queues a page for the compression
+ * threads (copied at once when `copy`); false when none is free and
+ * compress-wait-thread is off. ram_compress_flush() writes every pending
+ * record; call it before a section's EOS.
+ */
+bool ram_compress_setup(GError **errp);
+void ram_compress_cleanup(void);
+bool ram_compress_active(void);
+bool ram_compress_save_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                            const uint8_t *src, bool copy);
+void ram_compress_flush(QEMUFile *f);
+/* At each bitmap sync: busy-rate and compression-rate of the period. */
+void ram_compress_sync_stats(uint64_t pages_sent);
+/*
+ * XBZRLE with compression (ram-xbzrle.c): caches `host` and returns the
+ * cache's copy, which is what must be sent; NULL without XBZRLE or when
+ * the cache refuses the page.
+ */
+const uint8_t *ram_xbzrle_cache_page(uint64_t offset, const uint8_t *host,
+                                     uint64_t age);
+
+/*
+ * The compress capability, destination side (ram-decompress.c), incoming
+ * thread. ram_decompress_page() reads a COMPRESS_PAGE record's length and
+ * body and hands them to a decompression thread that writes `host`;
+ * ram_decompress_pending() tells whether a page is still in a thread's
+ * hands (wait with ram_decompress_wait() before writing it otherwise);
+ * ram_decompress_wait() waits for every thread and reports the first
+ * failure.
+ */
+bool ram_decompress_page(QEMUFile *f, RAMBlock *rb, uint8_t *host,
+                         uint64_t page, GError **errp);
+bool ram_decompress_pending(uint64_t page);
+bool ram_decompress_wait(GError **errp);
+void ram_decompress_cleanup(void);
 
 /* Destination (ram-load.c), incoming thread. */
 void ram_load_init(Machine *m);

@@ -5,18 +5,22 @@
  * it into a second RAM block, and the two blocks must be byte-identical.
  * Checks the bulk stage (holes skipped, zero pages as ZERO records), dirty
  * pages re-sent after syncs, VMM-side writes (host_dirty) picked up, and
- * the dirty log re-armed before pages are sent.
+ * the dirty log re-armed before pages are sent; XBZRLE deltas; the
+ * compress capability with every method (alone, with XBZRLE, without
+ * waiting for threads) and what a destination refuses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../../migration/migration-int.h"
 #include "../../migration/options-int.h"
+#include "../../migration/compression.h"
 #include "../../migration/ram.h"
 #include "../../migration/savevm.h"
 #include "godwit/machine.h"
@@ -317,11 +321,254 @@ static void test_ram_stream_xbzrle(void **state)
     unregister_savevm_all();
 }
 
+/* Text-like content: compresses well, differs from page to page. */
+static void fill_text(RAMBlock *rb, uint64_t page, uint32_t seed)
+{
+    char *p = (char *)(rb->host + page * GW_PAGE_SIZE);
+
+    for (size_t i = 0; i < GW_PAGE_SIZE; i += 32) {
+        char line[48];
+        snprintf(line, sizeof(line), "%08x-%06x-the quick fox\n",
+                 (unsigned)(seed + i) & 0xffffffffu,
+                 (unsigned)page & 0xffffffu);
+        memcpy(p + i, line, 32);
+    }
+}
+
+static void set_compress(MigCompression method, bool xbzrle, bool wait,
+                         int threads, int dthreads)
+{
+    g_autoptr(GError) err = NULL;
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    MigrationParameters p;
+
+    mig_caps_snapshot(caps);
+    caps[MIGRATION_CAPABILITY_COMPRESS] = threads > 0;
+    caps[MIGRATION_CAPABILITY_XBZRLE] = xbzrle;
+    if (!mig_caps_commit(caps, &err)) {
+        fail_msg("caps: %s", err->message);
+    }
+    mig_params_snapshot(&p);
+    p.compress_method = method;
+    p.compress_wait_thread = wait;
+    p.compress_threads = (uint8_t)MAX(threads, 1);
+    p.decompress_threads = (uint8_t)MAX(dthreads, 1);
+    if (!mig_params_commit(&p, &err)) {
+        fail_msg("params: %s", err->message);
+    }
+}
+
+#define CPAGES 600
+
+/* Source: bulk stage plus two passes; returns the stream's path. */
+static char *compress_stream(Machine *src, const char *dir, bool xbzrle)
+{
+    char *path = g_build_filename(dir, "ram.mig", NULL);
+    g_autoptr(GError) err = NULL;
+    QEMUFile *f;
+
+    /* text pages, incompressible pages, zero pages, holes */
+    for (uint64_t p = 0; p < CPAGES; p++) {
+        switch (p % 4) {
+        case 0:
+        case 1:
+            fill_text(src->ram, p, (uint32_t)p);
+            break;
+        case 2:
+            fill_page(src->ram, p, (uint32_t)p + 5);
+            break;
+        default:
+            memset(src->ram->host + p * GW_PAGE_SIZE, 0, GW_PAGE_SIZE);
+        }
+    }
+    ram_register(src);
+    ram_stats_reset();
+    f = open_file(path, true);
+    qemu_savevm_state_header(f);
+    if (!qemu_savevm_state_setup(f, &err)) {
+        fail_msg("setup: %s", err->message);
+    }
+    iterate_until_done(f);
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t p = pass; p < CPAGES; p += 3) {
+            if (xbzrle) {
+                guest_poke(src->ram, p, (size_t)(p * 13) % GW_PAGE_SIZE,
+                           (uint8_t)(pass + 7));
+            } else {
+                fill_text(src->ram, p, (uint32_t)(p * 7 + pass));
+                set_bit(p, fake_dirty);
+            }
+        }
+        assert_true(ram_bitmap_sync(&err));
+        iterate_until_done(f);
+    }
+    guest_write(src->ram, 3, 3333); /* one last change in the END section */
+    switchover = true;
+    if (!qemu_savevm_state_complete(f, &err)) {
+        fail_msg("complete: %s", err->message);
+    }
+    switchover = false;
+    qemu_savevm_state_cleanup();
+    assert_true(qemu_fclose(f, &err));
+    return path;
+}
+
+static bool load_stream(Machine *dst, const char *path, GError **errp)
+{
+    QEMUFile *f;
+    bool ok;
+
+    ram_load_init(dst);
+    f = open_file(path, false);
+    ok = qemu_loadvm_state(f, errp);
+    qemu_fclose(f, NULL);
+    return ok;
+}
+
+static void compress_case(MigCompression method, bool xbzrle, bool wait)
+{
+    Machine src = {.accel = &fake_accel}, dst = {.accel = &fake_accel};
+    g_autofree char *dir = g_dir_make_tmp("gwram-XXXXXX", NULL);
+    g_autofree char *path = NULL;
+    g_autoptr(GError) err = NULL;
+
+    set_compress(method, xbzrle, wait, 2, 3);
+    src.ram = ram_block_new("pc.ram", PAGES * GW_PAGE_SIZE, NULL);
+    dst.ram = ram_block_new("pc.ram", PAGES * GW_PAGE_SIZE, NULL);
+    fake_dirty = bitmap_new(PAGES);
+    path = compress_stream(&src, dir, xbzrle);
+
+    /* text pages went compressed; random ones did not shrink */
+    uint64_t cpages = atomic_load(&compression_stats.pages);
+    if (wait) {
+        assert_true(cpages >= CPAGES / 2);
+        assert_int_equal(atomic_load(&compression_stats.busy), 0);
+    }
+    assert_true(cpages + atomic_load(&compression_stats.busy) >= CPAGES / 2);
+    assert_true(atomic_load(&compression_stats.compressed_size) <
+                cpages * GW_PAGE_SIZE / 4);
+    assert_true(atomic_load(&ram_stats.normal) >= CPAGES / 4);
+    assert_true(atomic_load(&ram_stats.duplicate) >= CPAGES / 4);
+    if (xbzrle) {
+        assert_true(atomic_load(&xbzrle_stats.pages) > 0);
+    }
+
+    if (!load_stream(&dst, path, &err)) {
+        fail_msg("load (%s): %s", mig_compression_name(method), err->message);
+    }
+    assert_memory_equal(src.ram->host, dst.ram->host, CPAGES * GW_PAGE_SIZE);
+
+    set_compress(MIG_COMPRESSION_ZLIB, false, true, 0, 0);
+    unlink(path);
+    rmdir(dir);
+    bitmap_free(fake_dirty);
+    ram_block_free(src.ram);
+    ram_block_free(dst.ram);
+    unregister_savevm_all();
+}
+
+static void test_ram_stream_compress_zlib(void **state)
+{
+    compress_case(MIG_COMPRESSION_ZLIB, false, true);
+}
+
+static void test_ram_stream_compress_zstd(void **state)
+{
+    compress_case(MIG_COMPRESSION_ZSTD, false, true);
+}
+
+static void test_ram_stream_compress_lz4(void **state)
+{
+    compress_case(MIG_COMPRESSION_LZ4, false, true);
+}
+
+static void test_ram_stream_compress_xbzrle(void **state)
+{
+    compress_case(MIG_COMPRESSION_LZ4, true, true);
+}
+
+static void test_ram_stream_compress_nowait(void **state)
+{
+    compress_case(MIG_COMPRESSION_ZLIB, false, false);
+}
+
+/*
+ * The destination refuses what it cannot place: compressed pages with
+ * the capability off, another method than the source's, a body cut short.
+ */
+static void test_ram_stream_compress_refused(void **state)
+{
+    Machine src = {.accel = &fake_accel}, dst = {.accel = &fake_accel};
+    g_autofree char *dir = g_dir_make_tmp("gwram-XXXXXX", NULL);
+    g_autofree char *path = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *data = NULL;
+    gsize len;
+
+    set_compress(MIG_COMPRESSION_ZLIB, false, true, 2, 2);
+    src.ram = ram_block_new("pc.ram", PAGES * GW_PAGE_SIZE, NULL);
+    dst.ram = ram_block_new("pc.ram", PAGES * GW_PAGE_SIZE, NULL);
+    fake_dirty = bitmap_new(PAGES);
+    path = compress_stream(&src, dir, false);
+    unregister_savevm_all();
+    ram_register(&dst);
+
+    set_compress(MIG_COMPRESSION_ZLIB, false, true, 0, 0);
+    assert_false(load_stream(&dst, path, &err));
+    assert_non_null(strstr(err->message, "unexpected compressed page"));
+    g_clear_error(&err);
+    ram_load_cleanup(NULL);
+
+    set_compress(MIG_COMPRESSION_LZ4, false, true, 1, 2);
+    assert_false(load_stream(&dst, path, &err));
+    if (!strstr(err->message, "decompression of the lz4 page")) {
+        fail_msg("unexpected error: %s", err->message);
+    }
+    g_clear_error(&err);
+    ram_load_cleanup(NULL);
+
+    /* a body with a byte changed in the middle of its deflate data */
+    assert_true(g_file_get_contents(path, &data, &len, NULL));
+    gsize at = 0;
+    for (gsize i = 0; i + 12 < len; i++) {
+        /* be64 record header of a compressed page with CONTINUE */
+        if ((uint8_t)data[i + 6] == 0x01 && (uint8_t)data[i + 7] == 0x20 &&
+            data[i + 8] == 0 && data[i + 9] == 0) {
+            at = i + 12 + 8; /* a few bytes into the body */
+            break;
+        }
+    }
+    assert_true(at > 0);
+    data[at] ^= 0x55;
+    data[at + 1] ^= 0xaa;
+    assert_true(g_file_set_contents(path, data, (gssize)len, NULL));
+    set_compress(MIG_COMPRESSION_ZLIB, false, true, 1, 2);
+    assert_false(load_stream(&dst, path, &err));
+    if (!strstr(err->message, "decompression of the zlib page")) {
+        fail_msg("unexpected error: %s", err->message);
+    }
+    ram_load_cleanup(NULL);
+
+    set_compress(MIG_COMPRESSION_ZLIB, false, true, 0, 0);
+    unlink(path);
+    rmdir(dir);
+    bitmap_free(fake_dirty);
+    ram_block_free(src.ram);
+    ram_block_free(dst.ram);
+    unregister_savevm_all();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ram_stream),
         cmocka_unit_test(test_ram_stream_xbzrle),
+        cmocka_unit_test(test_ram_stream_compress_zlib),
+        cmocka_unit_test(test_ram_stream_compress_zstd),
+        cmocka_unit_test(test_ram_stream_compress_lz4),
+        cmocka_unit_test(test_ram_stream_compress_xbzrle),
+        cmocka_unit_test(test_ram_stream_compress_nowait),
+        cmocka_unit_test(test_ram_stream_compress_refused),
     };
     migration_channels_init();
     return cmocka_run_group_tests(tests, NULL, NULL);
