@@ -29,6 +29,12 @@ bool migration_incoming_active(void)
     return incoming.started;
 }
 
+bool migration_incoming_loading(void)
+{
+    return atomic_load(&incoming.status) != MIGRATION_STATUS_NONE &&
+           atomic_load(&incoming.status) != MIGRATION_STATUS_SETUP;
+}
+
 static void incoming_set_status(MigrationStatus st)
 {
     atomic_store(&incoming.status, st);

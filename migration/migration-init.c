@@ -20,6 +20,11 @@ static bool incoming_started(void)
     return migration_incoming_active();
 }
 
+static bool incoming_loading(void)
+{
+    return migration_incoming_loading();
+}
+
 void migration_init(Machine *m)
 {
     MigrationState *s = migrate_get_current();
@@ -29,7 +34,8 @@ void migration_init(Machine *m)
     s->connect_cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     g_assert(s->connect_cancel_fd >= 0);
     migration_channels_init();
-    migration_options_init(outgoing_running, incoming_started);
+    migration_options_init(outgoing_running, incoming_started,
+                           incoming_loading);
     ram_register(m);
     migration_options_register_commands();
     migration_register_qmp_commands();

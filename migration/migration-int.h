@@ -119,6 +119,8 @@ typedef struct MigrationIncomingState {
 MigrationIncomingState *migration_incoming_get_current(void);
 bool migration_incoming_start(const char *uri, GError **errp);
 bool migration_incoming_active(void);
+/* A source connected: the stream is being loaded (or was). */
+bool migration_incoming_loading(void);
 
 /* calc-dirty-rate (dirtyrate.c). */
 void dirtyrate_register_commands(void);

@@ -41,6 +41,7 @@ typedef enum MigParamType {
 #define MIG_P_IMPL (1u << 0)
 #define MIG_P_SETUP (1u << 1)
 #define MIG_P_QMP_ERRNAME (1u << 2)
+#define MIG_P_LISTEN (1u << 3)
 
 /* One whole parameter set; copy with mig_params_copy() (it owns strings). */
 typedef struct MigrationParameters {

@@ -86,7 +86,10 @@
  *          than the current (= default) one is refused ("... is not
  *          supported by godwit yet").
  *          MIG_P_SETUP: read when a migration starts; can't change while
- *          one runs or after an incoming one has started.
+ *          one runs, nor once an incoming one has begun loading.
+ *          MIG_P_LISTEN (with MIG_P_SETUP): the destination needs it
+ *          already to listen (multifd's connections): can't change once
+ *          incoming has started (-incoming URI, migrate-incoming).
  *          MIG_P_QMP_ERRNAME: the range error names it by "name".
  * check    mig_check_range, or a rule of its own (mig_check_*), see
  *          options.c.
@@ -154,11 +157,11 @@
       NULL, "", " ms", "COLO checkpoint interval (ms)")                        \
     X(block_incremental, "block-incremental", BOOL, false, 0, 1, MIG_P_SETUP,  \
       NULL, "", "", "block migration: incremental (on|off)")                   \
-    X(multifd_channels, "multifd-channels", U8, 2, 1, 255, MIG_P_SETUP,        \
+    X(multifd_channels, "multifd-channels", U8, 2, 1, 255, MIG_P_SETUP | MIG_P_LISTEN,        \
       mig_check_range, "a value between 1 and 255", "",                        \
       "multifd: number of channels")                                           \
     X(multifd_compression, "multifd-compression", ENUM, MIG_COMPRESSION_NONE,  \
-      MIG_COMPRESSION_NONE, MIG_COMPRESSION_LZ4, MIG_P_SETUP, NULL, "", "",    \
+      MIG_COMPRESSION_NONE, MIG_COMPRESSION_LZ4, MIG_P_SETUP | MIG_P_LISTEN, NULL, "", "",    \
       "multifd: none|zlib|zstd|lz4")                                           \
     X(xbzrle_cache_size, "xbzrle-cache-size", SIZE, 67108864, 0, INT64_MAX,    \
       MIG_P_IMPL,                                                              \
@@ -176,10 +179,10 @@
       "an integer in the range of 0 to 9223372036854775807 bytes/second",      \
       " bytes/second",                                                         \
       "bandwidth for the switchover estimate (bytes/s, 0 = measured)")         \
-    X(multifd_zlib_level, "multifd-zlib-level", U8, 1, 0, 9, MIG_P_SETUP,      \
+    X(multifd_zlib_level, "multifd-zlib-level", U8, 1, 0, 9, MIG_P_SETUP | MIG_P_LISTEN,      \
       mig_check_range, "a value between 0 and 9", "",                          \
       "multifd zlib level (0-9)")                                              \
-    X(multifd_zstd_level, "multifd-zstd-level", U8, 1, 0, 20, MIG_P_SETUP,     \
+    X(multifd_zstd_level, "multifd-zstd-level", U8, 1, 0, 20, MIG_P_SETUP | MIG_P_LISTEN,     \
       mig_check_range, "a value between 0 and 20", "",                         \
       "multifd zstd level (0-20)")                                             \
     X(x_vcpu_dirty_limit_period, "x-vcpu-dirty-limit-period", SIZE, 1000, 1,   \

@@ -402,6 +402,7 @@ static struct {
 /* Set once by migration_options_init(); read by the main loop only. */
 static MigrationBusyFunc mig_outgoing_running;
 static MigrationBusyFunc mig_incoming_started;
+static MigrationBusyFunc mig_incoming_loading;
 
 static void mig_state_lock(void)
 {
@@ -419,10 +420,12 @@ static void mig_state_unlock(void)
 }
 
 void migration_options_init(MigrationBusyFunc outgoing_running,
-                            MigrationBusyFunc incoming_started)
+                            MigrationBusyFunc incoming_started,
+                            MigrationBusyFunc incoming_loading)
 {
     mig_outgoing_running = outgoing_running;
     mig_incoming_started = incoming_started;
+    mig_incoming_loading = incoming_loading;
 }
 
 void migration_options_reset(void)
@@ -431,7 +434,7 @@ void migration_options_reset(void)
     mig_params_clear(&mig_state.params);
     mig_state.loaded = false;
     mig_state_unlock();
-    migration_options_init(NULL, NULL);
+    migration_options_init(NULL, NULL, NULL);
 }
 
 static bool mig_busy_outgoing(void)
@@ -442,6 +445,11 @@ static bool mig_busy_outgoing(void)
 static bool mig_busy_incoming(void)
 {
     return mig_incoming_started && mig_incoming_started();
+}
+
+static bool mig_busy_loading(void)
+{
+    return mig_incoming_loading && mig_incoming_loading();
 }
 
 bool migrate_cap(MigrationCapability cap)
@@ -528,20 +536,28 @@ static bool mig_params_check_busy(const MigrationParameters *p,
 {
     bool outgoing = mig_busy_outgoing();
     bool incoming = mig_busy_incoming();
+    bool loading = mig_busy_loading();
 
     for (int i = 0; i < MIG_PARAM__MAX && (outgoing || incoming); i++) {
         const char *name = mig_param_info[i].name;
+        unsigned flags = mig_param_info[i].flags;
+        const char *why;
 
-        if (!(mig_param_info[i].flags & MIG_P_SETUP) ||
-            !mig_param_differs(p, cur, i)) {
+        if (!(flags & MIG_P_SETUP) || !mig_param_differs(p, cur, i)) {
             continue;
         }
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    outgoing ? "Parameter '%s' can't be changed while a "
-                               "migration is in progress"
-                             : "Parameter '%s' must be set before incoming "
-                               "starts",
-                    name);
+        if (outgoing) {
+            why = "Parameter '%s' can't be changed while a migration is in "
+                  "progress";
+        } else if (flags & MIG_P_LISTEN) {
+            why = "Parameter '%s' must be set before incoming starts";
+        } else if (loading) {
+            why = "Parameter '%s' can't be changed while an incoming "
+                  "migration is in progress";
+        } else {
+            continue; /* read once the source has connected */
+        }
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, why, name);
         return false;
     }
     return true;

@@ -108,12 +108,14 @@ MigCompression migrate_compress_method(void);
 /*
  * The migration subsystem tells the options whether a migration is in
  * progress (capabilities and the "must be set before" parameters can't
- * change then) and whether an incoming migration has started.
- * Set once at init by migration.c.
+ * change then), whether an incoming migration has started (listening:
+ * -incoming URI or migrate-incoming) and whether it is loading (a source
+ * connected). Set once at init by migration.c.
  */
 typedef bool (*MigrationBusyFunc)(void);
 void migration_options_init(MigrationBusyFunc outgoing_running,
-                            MigrationBusyFunc incoming_started);
+                            MigrationBusyFunc incoming_started,
+                            MigrationBusyFunc incoming_loading);
 
 /* Registers migrate-set-capabilities, query-migrate-capabilities,
  * migrate-set-parameters, query-migrate-parameters and their HMP forms. */

@@ -62,10 +62,20 @@ char *gwt_payload(const char *name)
     return path;
 }
 
-/* In the child: die with the test, so an aborted test leaves no godwit. */
+/*
+ * In the child: die with the test, so an aborted test leaves no godwit;
+ * stderr to the file `data` when given.
+ */
 static void child_setup(gpointer data)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (data) {
+        int fd = open(data, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
 }
 
 static GPtrArray *split_args(const char *args)
@@ -324,6 +334,7 @@ GwProc *gwt_start(const char *name, const char *fmt, ...)
     g_assert_no_error(err);
     p->qmp_path = g_build_filename(p->dir, "qmp.sock", NULL);
     p->serial_path = g_build_filename(p->dir, "serial.log", NULL);
+    p->stderr_path = g_build_filename(p->dir, "stderr.log", NULL);
     p->rbuf = g_string_new(NULL);
     p->events = g_queue_new();
     full = g_strdup_printf("-name %s -qmp unix:%s,server=on,wait=off "
@@ -332,8 +343,8 @@ GwProc *gwt_start(const char *name, const char *fmt, ...)
     argv = split_args(full);
     g_ptr_array_add(argv, NULL);
     if (!g_spawn_async(NULL, (char **)argv->pdata, NULL,
-                       G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL, &p->pid,
-                       &err)) {
+                       G_SPAWN_DO_NOT_REAP_CHILD, child_setup, p->stderr_path,
+                       &p->pid, &err)) {
         g_error("spawn godwit: %s", err->message);
     }
     p->qmp_fd = qmp_connect(p);
@@ -430,6 +441,16 @@ void gwt_kill(GwProc *p)
     }
 }
 
+char *gwt_stderr(GwProc *p)
+{
+    char *s = NULL;
+
+    if (!g_file_get_contents(p->stderr_path, &s, NULL, NULL)) {
+        return g_strdup("");
+    }
+    return s;
+}
+
 void gwt_free(GwProc *p)
 {
     if (!p) {
@@ -439,6 +460,12 @@ void gwt_free(GwProc *p)
     if (p->qmp_fd > 0) {
         close(p->qmp_fd);
     }
+    g_autofree char *err = gwt_stderr(p);
+    if (*err) {
+        g_test_message("%s stderr:\n%s", p->name, err);
+    }
+    unlink(p->stderr_path);
+    g_free(p->stderr_path);
     g_queue_free_full(p->events, (GDestroyNotify)json_object_unref);
     g_string_free(p->rbuf, true);
     unlink(p->qmp_path);

@@ -25,6 +25,7 @@ typedef struct GwProc {
     char *dir;         /* private temp dir (removed by gwt_free) */
     char *qmp_path;    /* unix socket */
     char *serial_path; /* serial log */
+    char *stderr_path; /* its stderr */
     int qmp_fd;
     GString *rbuf;     /* unparsed QMP input */
     GQueue *events;    /* JsonObject* events not consumed yet */
@@ -99,6 +100,8 @@ void gwt_kill(GwProc *p);
 bool gwt_wait_exit(GwProc *p, int timeout_ms);
 /* Kills if needed, removes the temp dir, frees. */
 void gwt_free(GwProc *p);
+/* What the process wrote to stderr so far (free). */
+char *gwt_stderr(GwProc *p);
 
 /* JSON accessors that assert the member exists with the right type. */
 int64_t gwt_get_int(JsonObject *o, const char *member);

@@ -12,7 +12,7 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-bool fake_outgoing, fake_incoming;
+bool fake_outgoing, fake_incoming, fake_loading;
 
 static bool outgoing_running(void)
 {
@@ -24,11 +24,17 @@ static bool incoming_started(void)
     return fake_incoming;
 }
 
+static bool incoming_loading(void)
+{
+    return fake_loading;
+}
+
 int setup(void **state)
 {
     migration_options_reset();
-    fake_outgoing = fake_incoming = false;
-    migration_options_init(outgoing_running, incoming_started);
+    fake_outgoing = fake_incoming = fake_loading = false;
+    migration_options_init(outgoing_running, incoming_started,
+                           incoming_loading);
     return 0;
 }
 
@@ -199,7 +205,8 @@ static void test_query_capabilities(void **state)
                          i == MIGRATION_CAPABILITY_EVENTS ||
                              i == MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER ||
                              i == MIGRATION_CAPABILITY_AUTO_CONVERGE ||
-                             i == MIGRATION_CAPABILITY_XBZRLE);
+                             i == MIGRATION_CAPABILITY_XBZRLE ||
+                             i == MIGRATION_CAPABILITY_COMPRESS);
     }
 }
 
@@ -238,12 +245,12 @@ static const struct {
      BETWEEN("announce_step", "0", "10000"),
      BETWEEN("announce_step", "0", "10000"), true},
     {"compress-level", "0", "9", "-1", "10", U8("compress-level"),
-     BETWEEN("compress_level", "0", "9"), false},
+     BETWEEN("compress_level", "0", "9"), true},
     {"compress-threads", "1", "255", "0", "256",
-     BETWEEN("compress_threads", "1", "255"), U8("compress-threads"), false},
+     BETWEEN("compress_threads", "1", "255"), U8("compress-threads"), true},
     {"decompress-threads", "1", "255", "0", "256",
      BETWEEN("decompress_threads", "1", "255"), U8("decompress-threads"),
-     false},
+     true},
     {"throttle-trigger-threshold", "1", "100", "0", "101",
      IN_RANGE("throttle_trigger_threshold", "1", "100"),
      IN_RANGE("throttle_trigger_threshold", "1", "100"), true},
@@ -648,16 +655,23 @@ static void test_busy(void **state)
     assert_qmp_err("migrate-set-parameters", "{\"multifd-channels\": 4}",
                    "Parameter 'multifd-channels' must be set before incoming "
                    "starts");
-    assert_qmp_err("migrate-set-parameters", "{\"compress-method\": \"lz4\"}",
-                   "Parameter 'compress-method' must be set before incoming "
+    /* read when the source connects: may change until then */
+    assert_qmp_ok("migrate-set-parameters", "{\"compress-method\": \"lz4\"}");
+    fake_loading = true;
+    assert_qmp_err("migrate-set-parameters", "{\"compress-method\": \"zlib\"}",
+                   "Parameter 'compress-method' can't be changed while an "
+                   "incoming migration is in progress");
+    assert_qmp_err("migrate-set-parameters", "{\"multifd-channels\": 4}",
+                   "Parameter 'multifd-channels' must be set before incoming "
                    "starts");
+    fake_loading = false;
     assert_qmp_ok("migrate-set-capabilities",
                   "{\"capabilities\": [{\"capability\": \"events\", "
                   "\"state\": true}]}");
     assert_true(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
 
     /* never initialised: never busy */
-    migration_options_init(NULL, NULL);
+    migration_options_init(NULL, NULL, NULL);
     assert_qmp_err("migrate-set-parameters", "{\"multifd-channels\": 4}",
                    "Parameter 'multifd-channels' is not supported by godwit "
                    "yet");
@@ -689,8 +703,8 @@ static void test_params_whole_set(void **state)
         {"{\"cpu-throttle-initial\": 50, \"max-cpu-throttle\": 40}",
          "Parameter 'max_cpu_throttle' expects an integer in the range of "
          "cpu_throttle_initial to 99"},
-        {"{\"compress-level\": 5}",
-         "Parameter 'compress-level' is not supported by godwit yet"},
+        {"{\"max-postcopy-bandwidth\": 5}",
+         "Parameter 'max-postcopy-bandwidth' is not supported by godwit yet"},
         {"{\"max-cpu-throttle\": 10}",
          "Parameter 'max_cpu_throttle' expects an integer in the range of "
          "cpu_throttle_initial to 99"},
@@ -767,10 +781,8 @@ static void test_param_types(void **state)
          "Parameter 'multifd-compression' is not supported by godwit yet"},
         {"{\"compress-method\": \"none\"}",
          "Parameter 'compress-method' does not accept value 'none'"},
-        {"{\"compress-method\": \"zstd\"}",
-         "Parameter 'compress-method' is not supported by godwit yet"},
-        {"{\"compress-wait-thread\": false}",
-         "Parameter 'compress-wait-thread' is not supported by godwit yet"},
+        {"{\"compress-method\": \"brotli\"}",
+         "Parameter 'compress-method' does not accept value 'brotli'"},
         {"{\"block-bitmap-mapping\": []}",
          "Parameter 'block-bitmap-mapping' is not supported by godwit (godwit "
          "has no block devices)"},
