@@ -36,6 +36,7 @@ struct MigListener {
     /* Owned by the thread in accept (the main loop before and after). */
     int fd;               /* listening socket, -1 once closed */
     unsigned accepts_left; /* connections still to accept (1 by default) */
+    int watch_fd;          /* accept fails once it hangs up; -1: none */
     MigChannel *prepared; /* exec, file, fd: the stream accept hands out */
 
     /* Any thread. */

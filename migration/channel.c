@@ -405,6 +405,102 @@ ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov, int iovcnt)
     return n < 0 ? -errno : n;
 }
 
+/* Drops `n` bytes from the front of iov[0..*cnt). */
+static struct iovec *iov_advance(struct iovec *iov, int *cnt, size_t n)
+{
+    while (n > 0 && *cnt > 0) {
+        if (n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov++;
+            (*cnt)--;
+        } else {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= n;
+            n = 0;
+        }
+    }
+    while (*cnt > 0 && iov->iov_len == 0) {
+        iov++;
+        (*cnt)--;
+    }
+    return iov;
+}
+
+int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt)
+{
+    iov = iov_advance(iov, &iovcnt, 0);
+    while (iovcnt > 0) {
+        ssize_t n = mig_channel_writev(c, iov, iovcnt);
+        if (n == -EAGAIN) {
+            if (!mig_channel_wait(c, POLLOUT, -1)) {
+                return -ECANCELED;
+            }
+            continue;
+        }
+        if (n < 0) {
+            return (int)n;
+        }
+        iov = iov_advance(iov, &iovcnt, (size_t)n);
+    }
+    return 1;
+}
+
+int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt)
+{
+    bool any = false;
+
+    iov = iov_advance(iov, &iovcnt, 0);
+    while (iovcnt > 0) {
+        ssize_t n = mig_channel_readv(c, iov, iovcnt);
+        if (n == -EAGAIN) {
+            if (!mig_channel_wait(c, POLLIN, -1)) {
+                return -ECANCELED;
+            }
+            continue;
+        }
+        if (n < 0) {
+            return (int)n;
+        }
+        if (n == 0) {
+            return any ? -ENODATA : 0;
+        }
+        any = true;
+        iov = iov_advance(iov, &iovcnt, (size_t)n);
+    }
+    return 1;
+}
+
+int mig_channel_peek(MigChannel *c, void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n;
+        if (atomic_load(&c->shutdown)) {
+            return -ECANCELED;
+        }
+        n = recv(c->fd, buf, len, MSG_PEEK);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            if (!mig_channel_wait(c, POLLIN, -1)) {
+                return -ECANCELED;
+            }
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            return 0;
+        }
+        if ((size_t)n == len) {
+            return 1;
+        }
+        /* part of it is there: wait for the rest without spinning */
+        g_usleep(1000);
+    }
+}
+
 bool mig_channel_wait(MigChannel *c, short events, int timeout_ms)
 {
     return mig_poll(c->fd, events, c->cancel_fd, &c->shutdown, timeout_ms) ==
@@ -464,6 +560,7 @@ MigListener *mig_listener_new(const MigChannelOps *ops, int fd, GError **errp)
     l->ops = ops;
     l->fd = fd;
     l->accepts_left = 1;
+    l->watch_fd = -1;
     l->cancel_fd = cancel_fd;
     atomic_init(&l->shutdown, false);
     return l;
@@ -519,10 +616,20 @@ int mig_listener_accept_fd(MigListener *l, GError **errp)
         return -1;
     }
     for (;;) {
-        if (mig_poll(l->fd, POLLIN, l->cancel_fd, &l->shutdown, -1) ==
-            MIG_POLL_CANCELLED) {
+        if (mig_poll(l->fd, POLLIN, l->cancel_fd, &l->shutdown,
+                     l->watch_fd >= 0 ? 100 : -1) == MIG_POLL_CANCELLED) {
             mig_listener_cancelled(l, errp);
             return -1;
+        }
+        if (l->watch_fd >= 0) {
+            struct pollfd w = {.fd = l->watch_fd, .events = POLLRDHUP};
+            if (poll(&w, 1, 0) > 0 && w.revents) {
+                g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "incoming migration (%s): the peer hung up "
+                            "before all its connections arrived",
+                            l->ops->scheme);
+                return -1;
+            }
         }
         fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
@@ -600,6 +707,11 @@ void mig_listener_close(MigListener *l)
     close(l->cancel_fd);
     g_free(l->address);
     g_free(l);
+}
+
+void mig_listener_watch_hangup(MigListener *l, MigChannel *c)
+{
+    l->watch_fd = c ? c->fd : -1;
 }
 
 bool mig_listener_set_connections(MigListener *l, unsigned n, GError **errp)

@@ -4,6 +4,7 @@
  * and loads the stream, and what follows: run (or stay paused with -S) on
  * success; print the reason and exit non-zero on failure, as QEMU does.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@
 #include "godwit/runstate.h"
 #include "migration-int.h"
 #include "migration/options.h"
+#include "multifd.h"
+#include "ram.h"
 #include "savevm.h"
 
 static MigrationIncomingState incoming = {
@@ -70,20 +73,124 @@ static gboolean incoming_done_bh(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+static uint32_t be32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+/*
+ * multifd: accepts the main channel and the multifd channels in whatever
+ * order they come, telling them apart by their first bytes (the stream's
+ * magic, or a multifd initial packet naming its channel).
+ */
+static MigChannel *incoming_accept_multifd(MigChannel **chans, int n,
+                                           GError **errp)
+{
+    MigListener *l = incoming.listener;
+    MigChannel *main_chan = NULL;
+    int got = 0;
+
+    while (!main_chan || got < n) {
+        MigChannel *c = mig_accept(l, errp);
+        uint8_t head[MULTIFD_INIT_SIZE];
+        struct iovec iov = {head, sizeof(head)};
+        MultiFDInit in;
+        int r;
+
+        if (!c) {
+            goto fail;
+        }
+        r = mig_channel_peek(c, head, 4);
+        if (r <= 0) {
+            gw_error_errno(errp, r == 0 ? ENODATA : -r,
+                           "incoming migration: a connection closed before "
+                           "saying what it is");
+            mig_channel_close(c, NULL);
+            goto fail;
+        }
+        if (be32_at(head) == QEMU_VM_FILE_MAGIC && !main_chan) {
+            main_chan = c;
+            /* a source that gives up now must not leave us waiting */
+            mig_listener_watch_hangup(l, main_chan);
+            continue;
+        }
+        if (be32_at(head) != MULTIFD_MAGIC) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "incoming migration: unexpected connection (first "
+                        "bytes 0x%08x)",
+                        be32_at(head));
+            mig_channel_close(c, NULL);
+            goto fail;
+        }
+        r = mig_channel_readv_all(c, &iov, 1);
+        if (r <= 0) {
+            gw_error_errno(errp, r == 0 ? ENODATA : -r,
+                           "multifd: reading the initial packet");
+            mig_channel_close(c, NULL);
+            goto fail;
+        }
+        if (!multifd_init_decode(head, &in, errp)) {
+            mig_channel_close(c, NULL);
+            goto fail;
+        }
+        if (in.id >= n || chans[in.id]) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        in.id >= n ? "multifd: received channel id %u is "
+                                     "greater than number of channels %d "
+                                     "(is multifd-channels the same on "
+                                     "both sides?)"
+                                   : "multifd: received id '%u' already "
+                                     "setup (of %d channels)",
+                        in.id, n);
+            mig_channel_close(c, NULL);
+            goto fail;
+        }
+        chans[in.id] = c;
+        got++;
+    }
+    mig_listener_watch_hangup(l, NULL);
+    return main_chan;
+
+fail:
+    mig_listener_watch_hangup(l, NULL);
+    mig_channel_close(main_chan, NULL);
+    for (int i = 0; i < n; i++) {
+        mig_channel_close(chans[i], NULL);
+        chans[i] = NULL;
+    }
+    return NULL;
+}
+
 static void *incoming_thread(void *opaque)
 {
     g_autoptr(GError) err = NULL;
+    int n = migrate_cap(MIGRATION_CAPABILITY_MULTIFD)
+                ? migrate_multifd_channels()
+                : 0;
+    g_autofree MigChannel **chans = g_new0(MigChannel *, n + 1);
     MigChannel *chan;
     bool ok = false;
 
     pthread_setname_np(pthread_self(), "mig/dst/main");
-    chan = mig_accept(incoming.listener, &err);
+    chan = n ? incoming_accept_multifd(chans, n, &err)
+             : mig_accept(incoming.listener, &err);
     mig_listener_close(incoming.listener);
     incoming.listener = NULL;
     if (chan) {
         QEMUFile *f = qemu_file_new_input(chan);
         incoming_set_status(MIGRATION_STATUS_ACTIVE);
-        ok = qemu_loadvm_state(f, &err);
+        if (!n || multifd_recv_setup(chans, n, current_machine->ram,
+                                     ram_load_touched_map(), f, &err)) {
+            ok = qemu_loadvm_state(f, &err);
+        }
+        multifd_recv_cleanup();
+        g_autofree char *mf_err = multifd_recv_error();
+        if (!ok && mf_err) {
+            /* the channel that failed says why, not the main channel */
+            g_clear_error(&err);
+            g_set_error_literal(&err, GW_ERROR, GW_ERROR_GENERIC, mf_err);
+        }
         /* A complete load stands even if the stream's end was untidy. */
         qemu_fclose(f, NULL);
     }
@@ -122,6 +229,13 @@ bool migration_incoming_start(const char *uri, GError **errp)
     incoming.listener = mig_listen(&parsed, errp);
     mig_uri_clear(&parsed);
     if (!incoming.listener) {
+        return false;
+    }
+    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD) &&
+        !mig_listener_set_connections(incoming.listener,
+                                      migrate_multifd_channels() + 1u, errp)) {
+        mig_listener_close(incoming.listener);
+        incoming.listener = NULL;
         return false;
     }
     incoming.address = mig_listener_address(incoming.listener);

@@ -10,6 +10,7 @@
 #include "migration-hmp.h"
 #include "migration-int.h"
 #include "migration/options.h"
+#include "multifd.h"
 #include "ram.h"
 
 static JsonNode *qmp_migrate(JsonObject *args, GError **errp)
@@ -83,6 +84,25 @@ static JsonNode *qmp_migrate_continue(JsonObject *args, GError **errp)
     return migrate_continue(state, errp) ? qmp_return_empty() : NULL;
 }
 
+/* Debug: breaks one multifd channel's connection (failure tests). */
+static JsonNode *qmp_x_multifd_fault(JsonObject *args, GError **errp)
+{
+    static const char *const allowed[] = {"channel", NULL};
+    int64_t id = 0;
+
+    if (!qmp_args_check(args, allowed, errp) ||
+        !qmp_arg_int(args, "channel", true, &id, errp)) {
+        return NULL;
+    }
+    if (id < 0 || id > 255) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Parameter 'channel' expects a value between 0 and 255");
+        return NULL;
+    }
+    return multifd_send_break_channel((int)id, errp) ? qmp_return_empty()
+                                                     : NULL;
+}
+
 static JsonObject *ram_info(MigrationState *s, MigrationStatus st)
 {
     JsonObject *r = json_object_new();
@@ -107,7 +127,7 @@ static JsonObject *ram_info(MigrationState *s, MigrationStatus st)
     SET("dirty-sync-count", atomic_load(&ram_stats.dirty_sync_count));
     SET("postcopy-requests", 0);
     SET("page-size", GW_PAGE_SIZE);
-    SET("multifd-bytes", 0);
+    SET("multifd-bytes", multifd_bytes_transferred());
     SET("pages-per-second", atomic_load(&ram_stats.pages_per_second));
     SET("precopy-bytes", atomic_load(&ram_stats.precopy_bytes));
     SET("downtime-bytes", atomic_load(&ram_stats.downtime_bytes));
@@ -305,6 +325,15 @@ static const MonitorCommand migration_commands[] = {
         .args_type = "state:s",
         .params = "state",
         .help = "Continue migration from the given paused state",
+    },
+    {
+        .name = "x-multifd-fault",
+        .handler = qmp_x_multifd_fault,
+        .hmp_name = "x_multifd_fault",
+        .args_type = "channel:i",
+        .params = "channel",
+        .help = "break a multifd channel's connection of the outgoing "
+                "migration (debug: failure tests)",
     },
     {
         .name = "query-migrate",

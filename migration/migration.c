@@ -21,6 +21,7 @@
 #include "godwit/system.h"
 #include "migration-int.h"
 #include "migration/options.h"
+#include "multifd.h"
 #include "ram.h"
 #include "savevm.h"
 
@@ -173,10 +174,16 @@ static void migrate_set_error(MigrationState *s, const char *msg)
 
 /* ---- rate limit and measurements (migration thread) --------------------- */
 
+/* Bytes on the wire: the main channel's and the multifd channels'. */
+static uint64_t migration_transferred(QEMUFile *f)
+{
+    return qemu_file_transferred(f) + multifd_bytes_transferred();
+}
+
 static void window_reset(MigrationState *s, QEMUFile *f)
 {
     s->window_start_us = g_get_monotonic_time();
-    s->window_start_bytes = qemu_file_transferred(f);
+    s->window_start_bytes = migration_transferred(f);
     s->window_pages = atomic_load(&ram_stats.normal) +
                       atomic_load(&ram_stats.duplicate);
 }
@@ -190,7 +197,7 @@ bool migration_rate_exceeded(QEMUFile *f)
     if (!limit || atomic_load(&s->switchover)) {
         return false;
     }
-    sent = qemu_file_transferred(f) + qemu_file_pending(f) -
+    sent = migration_transferred(f) + qemu_file_pending(f) -
            s->window_start_bytes;
     return sent >= limit * MIGRATION_WINDOW_MS / 1000;
 }
@@ -200,7 +207,7 @@ static void window_update(MigrationState *s, QEMUFile *f)
 {
     int64_t now = g_get_monotonic_time();
     int64_t dt = now - s->window_start_us;
-    uint64_t bytes = qemu_file_transferred(f) - s->window_start_bytes;
+    uint64_t bytes = migration_transferred(f) - s->window_start_bytes;
     uint64_t pages = atomic_load(&ram_stats.normal) +
                      atomic_load(&ram_stats.duplicate) - s->window_pages;
 
@@ -294,12 +301,16 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
     g_mutex_lock(&s->lock);
     s->chan = NULL;
     g_mutex_unlock(&s->lock);
+    if (!ok) {
+        multifd_send_shutdown(); /* no channel thread waits on a peer */
+    }
     if (f && !qemu_fclose(f, ok ? &close_err : NULL)) {
         ok = false;
         if (!err && close_err) {
             err = g_steal_pointer(&close_err);
         }
     }
+    multifd_send_cleanup();
     qemu_savevm_state_cleanup();
     /* however it ended, nothing stays throttled */
     cpu_throttle_stop();
@@ -348,6 +359,12 @@ static bool migration_setup(MigrationState *s, QEMUFile **fp, GError **errp)
     }
     *fp = qemu_file_new_output(chan);
     qemu_savevm_state_header(*fp);
+    /* the destination knows the main channel by its first bytes */
+    qemu_fflush(*fp);
+    if (!qemu_file_check(*fp, errp) ||
+        !multifd_send_setup(&s->uri, s->connect_cancel_fd, errp)) {
+        return false;
+    }
     if (!qemu_savevm_state_setup(*fp, errp)) {
         return false;
     }
@@ -431,6 +448,14 @@ bool migrate_start(const char *uri, GError **errp)
     if (!mig_uri_parse(uri, &parsed, errp)) {
         return false;
     }
+    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD) &&
+        parsed.kind != MIG_URI_TCP && parsed.kind != MIG_URI_UNIX) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "multifd needs a tcp: or unix: migration URI, not '%s'",
+                    uri);
+        mig_uri_clear(&parsed);
+        return false;
+    }
     mig_uri_clear(&s->uri);
     s->uri = parsed;
     g_mutex_lock(&s->lock);
@@ -477,6 +502,7 @@ void migrate_cancel(void)
         }
         st = migrate_status(s);
     }
+    multifd_send_shutdown();
     g_mutex_lock(&s->lock);
     if (s->chan) {
         mig_channel_shutdown(s->chan);

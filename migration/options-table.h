@@ -43,7 +43,7 @@
       "open a destination-to-source return path")                              \
     X(PAUSE_BEFORE_SWITCHOVER, "pause-before-switchover", true,                \
       "stop in pre-switchover until migrate-continue")                         \
-    X(MULTIFD, "multifd", false, "send RAM over multifd-channels channels")    \
+    X(MULTIFD, "multifd", true, "send RAM over multifd-channels channels")    \
     X(DIRTY_BITMAPS, "dirty-bitmaps", false, "migrate block dirty bitmaps")    \
     X(POSTCOPY_BLOCKTIME, "postcopy-blocktime", false,                         \
       "measure vCPU blocked time during post-copy")                            \
@@ -157,11 +157,13 @@
       NULL, "", " ms", "COLO checkpoint interval (ms)")                        \
     X(block_incremental, "block-incremental", BOOL, false, 0, 1, MIG_P_SETUP,  \
       NULL, "", "", "block migration: incremental (on|off)")                   \
-    X(multifd_channels, "multifd-channels", U8, 2, 1, 255, MIG_P_SETUP | MIG_P_LISTEN,        \
+    X(multifd_channels, "multifd-channels", U8, 2, 1, 255,                     \
+      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN,                                 \
       mig_check_range, "a value between 1 and 255", "",                        \
       "multifd: number of channels")                                           \
     X(multifd_compression, "multifd-compression", ENUM, MIG_COMPRESSION_NONE,  \
-      MIG_COMPRESSION_NONE, MIG_COMPRESSION_LZ4, MIG_P_SETUP | MIG_P_LISTEN, NULL, "", "",    \
+      MIG_COMPRESSION_NONE, MIG_COMPRESSION_LZ4,                               \
+      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN, NULL, "", "",                   \
       "multifd: none|zlib|zstd|lz4")                                           \
     X(xbzrle_cache_size, "xbzrle-cache-size", SIZE, 67108864, 0, INT64_MAX,    \
       MIG_P_IMPL,                                                              \
@@ -179,10 +181,12 @@
       "an integer in the range of 0 to 9223372036854775807 bytes/second",      \
       " bytes/second",                                                         \
       "bandwidth for the switchover estimate (bytes/s, 0 = measured)")         \
-    X(multifd_zlib_level, "multifd-zlib-level", U8, 1, 0, 9, MIG_P_SETUP | MIG_P_LISTEN,      \
+    X(multifd_zlib_level, "multifd-zlib-level", U8, 1, 0, 9,                   \
+      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN,                                 \
       mig_check_range, "a value between 0 and 9", "",                          \
       "multifd zlib level (0-9)")                                              \
-    X(multifd_zstd_level, "multifd-zstd-level", U8, 1, 0, 20, MIG_P_SETUP | MIG_P_LISTEN,     \
+    X(multifd_zstd_level, "multifd-zstd-level", U8, 1, 0, 20,                  \
+      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN,                                 \
       mig_check_range, "a value between 0 and 20", "",                         \
       "multifd zstd level (0-20)")                                             \
     X(x_vcpu_dirty_limit_period, "x-vcpu-dirty-limit-period", SIZE, 1000, 1,   \

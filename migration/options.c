@@ -343,6 +343,14 @@ bool mig_caps_check(const bool *old, const bool *c,
             return mig_fail(errp, "Multifd must be set before incoming starts");
         }
     }
+    /*
+     * Nor turned off afterwards (QEMU doesn't check that way): the
+     * destination listens for the channels already.
+     */
+    if (old[MIGRATION_CAPABILITY_MULTIFD] && !c[MIGRATION_CAPABILITY_MULTIFD] &&
+        incoming_started) {
+        return mig_fail(errp, "Multifd must be set before incoming starts");
+    }
     if (c[MIGRATION_CAPABILITY_SWITCHOVER_ACK] &&
         !c[MIGRATION_CAPABILITY_RETURN_PATH]) {
         return mig_fail(errp, "Capability 'switchover-ack' requires "

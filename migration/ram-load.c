@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "migration/options.h"
+#include "multifd.h"
 #include "ram.h"
 #include "xbzrle.h"
 
@@ -33,7 +34,12 @@ typedef struct RAMLoadState {
     Machine *m;
     RAMBlock *last;         /* block of the previous record */
     bool setup_seen;        /* MEM_SIZE and the block list arrived */
-    unsigned long *touched; /* pages of pc.ram written by the load */
+    bool started;           /* the first section arrived */
+    /*
+     * Pages of pc.ram written by the load, by this thread and by multifd
+     * channels alike: set with set_bit_atomic.
+     */
+    unsigned long *touched;
     uint64_t pop_start;     /* [pop_start, pop_end): populated ahead */
     uint64_t pop_end;
     bool populate_ok;       /* the kernel has MADV_POPULATE_WRITE */
@@ -45,6 +51,16 @@ static RAMLoadState load_state;
 void ram_load_init(Machine *m)
 {
     load_state.m = m;
+}
+
+unsigned long *ram_load_touched_map(void)
+{
+    RAMLoadState *ls = &load_state;
+
+    if (!ls->touched) {
+        ls->touched = bitmap_new(ram_block_pages(ls->m->ram));
+    }
+    return ls->touched;
 }
 
 static RAMBlock *ram_find_block(RAMLoadState *ls, const char *id)
@@ -205,7 +221,7 @@ static bool ram_load_xbzrle(RAMLoadState *ls, QEMUFile *f, uint8_t *host,
                                 "(page 0x%" G_GINT64_MODIFIER "x)",
                           page << GW_PAGE_SHIFT);
     }
-    set_bit(page, ls->touched);
+    set_bit_atomic(page, ls->touched);
     return true;
 }
 
@@ -230,7 +246,7 @@ static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
         }
         if (!test_bit(page, ls->touched)) {
             ram_populate_ahead(ls, ls->last, page);
-            set_bit(page, ls->touched);
+            set_bit_atomic(page, ls->touched);
         }
         return ram_decompress_page(f, ls->last, host, page, errp);
     }
@@ -248,14 +264,14 @@ static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
             memset(host, ch, GW_PAGE_SIZE);
         }
         if (ch) {
-            set_bit(page, ls->touched);
+            set_bit_atomic(page, ls->touched);
         }
     } else {
         if (!test_bit(page, ls->touched)) {
             ram_populate_ahead(ls, ls->last, page);
         }
         qemu_get_buffer(f, host, GW_PAGE_SIZE);
-        set_bit(page, ls->touched);
+        set_bit_atomic(page, ls->touched);
     }
     return qemu_file_check(f, errp);
 }
@@ -268,10 +284,11 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
         return load_error(errp, "ram: unsupported section version %u",
                           version_id);
     }
-    if (!ls->touched) {
-        ls->touched = bitmap_new(ram_block_pages(ls->m->ram));
+    if (!ls->started) {
+        ram_load_touched_map();
         ls->pop_start = ls->pop_end = 0;
         ls->populate_ok = true;
+        ls->started = true;
     }
     for (;;) {
         uint64_t hdr = qemu_get_be64(f);
@@ -285,8 +302,9 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
                                     "0x%" G_GINT64_MODIFIER "x%s",
                               flags,
                               (flags & RAM_SAVE_FLAG_MULTIFD_FLUSH)
-                                  ? " (multifd is not supported by godwit "
-                                    "yet)"
+                                  ? " (MULTIFD_FLUSH: godwit's multifd syncs "
+                                    "at every section end, as QEMU 7.2 and "
+                                    "multifd-flush-after-each-section=on)"
                                   : "");
         }
         switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
@@ -310,7 +328,7 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
                                   hdr);
             }
             /* every page of the section is in place before the next */
-            return ram_decompress_wait(errp);
+            return ram_decompress_wait(errp) && multifd_recv_sync_main(errp);
         default:
             return load_error(errp, "Unknown combination of migration flags: "
                                     "0x%" G_GINT64_MODIFIER "x",
@@ -323,8 +341,11 @@ void ram_load_cleanup(void *opaque)
 {
     RAMLoadState *ls = &load_state;
 
+    /* the channels' threads write pages and `touched`: end them first */
+    multifd_recv_cleanup();
     ram_decompress_cleanup();
     g_clear_pointer(&ls->touched, bitmap_free);
+    ls->started = false;
     ls->last = NULL;
     ls->setup_seen = false;
 }

@@ -18,6 +18,7 @@
 #include "migration-int.h"
 #include "migration/options.h"
 #include "migration/register.h"
+#include "multifd.h"
 #include "ram.h"
 #include "zero-page.h"
 
@@ -180,6 +181,11 @@ static void ram_save_page(RAMState *rs, QEMUFile *f, RAMBlockState *b,
     const uint8_t *host = b->rb->host + offset;
     uint64_t age = atomic_load(&ram_stats.dirty_sync_count);
 
+    if (multifd_send_active()) {
+        /* zero pages are found by the channel threads */
+        multifd_queue_page(f, b->rb, offset);
+        return;
+    }
     if (buffer_is_zero(host, GW_PAGE_SIZE)) {
         ram_put_page_header(f, b->rb, offset, RAM_SAVE_FLAG_ZERO);
         qemu_put_byte(f, 0);
@@ -354,6 +360,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         qemu_put_counted_string(f, rs->blocks[i].rb->idstr);
         qemu_put_be64(f, rs->blocks[i].rb->used_length);
     }
+    if (!multifd_send_sync_main(f)) {
+        return qemu_file_check(f, errp);
+    }
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     return qemu_file_check(f, errp);
 }
@@ -383,6 +392,7 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
         }
     }
     ram_compress_flush(f);
+    multifd_send_sync_main(f);
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     ram_account(8);
     ram_update_remaining(rs);
@@ -404,6 +414,7 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
     while ((r = ram_save_one(rs, f)) > 0) {
     }
     ram_compress_flush(f);
+    multifd_send_sync_main(f);
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     ram_account(8);
     ram_update_remaining(rs);

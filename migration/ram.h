@@ -160,6 +160,8 @@ void ram_decompress_cleanup(void);
 /* Destination (ram-load.c), incoming thread. */
 void ram_load_init(Machine *m);
 bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp);
+/* The load's bitmap of pages written (allocated on first use). */
+unsigned long *ram_load_touched_map(void);
 void ram_load_cleanup(void *opaque);
 
 #endif /* MIGRATION_RAM_H */

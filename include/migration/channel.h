@@ -110,6 +110,22 @@ ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov,
 bool mig_channel_wait(MigChannel *c, short events, int timeout_ms);
 
 /*
+ * Blocking forms (they wait with mig_channel_wait, so a shutdown ends
+ * them): move all of iov[0..iovcnt), which they modify. Return 1 when
+ * done; readv_all returns 0 when the stream ended before its first byte
+ * and -ENODATA when it ended part-way; otherwise -errno (-ECANCELED once
+ * the channel is shut down).
+ */
+int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt);
+int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt);
+/*
+ * Sockets: waits until the first `len` bytes can be read and copies them
+ * to buf without consuming them. 1 when there, 0 at end of stream,
+ * -errno otherwise.
+ */
+int mig_channel_peek(MigChannel *c, void *buf, size_t len);
+
+/*
  * Any thread: makes every wait on this channel return false and every
  * readv/writev fail with -ECANCELED, now and later. It does not touch the
  * fd (the peer learns when the channel is closed). An exec channel shut
@@ -135,6 +151,12 @@ void mig_listener_shutdown(MigListener *l); /* any thread: accept fails */
  * for transports that are not sockets.
  */
 bool mig_listener_set_connections(MigListener *l, unsigned n, GError **errp);
+/*
+ * Sockets: makes accept fail once `c` (an accepted connection, e.g. the
+ * main channel of a multifd migration) hangs up, rather than waiting for
+ * connections that will never come. NULL stops watching.
+ */
+void mig_listener_watch_hangup(MigListener *l, MigChannel *c);
 /* Closes and frees; an exec/file/fd stream never accepted is closed too. */
 void mig_listener_close(MigListener *l);
 /*

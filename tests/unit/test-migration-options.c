@@ -206,7 +206,8 @@ static void test_query_capabilities(void **state)
                              i == MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER ||
                              i == MIGRATION_CAPABILITY_AUTO_CONVERGE ||
                              i == MIGRATION_CAPABILITY_XBZRLE ||
-                             i == MIGRATION_CAPABILITY_COMPRESS);
+                             i == MIGRATION_CAPABILITY_COMPRESS ||
+                             i == MIGRATION_CAPABILITY_MULTIFD);
     }
 }
 
@@ -273,7 +274,7 @@ static const struct {
      "Parameter 'x-checkpoint-delay' expects uint32_t",
      "Parameter 'x-checkpoint-delay' expects uint32_t", false},
     {"multifd-channels", "1", "255", "0", "256",
-     BETWEEN("multifd_channels", "1", "255"), U8("multifd-channels"), false},
+     BETWEEN("multifd_channels", "1", "255"), U8("multifd-channels"), true},
     {"xbzrle-cache-size", "4096", "4611686018427387904", "2048", I64MAX_PLUS1,
      XBZRLE_ERR, XBZRLE_ERR, true},
     {"max-postcopy-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
@@ -281,9 +282,9 @@ static const struct {
     {"avail-switchover-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
      BW("avail_switchover_bandwidth"), BW("avail_switchover_bandwidth"), true},
     {"multifd-zlib-level", "0", "9", "-1", "10", U8("multifd-zlib-level"),
-     BETWEEN("multifd_zlib_level", "0", "9"), false},
+     BETWEEN("multifd_zlib_level", "0", "9"), true},
     {"multifd-zstd-level", "0", "20", "-1", "21", U8("multifd-zstd-level"),
-     BETWEEN("multifd_zstd_level", "0", "20"), false},
+     BETWEEN("multifd_zstd_level", "0", "20"), true},
     {"x-vcpu-dirty-limit-period", "1", "1000", "0", "1001",
      BETWEEN("x-vcpu-dirty-limit-period", "1", "1000"),
      BETWEEN("x-vcpu-dirty-limit-period", "1", "1000"), false},
@@ -672,9 +673,7 @@ static void test_busy(void **state)
 
     /* never initialised: never busy */
     migration_options_init(NULL, NULL, NULL);
-    assert_qmp_err("migrate-set-parameters", "{\"multifd-channels\": 4}",
-                   "Parameter 'multifd-channels' is not supported by godwit "
-                   "yet");
+    assert_qmp_ok("migrate-set-parameters", "{\"multifd-channels\": 4}");
 }
 
 /* ---- migrate-set-parameters: whole sets and types ------------------------ */
@@ -777,8 +776,6 @@ static void test_param_types(void **state)
          "Invalid parameter type for 'multifd-compression', expected: string"},
         {"{\"multifd-compression\": null}",
          "Invalid parameter type for 'multifd-compression', expected: string"},
-        {"{\"multifd-compression\": \"lz4\"}",
-         "Parameter 'multifd-compression' is not supported by godwit yet"},
         {"{\"compress-method\": \"none\"}",
          "Parameter 'compress-method' does not accept value 'none'"},
         {"{\"compress-method\": \"brotli\"}",

@@ -1,0 +1,184 @@
+/*
+ * qtest: multifd. A running verify guest migrates over 1, 2 and 4
+ * channels with every multifd-compression (none, zlib, zstd, lz4), over
+ * tcp and unix: RAM hashes equal, verify ok, the pages went over the
+ * channels (multifd-bytes). A channel whose connection breaks in the
+ * middle fails the migration cleanly: the source keeps running, intact,
+ * and migrates afterwards to a new destination.
+ */
+#include <string.h>
+
+#include "migration-helpers.h"
+
+/* 32 MiB rewritten at 16 MiB/s; one 8-byte word in every 64 bytes */
+#define APPEND "vm=1 vm-bytes=32M vm-stride=64 rate=16M"
+
+static void set_multifd(GwProc *p, int channels, const char *comp)
+{
+    mig_set_cap(p, "multifd", true);
+    gwt_qmp_void(p, "{'execute': 'migrate-set-parameters', 'arguments': "
+                    "{'multifd-channels': %d, 'multifd-compression': '%s'}}",
+                 channels, comp);
+}
+
+/* A pair whose destination waits with -incoming defer, multifd set. */
+static MigPair *multifd_pair(const char *mem, const char *append,
+                             int channels, const char *comp,
+                             const char *listen, char **uri)
+{
+    MigPair *mp = mig_pair_start(mem, "verify", append, "defer");
+    g_autofree char *l = g_strdup(listen);
+
+    set_multifd(mp->src, channels, comp);
+    set_multifd(mp->dst, channels, comp);
+    if (strstr(l, "%d")) {
+        g_auto(GStrv) parts = g_strsplit(l, "%d", -1);
+        g_free(l);
+        l = g_strjoinv(mp->dir, parts);
+    }
+    gwt_qmp_void(mp->dst, "{'execute': 'migrate-incoming', 'arguments': "
+                          "{'uri': '%s'}}",
+                 l);
+    *uri = mig_connect_uri(mp, l);
+    return mp;
+}
+
+typedef struct MultifdCase {
+    const char *path;
+    int channels;
+    const char *comp;
+    const char *listen;
+} MultifdCase;
+
+static void test_multifd(gconstpointer data)
+{
+    const MultifdCase *c = data;
+    g_autofree char *uri = NULL;
+    MigPair *mp = multifd_pair("128M", APPEND, c->channels, c->comp,
+                               c->listen, &uri);
+
+    mig_set_speed(mp->src, 64 << 20, 300);
+    gwt_sleep_ms(300);
+    g_autofree char *st = mig_migrate_wait(mp->src, uri, 120000);
+    g_assert_cmpstr(st, ==, "completed");
+    g_autoptr(JsonObject) q = mig_query(mp->src);
+    JsonObject *ram = gwt_get_obj(q, "ram");
+    int64_t mbytes = gwt_get_int(ram, "multifd-bytes");
+    int64_t normal = gwt_get_int(ram, "normal");
+    g_test_message("%d channels, %s: %" G_GINT64_FORMAT " normal pages, %"
+                   G_GINT64_FORMAT " zero, %" G_GINT64_FORMAT
+                   " multifd bytes of %" G_GINT64_FORMAT,
+                   c->channels, c->comp, normal,
+                   gwt_get_int(ram, "duplicate"), mbytes,
+                   gwt_get_int(ram, "transferred"));
+    /* the region's pages all went over the channels */
+    g_assert_cmpint(normal, >=, 8192);
+    g_assert_cmpint(mbytes, >, 0);
+    g_assert_cmpint(mbytes, <=, gwt_get_int(ram, "transferred"));
+    if (strcmp(c->comp, "none")) {
+        g_assert_cmpint(mbytes, <, normal * 4096 / 2);
+    } else {
+        g_assert_cmpint(mbytes, >=, normal * 4096);
+    }
+    g_autofree char *info = gwt_hmp(mp->src, "info migrate");
+    g_assert_nonnull(strstr(info, "multifd bytes: "));
+    mig_check_destination(mp, true);
+    mig_pair_free(mp);
+}
+
+/* One channel's connection breaks mid-stream. */
+static void test_multifd_channel_killed(void)
+{
+    g_autofree char *uri = NULL;
+    MigPair *mp = multifd_pair("128M", APPEND, 4, "none",
+                               "tcp:127.0.0.1:0", &uri);
+
+    mig_set_speed(mp->src, 8 << 20, 300);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
+                          "'%s'}}",
+                 uri);
+    g_assert_true(mig_wait_status(mp->src, "active", 30000));
+    gwt_sleep_ms(1500);
+    gwt_qmp_void(mp->src, "{'execute': 'x-multifd-fault', 'arguments': "
+                          "{'channel': 2}}");
+    g_assert_true(mig_wait_status(mp->src, "failed", 30000));
+    g_autoptr(JsonObject) q = mig_query(mp->src);
+    const char *why = gwt_get_str(q, "error-desc");
+    g_test_message("source: %s", why);
+    g_assert_nonnull(strstr(why, "multifd"));
+    /* the destination gives up with an error */
+    g_assert_true(gwt_wait_exit(mp->dst, 30000));
+    g_autofree char *err = gwt_stderr(mp->dst);
+    g_assert_nonnull(strstr(err, "load of migration failed"));
+
+    /* the source runs on, its memory intact (verify checks every page) */
+    g_autofree char *run = gwt_status(mp->src);
+    g_assert_cmpstr(run, ==, "running");
+    gwt_qmp_void(mp->src, "{'execute': 'x-guest-request'}");
+    g_assert_true(gwt_wait_serial(mp->src, "verify ok", 30000));
+
+    /* and it still migrates, to a new destination */
+    gwt_free(mp->dst);
+    mp->dst = gwt_start("dst2", "-m 128M -S -incoming defer");
+    set_multifd(mp->dst, 4, "none");
+    gwt_qmp_void(mp->dst, "{'execute': 'migrate-incoming', 'arguments': "
+                          "{'uri': 'tcp:127.0.0.1:0'}}");
+    g_free(uri);
+    uri = mig_connect_uri(mp, "tcp:127.0.0.1:0");
+    mig_set_speed(mp->src, 0, 300);
+    g_autofree char *st = mig_migrate_wait(mp->src, uri, 120000);
+    g_assert_cmpstr(st, ==, "completed");
+    mig_check_destination(mp, true);
+    mig_pair_free(mp);
+}
+
+/* multifd needs the destination to expect it, over sockets. */
+static void test_multifd_refused(void)
+{
+    MigPair *mp = mig_pair_start("64M", "verify",
+                                 "vm=1 vm-bytes=8M rate=4M", "defer");
+    g_autofree char *e1 = NULL, *e2 = NULL;
+
+    set_multifd(mp->src, 2, "none");
+    e1 = gwt_qmp_err(mp->src, "{'execute': 'migrate', 'arguments': "
+                              "{'uri': 'exec:cat > /dev/null'}}");
+    g_assert_nonnull(strstr(e1, "multifd needs a tcp: or unix:"));
+    mig_set_cap(mp->dst, "multifd", true);
+    gwt_qmp_void(mp->dst, "{'execute': 'migrate-incoming', 'arguments': "
+                          "{'uri': 'tcp:127.0.0.1:0'}}");
+    e2 = gwt_qmp_err(mp->dst, "{'execute': 'migrate-set-capabilities', "
+                              "'arguments': {'capabilities': [{'capability': "
+                              "'multifd', 'state': false}]}}");
+    g_assert_nonnull(strstr(e2, "Multifd must be set before incoming "
+                                "starts"));
+    mig_pair_free(mp);
+}
+
+static const MultifdCase cases[] = {
+    {"/migration/multifd/tcp/none/1", 1, "none", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/none/2", 2, "none", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/none/4", 4, "none", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/unix/none/2", 2, "none", "unix:%d/mf.sock"},
+    {"/migration/multifd/tcp/zlib/1", 1, "zlib", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/zlib/2", 2, "zlib", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/zlib/4", 4, "zlib", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/zstd/1", 1, "zstd", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/zstd/2", 2, "zstd", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/zstd/4", 4, "zstd", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/lz4/1", 1, "lz4", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/tcp/lz4/2", 2, "lz4", "tcp:127.0.0.1:0"},
+    {"/migration/multifd/unix/lz4/4", 4, "lz4", "unix:%d/mf.sock"},
+};
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    gwt_require_kvm();
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_test_add_data_func(cases[i].path, &cases[i], test_multifd);
+    }
+    g_test_add_func("/migration/multifd/channel-killed",
+                    test_multifd_channel_killed);
+    g_test_add_func("/migration/multifd/refused", test_multifd_refused);
+    return g_test_run();
+}
