@@ -469,7 +469,7 @@ static struct {
     bool quit;
     GError *err;
     int first_ended; /* a channel the source closed (-1: none) */
-} mr;
+} mr = {.first_ended = -1};
 
 bool multifd_recv_active(void)
 {
