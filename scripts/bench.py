@@ -485,12 +485,13 @@ def proc_cpu_seconds(pid):
 
 
 def migrate_run(vmm, mem, payload_name, append, caps=(), params=None,
-                bandwidth=0, prealloc=False, ready="READY"):
+                bandwidth=0, prealloc=False, ready="READY", max_s=None):
     """One migration over TCP loopback to a destination started with
     -incoming defer (capabilities `caps` and `params` set on both sides
     first, as multifd needs). Returns query-migrate plus "cpu-src" and
     "cpu-dst": CPU seconds each process used during the migration.
-    bandwidth: bytes/s, 0 = unlimited."""
+    bandwidth: bytes/s, 0 = unlimited. max_s: cancel after this long and
+    return status "not converged"."""
     kernel = payload(payload_name)
     pre = ["-mem-prealloc"] if prealloc else []
     params = dict(params or {})
@@ -527,6 +528,11 @@ def migrate_run(vmm, mem, payload_name, append, caps=(), params=None,
             info = src.qmp.cmd("query-migrate")
             if info.get("status") in ("completed", "failed", "cancelled"):
                 break
+            if max_s and time.monotonic() - w0 > max_s:
+                src.qmp.cmd("migrate_cancel")
+                info["status"] = "not converged"
+                info["total-time"] = int((time.monotonic() - w0) * 1000)
+                return info
             time.sleep(0.01)
         if info["status"] != "completed":
             raise RuntimeError("%s: migration %s" % (vmm, info))
@@ -635,6 +641,44 @@ def bench_multifd(a):
         sys.stdout.flush()
 
 
+def bench_xbzrle(a):
+    """XBZRLE on a stress-like guest (guestperf: stress that reports its
+    passes) with sparse changes (one 8-byte word per page per pass) over
+    125 MB/s: bytes and total time with and without, godwit and QEMU."""
+    append = "vm=1 vm-bytes=512M vm-stride=4096 rate=%s" % a.xbzrle_rate
+    rows = []
+    for vmm in ["godwit"] + (["qemu"] if QEMU else []):
+        for xb in (False, True):
+            caps = ("xbzrle",) if xb else ()
+            params = {"xbzrle_cache_size": 512 << 20} if xb else {}
+            # after two whole passes: the working set is all populated
+            infos = [migrate_run(vmm, "1G", "guestperf", append, caps,
+                                 params, bandwidth=125000000,
+                                 max_s=a.xbzrle_cap, ready="pass=2 ")
+                     for _ in range(a.runs)]
+            i = median_info(infos)
+            x = i.get("xbzrle-cache", {})
+            rows.append((vmm, xb, i["status"], i["total-time"],
+                         i.get("downtime"), i.get("ram", {}).get(
+                             "transferred", 0), x.get("pages"),
+                         x.get("cache-miss-rate"), x.get("encoding-rate")))
+    print("\n### XBZRLE: guestperf vm=1 vm-bytes=512M vm-stride=4096 rate=%s "
+          "(one word per page per pass) in a 1 GiB guest, 125 MB/s, "
+          "downtime-limit 300 ms, cache 512 MiB (median of %d, cap %d s)\n"
+          % (a.xbzrle_rate, a.runs, a.xbzrle_cap))
+    print("| VMM | xbzrle | result | total s | downtime ms | transferred | "
+          "xbzrle pages | cache miss rate | encoding rate |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for vmm, xb, st, tt, dt, tr, pg, miss, enc in rows:
+        print("| %s | %s | %s | %.1f | %s | %.0f MiB | %s | %s | %s |" % (
+            vmm, "on" if xb else "off", st, tt / 1000.0,
+            dt if dt is not None else "-", tr / 2**20,
+            pg if pg is not None else "-",
+            "%.3f" % miss if miss is not None else "-",
+            "%.0f" % enc if enc is not None else "-"))
+        sys.stdout.flush()
+
+
 SECTIONS = {
     "boot": bench_boot,
     "page-rate": bench_page_rate,
@@ -644,6 +688,7 @@ SECTIONS = {
     "migrate-fill": bench_migrate_fill,
     "throttle": bench_throttle,
     "auto-converge": bench_auto_converge,
+    "xbzrle": bench_xbzrle,
     "compress": bench_compress,
     "multifd": bench_multifd,
 }
@@ -665,6 +710,12 @@ def main():
                     help="give up an auto-converge run after this long")
     ap.add_argument("--ac-qemu", action="store_true",
                     help="also run the auto-converge scenarios under QEMU")
+    ap.add_argument("--xbzrle-rate", default="64M",
+                    help="stress rate (bytes/s of pages dirtied) in the "
+                    "xbzrle section")
+    ap.add_argument("--xbzrle-cap", type=int, default=120,
+                    help="give up an xbzrle-section migration after this "
+                    "many seconds")
     ap.add_argument("--compress-pattern", default="half",
                     help="fill pattern of the compress section")
     ap.add_argument("--multifd-pattern", default="random",
