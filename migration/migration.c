@@ -506,7 +506,9 @@ void migrate_cancel(void)
     g_mutex_lock(&s->lock);
     if (s->chan) {
         mig_channel_shutdown(s->chan);
-    } else if (migrate_status(s) == MIGRATION_STATUS_CANCELLING) {
+    }
+    /* also abandons a connect that hangs (the main or a multifd channel) */
+    if (migrate_status(s) == MIGRATION_STATUS_CANCELLING) {
         uint64_t one = 1;
         if (write(s->connect_cancel_fd, &one, sizeof(one)) < 0) {
             g_warning("migrate_cancel: %s", g_strerror(errno));

@@ -6,7 +6,10 @@
  * middle fails the migration cleanly: the source keeps running, intact,
  * and migrates afterwards to a new destination.
  */
+#include <arpa/inet.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "migration-helpers.h"
 
@@ -154,6 +157,94 @@ static void test_multifd_refused(void)
     mig_pair_free(mp);
 }
 
+static int connect_port(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    return fd;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/*
+ * A destination fed by hand: the stream's header on the main channel, a
+ * good initial packet on the channel, then `packet` (len bytes) on it.
+ * The destination must fail with `want` in its error, and exit.
+ */
+static void bad_channel_case(const uint8_t *packet, size_t len,
+                             const char *want, bool valid_init)
+{
+    GwProc *dst = gwt_start("dst", "-m 64M -S -incoming defer");
+    static const uint8_t qevm[] = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
+    uint8_t init[64] = {0};
+    int mfd, cfd;
+
+    set_multifd(dst, 1, "none");
+    gwt_qmp_void(dst, "{'execute': 'migrate-incoming', 'arguments': "
+                      "{'uri': 'tcp:127.0.0.1:0'}}");
+    g_autoptr(JsonObject) q = mig_query(dst);
+    JsonArray *a = json_object_get_array_member(q, "socket-address");
+    int port = atoi(gwt_get_str(json_array_get_object_element(a, 0),
+                                "port"));
+
+    mfd = connect_port(port);
+    g_assert_cmpint(write(mfd, qevm, sizeof(qevm)), ==, sizeof(qevm));
+    cfd = connect_port(port);
+    put32(init, 0x11223344);
+    put32(init + 4, valid_init ? 1 : 7);
+    g_assert_cmpint(write(cfd, init, sizeof(init)), ==, sizeof(init));
+    if (packet) {
+        g_assert_cmpint(write(cfd, packet, len), ==, (ssize_t)len);
+    }
+    g_assert_true(gwt_wait_exit(dst, 30000));
+    g_autofree char *err = gwt_stderr(dst);
+    g_test_message("destination: %s", err);
+    g_assert_nonnull(strstr(err, "load of migration failed"));
+    g_assert_nonnull(strstr(err, want));
+    close(mfd);
+    close(cfd);
+    gwt_free(dst);
+}
+
+/* What a destination refuses on a channel, with a clear error. */
+static void test_multifd_bad_packets(void)
+{
+    uint8_t pkt[320 + 8] = {0};
+
+    /* initial packet of another version */
+    bad_channel_case(NULL, 0, "multifd: received packet version 7", false);
+    /* a packet with the wrong magic */
+    put32(pkt, 0xdeadbeef);
+    bad_channel_case(pkt, 320, "received packet magic deadbeef", true);
+    /* more pages than a packet holds */
+    put32(pkt, 0x11223344);
+    put32(pkt + 4, 1);
+    put32(pkt + 12, 4096);
+    bad_channel_case(pkt, 320, "received packet with 4096 pages", true);
+    /* another compression than ours */
+    put32(pkt + 8, 2 << 1);
+    put32(pkt + 12, 128);
+    bad_channel_case(pkt, 320, "multifd: packet flags 0x4, expected 0x0",
+                     true);
+    /* a block we don't have (one page, at offset 0) */
+    put32(pkt + 8, 0);
+    put32(pkt + 16, 1);
+    put32(pkt + 20, 4096);
+    memcpy(pkt + 64, "nvram", 6);
+    bad_channel_case(pkt, sizeof(pkt), "multifd: unknown ram block nvram",
+                     true);
+}
+
 static const MultifdCase cases[] = {
     {"/migration/multifd/tcp/none/1", 1, "none", "tcp:127.0.0.1:0"},
     {"/migration/multifd/tcp/none/2", 2, "none", "tcp:127.0.0.1:0"},
@@ -180,5 +271,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/multifd/channel-killed",
                     test_multifd_channel_killed);
     g_test_add_func("/migration/multifd/refused", test_multifd_refused);
+    g_test_add_func("/migration/multifd/bad-packets",
+                    test_multifd_bad_packets);
     return g_test_run();
 }
