@@ -28,25 +28,36 @@ int64_t cpu_throttle_sleep_ns(int pct)
 
 static gpointer throttle_thread(gpointer opaque)
 {
+    int64_t next = 0; /* the next tick (monotonic µs), on a fixed grid */
+    int last_pct = 0;
+
     g_mutex_lock(&throttle.lock);
     while (!throttle.quit) {
         int pct = atomic_load(&throttle.pct);
         if (pct == 0) {
+            last_pct = 0;
             g_cond_wait(&throttle.cond, &throttle.lock);
             continue;
         }
         /* one period = a slice of running plus the sleep */
-        int64_t sleep_ns = cpu_throttle_sleep_ns(pct);
-        int64_t period_us = (CPU_THROTTLE_TIMESLICE_NS + sleep_ns) / 1000;
-        g_cond_wait_until(&throttle.cond, &throttle.lock,
-                          g_get_monotonic_time() + period_us);
-        if (throttle.quit || atomic_load(&throttle.pct) != pct) {
-            continue;
+        int64_t sleep_us = cpu_throttle_sleep_ns(pct) / 1000;
+        int64_t period_us = CPU_THROTTLE_TIMESLICE_NS / 1000 + sleep_us;
+        int64_t now = g_get_monotonic_time();
+        if (pct != last_pct || next < now - period_us) {
+            /* a new setting, or a tick missed: a fresh grid */
+            next = now + period_us;
+            last_pct = pct;
         }
+        if (g_cond_wait_until(&throttle.cond, &throttle.lock, next) ||
+            throttle.quit || atomic_load(&throttle.pct) != pct) {
+            continue; /* woken early: the setting changed */
+        }
+        int64_t tick = next;
+        next += period_us;
         g_mutex_unlock(&throttle.lock);
         for (int i = 0; i < throttle.m->smp; i++) {
             CPUState *cpu = throttle.m->cpus[i];
-            atomic_store(&cpu->throttle_ns, sleep_ns);
+            atomic_store(&cpu->throttle_until, tick + sleep_us);
             cpu_kick(cpu);
         }
         g_mutex_lock(&throttle.lock);
@@ -87,7 +98,7 @@ void cpu_throttle_set(int pct)
     if (pct == 0 && throttle.m) {
         /* removed at once: a vCPU asleep for the throttle wakes up */
         for (int i = 0; i < throttle.m->smp; i++) {
-            atomic_store(&throttle.m->cpus[i]->throttle_ns, 0);
+            atomic_store(&throttle.m->cpus[i]->throttle_until, 0);
             cpu_wake(throttle.m->cpus[i]);
         }
     }

@@ -46,13 +46,15 @@ struct CPUState {
     atomic_bool stop;     /* pause requested */
     atomic_bool exit;     /* the thread must end */
     atomic_int thread_id; /* Linux TID, 0 until the thread runs */
-    _Atomic int64_t throttle_ns; /* sleep owed to the throttle (ns) */
+    /* monotonic µs the throttle's sleep lasts until; 0 = none owed */
+    _Atomic int64_t throttle_until;
 
     /* Protected by the cpus lock (cpus_lock()). */
     bool stopped;     /* the vCPU is at a safe point, not running */
     bool started;     /* secondary vCPUs start false (GW_HC_START_APS) */
     bool halted;      /* idle in hlt */
     uint64_t wake_seq; /* bumped by cpu_wake() */
+    int64_t throttle_late_us; /* average oversleep of the throttle (µs) */
     CPUTask *tasks;   /* queue, oldest first */
     GCond cond;       /* signalled on wake-ups, tasks, resume */
 };
