@@ -15,7 +15,9 @@
  * The measurement runs in a thread of its own; the main loop only starts
  * it and reads the result.
  */
+#include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <zlib.h>
 
 #include "godwit/machine.h"
@@ -104,22 +106,29 @@ static int64_t measure_bitmap(Machine *m, int64_t seconds, GError **errp)
         return -1;
     }
     ram_block_take_host_dirty(rb, map);
-    return (int64_t)((double)bitmap_count(map, n) * GW_PAGE_SIZE / (1 << 20) /
-                     (dt / 1e6));
+    return (int64_t)llround((double)bitmap_count(map, n) * GW_PAGE_SIZE /
+                            (1 << 20) / (dt / 1e6));
 }
 
-/* crc32 of a page, or 0 for a page in a hole (without populating it) */
+/*
+ * crc32 of a page, or 0 for a page in a hole (without populating it).
+ * mincore() answers for the one page: a SEEK_DATA/SEEK_HOLE pair would
+ * walk the page cache to the end of the extent, up to all of RAM per
+ * sample, and stretch the measurement window by seconds.
+ */
 static uint32_t sample_crc(RAMBlock *rb, uint64_t page, bool *hole)
 {
-    uint64_t s, e;
+    uint8_t *p = rb->host + (page << GW_PAGE_SHIFT);
+    unsigned char in_core = 0;
 
-    *hole = ram_block_next_extent(rb, page << GW_PAGE_SHIFT, &s, &e) <= 0 ||
-            s > (page << GW_PAGE_SHIFT);
+    if (mincore(p, GW_PAGE_SIZE, &in_core) < 0) {
+        in_core = 1; /* cannot tell: read it (at worst it populates one) */
+    }
+    *hole = !(in_core & 1);
     if (*hole) {
         return 0;
     }
-    return (uint32_t)crc32(0, rb->host + (page << GW_PAGE_SHIFT),
-                           GW_PAGE_SIZE);
+    return (uint32_t)crc32(0, p, GW_PAGE_SIZE);
 }
 
 static int64_t measure_sampling(Machine *m, int64_t seconds,
@@ -150,8 +159,8 @@ static int64_t measure_sampling(Machine *m, int64_t seconds,
         changed += h != hole[i] || c != crc[i];
     }
     dt = g_get_monotonic_time() - t0;
-    return (int64_t)((double)changed / n * rb->used_length / (1 << 20) /
-                     (dt / 1e6));
+    return (int64_t)llround((double)changed / n * rb->used_length /
+                            (1 << 20) / (dt / 1e6));
 }
 
 static gpointer dirtyrate_thread(gpointer opaque)

@@ -697,6 +697,55 @@ def bench_xbzrle(a):
         sys.stdout.flush()
 
 
+def measure_dirty_rate(qmp, mode, seconds, samples):
+    """One calc-dirty-rate; returns MiB/s."""
+    args = {"calc-time": seconds, "sample-pages": samples}
+    if mode != "page-sampling":
+        args["mode"] = mode
+    qmp.cmd("calc-dirty-rate", **args)
+    time.sleep(seconds)
+    while True:
+        r = qmp.cmd("query-dirty-rate")
+        if r["status"] == "measured":
+            return r["dirty-rate"]
+        time.sleep(0.1)
+
+
+def bench_dirty_rate(a):
+    """calc-dirty-rate against stress guests told to dirty a known rate."""
+    rates = [20, 100, 400]  # MiB/s
+    modes = ["dirty-bitmap", "page-sampling"]
+    print("\n### Dirty-rate measurement (stress vm=1 vm-bytes=1G rate=R, "
+          "1.5 GiB guest, calc-time 2 s, sample-pages 4096, median of %d)\n"
+          % max(a.runs, 1))
+    print("| VMM | configured MiB/s | dirty-bitmap | / configured | "
+          "page-sampling | / configured |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for vmm in ["godwit"] + (["qemu"] if QEMU else []):
+        for rate in rates:
+            app = "vm=1 vm-bytes=1G rate=%dM" % rate
+            kernel = payload("stress")
+            if vmm == "godwit":
+                g = Godwit("bench", ["-m", "1536M", "-kernel", kernel,
+                                     "-append", app])
+            else:
+                g = QemuVM("1536M", kernel, app)
+            try:
+                g.wait_serial("READY", 60)
+                time.sleep(1.0)
+                got = {}
+                for mode in modes:
+                    vals = sorted(measure_dirty_rate(g.qmp, mode, 2, 4096)
+                                  for _ in range(max(a.runs, 1)))
+                    got[mode] = vals[len(vals) // 2]
+            finally:
+                g.cleanup()
+            print("| %s | %d | %d | %.2f | %d | %.2f |" % (
+                vmm, rate, got["dirty-bitmap"], got["dirty-bitmap"] / rate,
+                got["page-sampling"], got["page-sampling"] / rate))
+            sys.stdout.flush()
+
+
 SECTIONS = {
     "boot": bench_boot,
     "page-rate": bench_page_rate,
@@ -706,6 +755,7 @@ SECTIONS = {
     "migrate-fill": bench_migrate_fill,
     "throttle": bench_throttle,
     "auto-converge": bench_auto_converge,
+    "dirty-rate": bench_dirty_rate,
     "xbzrle": bench_xbzrle,
     "compress": bench_compress,
     "multifd": bench_multifd,
