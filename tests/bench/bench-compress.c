@@ -23,125 +23,23 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../guest/lib/fill-pattern.h"
 #include "../../migration/compression.h"
 
 #define PAGE MIG_COMPRESS_PAGE_SIZE
 #define PACKET_PAGES 128
 
-/* ---- data: the same generators as guest/payload/fill.c ------------------ */
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-static uint64_t xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-/* clang-format off */
-static const char *const words[] = {
-    "the", "of", "and", "to", "in", "is", "that", "it", "was", "for", "on",
-    "are", "as", "with", "his", "they", "at", "be", "this", "from", "have",
-    "or", "by", "one", "had", "not", "but", "what", "all", "were", "when",
-    "we", "there", "can", "an", "your", "which", "their", "said", "if",
-    "do", "will", "each", "about", "how", "up", "out", "them", "then",
-    "she", "many", "some", "so", "these", "would", "other", "into", "has",
-    "more", "her", "two", "like", "him", "see", "time", "could", "no",
-    "make", "than", "first", "been", "its", "who", "now", "people", "my",
-    "made", "over", "did", "down", "only", "way", "find", "use", "may",
-    "water", "long", "little", "very", "after", "words", "called", "just",
-    "where", "most", "know", "get", "through", "back", "much", "before",
-    "go", "good", "new", "write", "our", "used", "me", "man", "too", "any",
-    "day", "same", "right", "look", "think", "also", "around", "another",
-    "came", "come", "work", "three", "word", "must", "because", "does",
-    "part", "even", "place", "well", "such", "here", "take", "why",
-    "things", "help", "put", "years", "different", "away", "again", "off",
-    "went", "old", "number", "great", "tell", "men", "say", "small",
-    "every", "found", "still", "between", "name", "should", "home", "big",
-    "give", "air", "line", "set", "own", "under", "read", "last", "never",
-    "us", "left", "end", "along", "while", "might", "next", "sound",
-    "below", "saw", "something", "thought", "both", "few", "those",
-    "always", "looked", "show", "large", "often", "together", "asked",
-    "house", "world", "going", "want", "school", "important", "until",
-    "form", "food", "keep", "children", "feet", "land", "side", "without",
-    "boy", "once", "animals", "life", "enough", "took", "sometimes",
-    "four", "head", "above", "kind", "began", "almost", "live", "page",
-    "got", "earth", "need", "far", "hand", "high", "year", "mother",
-    "light", "country", "father", "let", "night", "picture", "being",
-    "study", "second", "soon", "story", "since", "white", "ever", "paper",
-    "hard", "near", "sentence", "better", "best", "across", "during",
-    "today", "however", "sure", "knew", "try", "told", "young", "sun",
-};
-/* clang-format on */
+/* ---- data: the `fill` payload's patterns (guest/lib/fill-pattern.h) ----- */
 
 typedef enum DataKind { DATA_RANDOM, DATA_HALF, DATA_TEXT, DATA__MAX } DataKind;
 static const char *const data_names[] = {"random", "half", "text"};
 
-static void fill_text(char *p, uint64_t *rng)
-{
-    unsigned col = 0;
-    bool cap = true;
-    size_t i = 0;
-
-    while (i < PAGE) {
-        uint64_t r = xorshift64(rng);
-        const char *w = words[(r >> 8) % G_N_ELEMENTS(words)];
-
-        for (size_t k = 0; w[k] && i < PAGE; k++) {
-            char ch = w[k];
-            p[i++] = (cap && k == 0) ? (char)(ch - 'a' + 'A') : ch;
-        }
-        cap = false;
-        col += 8;
-        if (i < PAGE && (r & 0xf) == 0) {
-            p[i++] = '.';
-            cap = true;
-        } else if (i < PAGE && (r & 0x1f) == 1) {
-            p[i++] = ',';
-        }
-        if (i < PAGE) {
-            p[i++] = col > 64 ? '\n' : ' ';
-            col = col > 64 ? 0 : col;
-        }
-    }
-}
-
 static void fill_page(uint8_t *page, uint64_t addr, DataKind kind)
 {
-    uint64_t *p = (uint64_t *)page;
-    uint64_t rng = mix64(0x5eed ^ (addr >> 12)) | 1;
-    unsigned i;
+    static const unsigned pattern[DATA__MAX] = {FILL_RANDOM, FILL_HALF,
+                                                FILL_TEXT};
 
-    switch (kind) {
-    case DATA_RANDOM:
-        for (i = 0; i < PAGE / 8; i++) {
-            p[i] = xorshift64(&rng);
-        }
-        break;
-    case DATA_HALF:
-        for (i = 0; i < PAGE / 16; i++) {
-            p[i] = xorshift64(&rng);
-        }
-        for (; i < PAGE / 8; i++) {
-            p[i] = (rng & 0xff) * 0x0101010101010101ull;
-        }
-        break;
-    default:
-        fill_text((char *)page, &rng);
-        break;
-    }
+    fill_pattern_page(page, pattern[kind], mix64(0x5eed ^ (addr >> 12)) | 1);
 }
 
 /* ---- timing -------------------------------------------------------------- */
