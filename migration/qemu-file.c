@@ -152,21 +152,33 @@ void qemu_fflush(QEMUFile *f)
     f->queued = 0;
 }
 
+/*
+ * Queues `len` bytes at `base`: either bytes just copied into f->buf by
+ * qemu_put_buffer, or the caller's memory (qemu_put_buffer_async).
+ *
+ * The invariant that keeps queued bytes intact: every byte of
+ * f->buf[0..buf_index) belongs to an entry of f->iov, and buf_index goes
+ * back to 0 only in qemu_fflush, after every entry has been written. So
+ * the entry is added first and the list flushed after it fills, never the
+ * other way round: a flush before the add would reset buf_index while the
+ * bytes being added (already copied in) still sit in f->buf, and the next
+ * writes would overwrite them before they were sent.
+ */
 static void add_to_iovec(QEMUFile *f, const void *base, size_t len)
 {
     struct iovec *last = f->iovcnt ? &f->iov[f->iovcnt - 1] : NULL;
 
+    f->queued += len;
     if (last && (const uint8_t *)last->iov_base + last->iov_len == base) {
         last->iov_len += len;
-    } else {
-        if (f->iovcnt == MAX_IOV) {
-            qemu_fflush(f);
-        }
-        f->iov[f->iovcnt].iov_base = (void *)base;
-        f->iov[f->iovcnt].iov_len = len;
-        f->iovcnt++;
+        return;
     }
-    f->queued += len;
+    f->iov[f->iovcnt].iov_base = (void *)base;
+    f->iov[f->iovcnt].iov_len = len;
+    f->iovcnt++;
+    if (f->iovcnt == MAX_IOV) {
+        qemu_fflush(f);
+    }
 }
 
 void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)

@@ -2,7 +2,8 @@
  * Unit tests for the stream layer: QEMUFile (migration/qemu-file.c) fields
  * and buffers round-trip over a real socket, page data queued by reference
  * is sent as it is at flush time, a short stream gives a sticky error, a
- * shutdown from another thread unblocks a reader; and the vmstate field
+ * shutdown from another thread unblocks a reader, every byte queued past
+ * the writer's iovec limit reaches the channel intact; and the vmstate field
  * tables (migration/vmstate.c) round-trip and refuse bad counts.
  */
 #include <setjmp.h>
@@ -165,6 +166,190 @@ static void test_shutdown_unblocks_reader(void **state)
     qemu_fclose(p.out, NULL);
 }
 
+/* ---- the writer keeps every queued byte --------------------------------- */
+
+/*
+ * Drains the input end of a pair into `got` until end of stream, so that
+ * the writer never waits on a full socket and every byte is kept.
+ */
+typedef struct Drain {
+    int fd;
+    GByteArray *got;
+} Drain;
+
+static gpointer drain_thread(gpointer opaque)
+{
+    Drain *d = opaque;
+    uint8_t chunk[65536];
+    ssize_t n;
+
+    while ((n = read(d->fd, chunk, sizeof(chunk))) != 0) {
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        g_assert(n > 0);
+        g_byte_array_append(d->got, chunk, (guint)n);
+    }
+    return NULL;
+}
+
+/* What a writer op puts on the stream. */
+typedef enum WriteOp {
+    OP_PAGE,   /* be64 header (buffered) + a 4 KiB page by reference */
+    OP_ZERO,   /* be64 header + one byte, as a ZERO record */
+    OP_BODY,   /* be64 header + be32 len + a buffered body (compressed) */
+    OP_LARGE,  /* a buffered blob larger than the output buffer */
+    OP_REFS,   /* a page by reference with no header */
+    OP__MAX,
+} WriteOp;
+
+#define POOL_PAGES 512
+
+typedef struct WriterMix {
+    const char *name;
+    /* runs of ops: each {op, count}, ended by count 0; or random */
+    struct {
+        WriteOp op;
+        int count;
+    } runs[6];
+    int random_ops; /* > 0: that many ops drawn at random instead */
+} WriterMix;
+
+static const WriterMix writer_mixes[] = {
+    /* the reported case: many by-reference pages, then buffered records */
+    {"pages-then-zero", {{OP_PAGE, 300}, {OP_ZERO, 600}, {OP_PAGE, 10}}},
+    {"pages-then-bodies", {{OP_PAGE, 700}, {OP_BODY, 400}, {OP_ZERO, 5}}},
+    {"pages-then-large", {{OP_PAGE, 129}, {OP_LARGE, 3}, {OP_PAGE, 400},
+                          {OP_LARGE, 1}}},
+    {"refs-only", {{OP_REFS, 1000}, {OP_ZERO, 300}}},
+    {"alternating", {{OP_ZERO, 1}, {OP_PAGE, 255}, {OP_BODY, 1},
+                     {OP_PAGE, 256}, {OP_ZERO, 700}}},
+    {"random", {{0, 0}}, 5000},
+};
+
+/* Appends the op's bytes to the stream and to `want`. */
+static void writer_op(QEMUFile *f, GByteArray *want, WriteOp op,
+                      const uint8_t *pool, uint32_t *seq)
+{
+    uint8_t hdr[12];
+    uint32_t n = (*seq)++;
+    uint64_t h = (uint64_t)n << 32 | 0x5a000000u | op;
+
+    for (int i = 0; i < 8; i++) {
+        hdr[i] = (uint8_t)(h >> (56 - 8 * i));
+    }
+    switch (op) {
+    case OP_PAGE:
+    case OP_REFS: {
+        /* every other pool page, so that neighbours never merge */
+        const uint8_t *page = pool + (size_t)(n % (POOL_PAGES / 2)) * 2 * 4096;
+        if (op == OP_PAGE) {
+            qemu_put_be64(f, h);
+            g_byte_array_append(want, hdr, 8);
+        }
+        qemu_put_buffer_async(f, page, 4096);
+        g_byte_array_append(want, page, 4096);
+        break;
+    }
+    case OP_ZERO:
+        qemu_put_be64(f, h);
+        qemu_put_byte(f, 0);
+        g_byte_array_append(want, hdr, 8);
+        g_byte_array_append(want, (const uint8_t *)"", 1);
+        break;
+    case OP_BODY:
+    case OP_LARGE: {
+        size_t len = op == OP_BODY ? 100 + n % 3000 : 40000 + n % 30000;
+        g_autofree uint8_t *body = g_malloc(len);
+        for (size_t i = 0; i < len; i++) {
+            body[i] = (uint8_t)(n * 131 + i * 7 + (i >> 8));
+        }
+        qemu_put_be64(f, h);
+        g_byte_array_append(want, hdr, 8);
+        if (op == OP_BODY) {
+            qemu_put_be32(f, (uint32_t)len);
+            for (int i = 0; i < 4; i++) {
+                hdr[i] = (uint8_t)(len >> (24 - 8 * i));
+            }
+            g_byte_array_append(want, hdr, 4);
+        }
+        qemu_put_buffer(f, body, len);
+        g_byte_array_append(want, body, (guint)len);
+        break;
+    }
+    default:
+        g_assert_not_reached();
+    }
+}
+
+/*
+ * Queues far more than the writer's iovec limit (256 entries) and more
+ * than its buffer, in each mix of by-reference pages and buffered bytes,
+ * and compares every byte that reaches the channel with what was written.
+ */
+static void test_writer_keeps_queued_bytes(void **state)
+{
+    uint8_t *pool = g_malloc((size_t)POOL_PAGES * 4096);
+
+    for (size_t i = 0; i < (size_t)POOL_PAGES * 4096; i++) {
+        pool[i] = (uint8_t)(i / 4096 * 37 + i * 11 + 1);
+    }
+    /*
+     * Each mix at four phases (0-3 leading entries): whether a full iovec
+     * list meets a buffered write or a reference depends on the parity.
+     */
+    for (size_t k = 0; k < 4 * G_N_ELEMENTS(writer_mixes); k++) {
+        const WriterMix *mix = &writer_mixes[k / 4];
+        int phase = (int)(k % 4);
+        g_autoptr(GByteArray) want = g_byte_array_new();
+        g_autoptr(GByteArray) got = g_byte_array_new();
+        g_autoptr(GRand) rand = g_rand_new_with_seed(42 + (guint32)k);
+        uint32_t seq = 0;
+        int sv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        Drain d = {sv[1], got};
+        GThread *t = g_thread_new("drain", drain_thread, &d);
+        QEMUFile *out = qemu_file_new_output(chan_from_fd(sv[0]));
+
+        for (int i = 0; i < phase; i++) {
+            writer_op(out, want, OP_REFS, pool, &seq);
+        }
+        if (mix->random_ops) {
+            for (int i = 0; i < mix->random_ops; i++) {
+                /* mostly pages and small records, a few large blobs */
+                int r = g_rand_int_range(rand, 0, 100);
+                WriteOp op = r < 50   ? OP_PAGE
+                             : r < 75 ? OP_ZERO
+                             : r < 90 ? OP_REFS
+                             : r < 99 ? OP_BODY
+                                      : OP_LARGE;
+                writer_op(out, want, op, pool, &seq);
+            }
+        }
+        for (int r = 0; r < 6 && mix->runs[r].count; r++) {
+            for (int i = 0; i < mix->runs[r].count; i++) {
+                writer_op(out, want, mix->runs[r].op, pool, &seq);
+            }
+        }
+        assert_true(qemu_fclose(out, NULL));
+        g_thread_join(t);
+        close(sv[1]);
+        if (got->len != want->len) {
+            fail_msg("%s/%d: %u bytes reached the channel, %u were written",
+                     mix->name, phase, got->len, want->len);
+        }
+        for (guint i = 0; i < want->len; i++) {
+            if (got->data[i] != want->data[i]) {
+                fail_msg("%s/%d: byte %u of %u is 0x%02x, written 0x%02x",
+                         mix->name, phase, i, want->len, got->data[i],
+                         want->data[i]);
+            }
+        }
+    }
+    g_free(pool);
+}
+
 /* ---- vmstate ------------------------------------------------------------- */
 
 typedef struct Item {
@@ -282,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_big_buffer_blocks_and_resumes),
         cmocka_unit_test(test_short_stream_is_sticky),
         cmocka_unit_test(test_shutdown_unblocks_reader),
+        cmocka_unit_test(test_writer_keeps_queued_bytes),
         cmocka_unit_test(test_vmstate_round_trip),
         cmocka_unit_test(test_vmstate_refusals),
     };
