@@ -10,7 +10,8 @@
 
 static const MigCompressOps *mig_compress_table[MIG_COMPRESSION__MAX];
 
-void mig_compress_register(MigCompression method, const MigCompressOps *ops)
+static void mig_compress_check_ops(MigCompression method,
+                                   const MigCompressOps *ops)
 {
     g_assert(method > MIG_COMPRESSION_NONE && method < MIG_COMPRESSION__MAX);
     g_assert(ops && ops->name);
@@ -20,8 +21,25 @@ void mig_compress_register(MigCompression method, const MigCompressOps *ops)
     g_assert(ops->init && ops->cleanup);
     g_assert(ops->compress_page && ops->decompress_page);
     g_assert(ops->stream_compress_pages && ops->stream_decompress_pages);
+}
+
+void mig_compress_register(MigCompression method, const MigCompressOps *ops)
+{
+    mig_compress_check_ops(method, ops);
     g_assert(!mig_compress_table[method] || mig_compress_table[method] == ops);
     mig_compress_table[method] = ops;
+}
+
+const MigCompressOps *mig_compress_replace(MigCompression method,
+                                           const MigCompressOps *ops)
+{
+    const MigCompressOps *old;
+
+    mig_compress_register_all();
+    mig_compress_check_ops(method, ops);
+    old = mig_compress_table[method];
+    mig_compress_table[method] = ops;
+    return old;
 }
 
 void mig_compress_register_all(void)

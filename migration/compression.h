@@ -130,6 +130,13 @@ void mig_compress_register_all(void);
 /* For the method files: asserts that every hook is set. */
 void mig_compress_register(MigCompression method, const MigCompressOps *ops);
 /*
+ * For tests: puts `ops` in place of a method's registered ops (e.g. a
+ * wrapper that delays or counts) and returns the ops it replaced, to be
+ * put back the same way. Only while no context of the method exists.
+ */
+const MigCompressOps *mig_compress_replace(MigCompression method,
+                                           const MigCompressOps *ops);
+/*
  * The ops of a method, or NULL for MIG_COMPRESSION_NONE (multifd "none"
  * sends pages as they are, with no copy, so it has no compressor).
  */

@@ -2,8 +2,9 @@
  * qtest: the compress capability. A running verify guest (pages 1/8 data,
  * so they compress) migrates with compression threads on the source and
  * decompression threads on the destination, for every compress-method,
- * and together with XBZRLE: RAM hashes equal, verify ok, pages went
- * compressed and the wire carried less than the pages. A destination
+ * and together with XBZRLE, and with compress-wait-thread off (zlib, lz4):
+ * RAM hashes equal, verify ok, pages went compressed and the wire carried
+ * less than the pages. A destination
  * without the capability refuses the stream; the source keeps running.
  */
 #include <string.h>
@@ -13,23 +14,24 @@
 /* 32 MiB rewritten at 8 MiB/s; one 8-byte word in every 64 bytes */
 #define APPEND "vm=1 vm-bytes=32M vm-stride=64 rate=8M"
 
-static void set_compress(GwProc *p, const char *method)
+static void set_compress(GwProc *p, const char *method, bool wait)
 {
     mig_set_cap(p, "compress", true);
-    gwt_qmp_void(p, "{'execute': 'migrate-set-parameters', 'arguments': "
-                    "{'compress-method': '%s', 'compress-threads': 2, "
-                    "'decompress-threads': 2, 'compress-level': 1}}",
-                 method);
+    gwt_qmp_void(p,
+                 "{'execute': 'migrate-set-parameters', 'arguments': "
+                 "{'compress-method': '%s', 'compress-threads': 2, "
+                 "'decompress-threads': 2, 'compress-level': 1, "
+                 "'compress-wait-thread': %s}}",
+                 method, wait ? "true" : "false");
 }
 
-static void migrate_compressed(const char *method, bool xbzrle)
+static void migrate_compressed(const char *method, bool xbzrle, bool wait)
 {
-    MigPair *mp = mig_pair_start("128M", "verify", APPEND,
-                                 "unix:%d/mig.sock");
+    MigPair *mp = mig_pair_start("128M", "verify", APPEND, "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
-    set_compress(mp->src, method);
-    set_compress(mp->dst, method);
+    set_compress(mp->src, method, wait);
+    set_compress(mp->dst, method, true);
     if (xbzrle) {
         mig_set_cap(mp->src, "xbzrle", true);
     }
@@ -43,19 +45,29 @@ static void migrate_compressed(const char *method, bool xbzrle)
     JsonObject *ram = gwt_get_obj(q, "ram");
     int64_t pages = gwt_get_int(c, "pages");
     int64_t size = gwt_get_int(c, "compressed-size");
-    g_test_message("%s%s: %" G_GINT64_FORMAT " pages compressed to %"
-                   G_GINT64_FORMAT " bytes, %" G_GINT64_FORMAT
-                   " busy, %" G_GINT64_FORMAT " bytes transferred",
-                   method, xbzrle ? "+xbzrle" : "", pages, size,
-                   gwt_get_int(c, "busy"), gwt_get_int(ram, "transferred"));
-    /* the 32 MiB region went compressed: 8192 pages and more */
-    g_assert_cmpint(pages, >=, 8192);
+    int64_t busy = gwt_get_int(c, "busy");
+    g_test_message("%s%s%s: %" G_GINT64_FORMAT
+                   " pages compressed to %" G_GINT64_FORMAT
+                   " bytes, %" G_GINT64_FORMAT " busy, %" G_GINT64_FORMAT
+                   " bytes transferred",
+                   method, xbzrle ? "+xbzrle" : "", wait ? "" : " nowait",
+                   pages, size, busy, gwt_get_int(ram, "transferred"));
+    /*
+     * the 32 MiB region went compressed: 8192 pages and more (without
+     * waiting, a page whose worker was busy went whole instead)
+     */
+    g_assert_cmpint(pages + (wait ? 0 : busy), >=, 8192);
+    if (wait) {
+        g_assert_cmpint(busy, ==, 0);
+    } else {
+        g_assert_cmpint(pages, >, 0);
+    }
     g_assert_cmpint(size, <, pages * 4096 / 3);
     g_assert_cmpint(gwt_get_int(ram, "transferred"), <,
                     (pages + gwt_get_int(ram, "normal")) * 4096);
     if (xbzrle) {
-        g_assert_cmpint(gwt_get_int(gwt_get_obj(q, "xbzrle-cache"), "pages"),
-                        >, 0);
+        g_assert_cmpint(gwt_get_int(gwt_get_obj(q, "xbzrle-cache"), "pages"), >,
+                        0);
     }
     g_autofree char *info = gwt_hmp(mp->src, "info migrate");
     g_assert_nonnull(strstr(info, "compression pages: "));
@@ -66,33 +78,44 @@ static void migrate_compressed(const char *method, bool xbzrle)
 
 static void test_compress_zlib(void)
 {
-    migrate_compressed("zlib", false);
+    migrate_compressed("zlib", false, true);
 }
 
 static void test_compress_zstd(void)
 {
-    migrate_compressed("zstd", false);
+    migrate_compressed("zstd", false, true);
 }
 
 static void test_compress_lz4(void)
 {
-    migrate_compressed("lz4", false);
+    migrate_compressed("lz4", false, true);
 }
 
 static void test_compress_xbzrle(void)
 {
-    migrate_compressed("zlib", true);
+    migrate_compressed("zlib", true, true);
+}
+
+/* compress-wait-thread off: busy workers' pages go whole, nothing lost */
+static void test_compress_nowait_zlib(void)
+{
+    migrate_compressed("zlib", false, false);
+}
+
+static void test_compress_nowait_lz4(void)
+{
+    migrate_compressed("lz4", false, false);
 }
 
 /* Compressed pages to a destination that does not expect them. */
 static void test_compress_refused(void)
 {
-    MigPair *mp = mig_pair_start("64M", "verify",
-                                 "vm=1 vm-bytes=8M vm-stride=64 rate=4M",
-                                 "unix:%d/mig.sock");
+    MigPair *mp =
+        mig_pair_start("64M", "verify", "vm=1 vm-bytes=8M vm-stride=64 rate=4M",
+                       "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
-    set_compress(mp->src, "lz4");
+    set_compress(mp->src, "lz4", true);
     g_autofree char *st = mig_migrate_wait(mp->src, uri, 60000);
     g_assert_cmpstr(st, ==, "failed");
     g_autoptr(JsonObject) q = mig_query(mp->src);
@@ -117,6 +140,9 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/compress/zstd", test_compress_zstd);
     g_test_add_func("/migration/compress/lz4", test_compress_lz4);
     g_test_add_func("/migration/compress/xbzrle", test_compress_xbzrle);
+    g_test_add_func("/migration/compress/nowait-zlib",
+                    test_compress_nowait_zlib);
+    g_test_add_func("/migration/compress/nowait-lz4", test_compress_nowait_lz4);
     g_test_add_func("/migration/compress/refused", test_compress_refused);
     return g_test_run();
 }

@@ -129,7 +129,7 @@ static void test_short_stream_is_sticky(void **state)
 
     pair_open(&p);
     qemu_put_be16(p.out, 0x1234);
-    assert_true(qemu_fclose(p.out, NULL)); /* the peer hangs up */
+    assert_true(qemu_fclose(p.out, NULL));    /* the peer hangs up */
     assert_int_equal(qemu_get_be32(p.in), 0); /* 2 of 4 bytes */
     assert_int_equal(qemu_file_get_error(p.in), -EIO);
     assert_string_equal(qemu_file_error_message(p.in),
@@ -195,11 +195,11 @@ static gpointer drain_thread(gpointer opaque)
 
 /* What a writer op puts on the stream. */
 typedef enum WriteOp {
-    OP_PAGE,   /* be64 header (buffered) + a 4 KiB page by reference */
-    OP_ZERO,   /* be64 header + one byte, as a ZERO record */
-    OP_BODY,   /* be64 header + be32 len + a buffered body (compressed) */
-    OP_LARGE,  /* a buffered blob larger than the output buffer */
-    OP_REFS,   /* a page by reference with no header */
+    OP_PAGE,  /* be64 header (buffered) + a 4 KiB page by reference */
+    OP_ZERO,  /* be64 header + one byte, as a ZERO record */
+    OP_BODY,  /* be64 header + be32 len + a buffered body (compressed) */
+    OP_LARGE, /* a buffered blob larger than the output buffer */
+    OP_REFS,  /* a page by reference with no header */
     OP__MAX,
 } WriteOp;
 
@@ -219,11 +219,15 @@ static const WriterMix writer_mixes[] = {
     /* the reported case: many by-reference pages, then buffered records */
     {"pages-then-zero", {{OP_PAGE, 300}, {OP_ZERO, 600}, {OP_PAGE, 10}}},
     {"pages-then-bodies", {{OP_PAGE, 700}, {OP_BODY, 400}, {OP_ZERO, 5}}},
-    {"pages-then-large", {{OP_PAGE, 129}, {OP_LARGE, 3}, {OP_PAGE, 400},
-                          {OP_LARGE, 1}}},
+    {"pages-then-large",
+     {{OP_PAGE, 129}, {OP_LARGE, 3}, {OP_PAGE, 400}, {OP_LARGE, 1}}},
     {"refs-only", {{OP_REFS, 1000}, {OP_ZERO, 300}}},
-    {"alternating", {{OP_ZERO, 1}, {OP_PAGE, 255}, {OP_BODY, 1},
-                     {OP_PAGE, 256}, {OP_ZERO, 700}}},
+    {"alternating",
+     {{OP_ZERO, 1},
+      {OP_PAGE, 255},
+      {OP_BODY, 1},
+      {OP_PAGE, 256},
+      {OP_ZERO, 700}}},
     {"random", {{0, 0}}, 5000},
 };
 
@@ -397,10 +401,18 @@ static const VMStateField dev_fields[] = {
 static Dev sample(void)
 {
     Dev d = {
-        .flag = true, .u8 = 0xfe, .u16 = 0xface, .u32 = 0xc0ffee,
-        .u64 = 1ull << 60, .fixed = {1, 2, 3, 4, 5}, .blen = 3,
-        .blob = {9, 8, 7}, .one = {42, 4242}, .nitems = 2,
-        .items = {{1, 10}, {2, 20}}, .pair = {{5, 50}, {6, 60}},
+        .flag = true,
+        .u8 = 0xfe,
+        .u16 = 0xface,
+        .u32 = 0xc0ffee,
+        .u64 = 1ull << 60,
+        .fixed = {1, 2, 3, 4, 5},
+        .blen = 3,
+        .blob = {9, 8, 7},
+        .one = {42, 4242},
+        .nitems = 2,
+        .items = {{1, 10}, {2, 20}},
+        .pair = {{5, 50}, {6, 60}},
     };
     return d;
 }
@@ -438,8 +450,14 @@ static void expect_refusal(void (*mangle)(Dev *), const char *field)
 }
 
 /* The saver clamps to the array; write the bad count by hand instead. */
-static void bad_blen(Dev *d) { d->blen = 33; }
-static void bad_nitems(Dev *d) { d->nitems = 5; }
+static void bad_blen(Dev *d)
+{
+    d->blen = 33;
+}
+static void bad_nitems(Dev *d)
+{
+    d->nitems = 5;
+}
 
 static void test_vmstate_refusals(void **state)
 {
