@@ -34,4 +34,5 @@ const AccelOps *accel_find(const char *name)
 void accel_register_all(void)
 {
     kvm_accel_register();
+    tcg_accel_register();
 }

@@ -3,6 +3,7 @@
  * and its vCPU threads; and tear-down in the reverse order.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "godwit/machine.h"
@@ -16,14 +17,13 @@ Machine *current_machine;
 
 static void machine_layout(Machine *m)
 {
-    m->below_4g = m->ram_size >= PC_LOWMEM_LIMIT ? PC_LOWMEM_SPLIT
-                                                 : m->ram_size;
+    m->below_4g =
+        m->ram_size >= PC_LOWMEM_LIMIT ? PC_LOWMEM_SPLIT : m->ram_size;
     m->above_4g = m->ram_size - m->below_4g;
     m->slices[0] = (GuestRamSlice){0, m->below_4g, m->ram, 0};
     m->nr_slices = 1;
     if (m->above_4g) {
-        m->slices[1] =
-            (GuestRamSlice){GW_4G, m->above_4g, m->ram, m->below_4g};
+        m->slices[1] = (GuestRamSlice){GW_4G, m->above_4g, m->ram, m->below_4g};
         m->nr_slices = 2;
     }
 }
@@ -42,8 +42,7 @@ static bool machine_load_kernel(Machine *m, GError **errp)
 
     if (!g_file_get_contents(m->kernel, &data, &len, &err)) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "could not load kernel '%s': %s", m->kernel,
-                    err->message);
+                    "could not load kernel '%s': %s", m->kernel, err->message);
         return false;
     }
     if (!multiboot_load((const uint8_t *)data, len, m->kernel, m->append, &t,
@@ -57,10 +56,52 @@ static bool machine_load_kernel(Machine *m, GError **errp)
     return true;
 }
 
+/*
+ * Creates the VM with the first accelerator of `list` ("kvm:tcg"; NULL:
+ * the default, kvm then tcg) whose init succeeds. Says on stderr why an
+ * accelerator named on the command line was passed over; by default the
+ * choice goes in m->accel_note, for main() to print once it runs.
+ */
+static bool machine_init_accel(Machine *m, const char *list, GError **errp)
+{
+    g_auto(GStrv) names = g_strsplit(list ? list : "kvm:tcg", ":", -1);
+    g_autoptr(GString) passed = g_string_new(NULL);
+
+    for (int i = 0; names[i]; i++) {
+        g_autoptr(GError) err = NULL;
+
+        m->accel = accel_find(names[i]);
+        if (!m->accel) {
+            g_set_error(&err, GW_ERROR, GW_ERROR_GENERIC,
+                        "accelerator '%s' is not available", names[i]);
+        } else if (m->accel->init(m, &err)) {
+            if (!list) {
+                m->accel_note =
+                    g_strdup_printf("using the %s accelerator%s%s%s", names[i],
+                                    passed->len ? " (" : "", passed->str,
+                                    passed->len ? ")" : "");
+            }
+            return true;
+        }
+        m->accel = NULL;
+        if (!names[i + 1]) {
+            g_propagate_error(errp, g_steal_pointer(&err));
+            return false;
+        }
+        if (list) {
+            fprintf(stderr, "godwit: -accel %s: %s; falling back to %s\n",
+                    names[i], err->message, names[i + 1]);
+        } else {
+            g_string_append_printf(passed, "%s%s", passed->len ? "; " : "",
+                                   err->message);
+        }
+    }
+    g_assert_not_reached();
+}
+
 Machine *machine_new(const MachineConfig *cfg, GError **errp)
 {
     Machine *m = g_new0(Machine, 1);
-    const char *accel = cfg->accel ? cfg->accel : "kvm";
 
     m->name = g_strdup(cfg->name);
     m->kernel = g_strdup(cfg->kernel);
@@ -69,12 +110,6 @@ Machine *machine_new(const MachineConfig *cfg, GError **errp)
     m->smp = cfg->smp > 0 ? cfg->smp : 1;
     current_machine = m;
 
-    m->accel = accel_find(accel);
-    if (!m->accel) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "accelerator '%s' is not available", accel);
-        goto fail;
-    }
     m->ram = ram_block_new("pc.ram", m->ram_size, errp);
     if (!m->ram) {
         goto fail;
@@ -91,7 +126,7 @@ Machine *machine_new(const MachineConfig *cfg, GError **errp)
         goto fail;
     }
     m->cpus = cpus_new(m, m->smp);
-    if (!m->accel->init(m, errp)) {
+    if (!machine_init_accel(m, cfg->accel, errp)) {
         goto fail;
     }
     m->tsc_khz = m->accel->tsc_khz(m);
@@ -121,6 +156,7 @@ void machine_free(Machine *m)
     g_free(m->name);
     g_free(m->kernel);
     g_free(m->append);
+    g_free(m->accel_note);
     if (current_machine == m) {
         current_machine = NULL;
     }

@@ -214,6 +214,9 @@ int main(int argc, char **argv)
         godwit_stop(&g);
         return 1;
     }
+    if (g.machine->accel_note) {
+        fprintf(stderr, "godwit: %s\n", g.machine->accel_note);
+    }
     g_main_loop_run(g.loop);
     godwit_stop(&g);
     return runstate_exit_code();

@@ -105,8 +105,7 @@ static bool opt_name(GwOptions *o, const char *opt, const char *val,
     return set_string(&o->name, opt, name ? name : "", errp);
 }
 
-static bool opt_m(GwOptions *o, const char *opt, const char *val,
-                  GError **errp)
+static bool opt_m(GwOptions *o, const char *opt, const char *val, GError **errp)
 {
     static const char *const keys[] = {"size", NULL};
     g_autoptr(GHashTable) kv = parse_keyvals(opt, val, "size", keys, errp);
@@ -123,8 +122,7 @@ static bool opt_m(GwOptions *o, const char *opt, const char *val,
         return false;
     }
     if (!gw_parse_size(size, 1 << 20, &bytes, &err)) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "-m: %s",
-                    err->message);
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "-m: %s", err->message);
         return false;
     }
     if (bytes < GW_MIN_RAM_SIZE) {
@@ -138,16 +136,15 @@ static bool opt_m(GwOptions *o, const char *opt, const char *val,
         return false;
     }
     /* Whole pages, as the RAM block will be. */
-    o->ram_size = (bytes + GW_PAGE_SIZE - 1) &
-                  ~(uint64_t)(GW_PAGE_SIZE - 1);
+    o->ram_size = (bytes + GW_PAGE_SIZE - 1) & ~(uint64_t)(GW_PAGE_SIZE - 1);
     return true;
 }
 
 static bool opt_smp(GwOptions *o, const char *opt, const char *val,
                     GError **errp)
 {
-    static const char *const keys[] = {"cpus", "maxcpus", "sockets", "cores",
-                                       "threads", NULL};
+    static const char *const keys[] = {"cpus",  "maxcpus", "sockets",
+                                       "cores", "threads", NULL};
     static const char *const counts[] = {"cpus", "maxcpus"};
     g_autoptr(GHashTable) kv = parse_keyvals(opt, val, "cpus", keys, errp);
     uint64_t n[G_N_ELEMENTS(counts)] = {0};
@@ -206,27 +203,54 @@ static bool opt_append(GwOptions *o, const char *opt, const char *val,
     return set_string(&o->append, opt, val, errp);
 }
 
+/*
+ * -accel NAME[:NAME...][,thread=single], repeatable, and -enable-kvm: the
+ * accelerators to try, in order (QEMU's fallback syntax). o->accel
+ * collects them as one "kvm:tcg" list; NULL means the default.
+ */
 static bool opt_accel(GwOptions *o, const char *opt, const char *val,
                       GError **errp)
 {
-    const char *name = strcmp(opt, "enable-kvm") ? val : "kvm";
-    g_autofree char *first = g_strndup(name, strcspn(name, ","));
+    const char *spec = strcmp(opt, "enable-kvm") ? val : "kvm";
+    g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
+    g_auto(GStrv) names = g_strsplit(parts[0], ":", -1);
 
-    if (strcmp(first, "kvm") || strchr(name, ',')) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "-%s: accelerator '%s' is not supported (only kvm)", opt,
-                    name);
-        return false;
+    for (int i = 1; parts[i]; i++) {
+        if (strcmp(parts[i], "thread=single")) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "-%s: option '%s' is not supported (godwit's tcg "
+                        "runs one vCPU at a time: thread=single)",
+                        opt, parts[i]);
+            return false;
+        }
     }
-    if (o->accel) {
-        return true; /* -enable-kvm and -accel kvm together is fine */
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(names[i], "kvm") && strcmp(names[i], "tcg")) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "-%s: accelerator '%s' is not supported (kvm, tcg)",
+                        opt, names[i]);
+            return false;
+        }
+        if (!strcmp(names[i], "kvm") && strchr(spec, ',')) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "-%s: kvm takes no options", opt);
+            return false;
+        }
+        if (o->accel) {
+            g_auto(GStrv) have = g_strsplit(o->accel, ":", -1);
+            if (g_strv_contains((const char *const *)have, names[i])) {
+                continue; /* -enable-kvm with -accel kvm is fine */
+            }
+        }
+        char *list = o->accel ? g_strconcat(o->accel, ":", names[i], NULL)
+                              : g_strdup(names[i]);
+        g_free(o->accel);
+        o->accel = list;
     }
-    o->accel = g_strdup(first);
     return true;
 }
 
-static bool opt_S(GwOptions *o, const char *opt, const char *val,
-                  GError **errp)
+static bool opt_S(GwOptions *o, const char *opt, const char *val, GError **errp)
 {
     o->start_paused = true;
     return true;
@@ -350,8 +374,7 @@ bool gw_options_parse(int argc, char **argv, GwOptions *o, GError **errp)
 
         if (arg[0] != '-' || !arg[1]) {
             g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                        "unexpected argument '%s' (options start with -)",
-                        arg);
+                        "unexpected argument '%s' (options start with -)", arg);
             return false;
         }
         arg += (arg[1] == '-') ? 2 : 1;
@@ -362,8 +385,8 @@ bool gw_options_parse(int argc, char **argv, GwOptions *o, GError **errp)
             }
         }
         if (!def) {
-            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                        "-%s: invalid option", arg);
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "-%s: invalid option",
+                        arg);
             return false;
         }
         const char *val = NULL;
@@ -410,8 +433,12 @@ const char *gw_options_usage(void)
            "  -smp N                  number of vCPUs (also cpus=N)\n"
            "  -kernel FILE            Multiboot v1 ELF32 kernel to boot\n"
            "  -append STRING          kernel command line\n"
-           "  -accel kvm              use KVM (the default; -enable-kvm "
-           "also works)\n"
+           "  -accel kvm|tcg          accelerator: KVM, or software "
+           "emulation (tcg);\n"
+           "                          fallbacks in order with kvm:tcg or "
+           "repeated -accel\n"
+           "                          (default: kvm, else tcg; "
+           "-enable-kvm = -accel kvm)\n"
            "  -S                      do not start the vCPUs (use 'cont')\n"
            "  -serial DEV             serial port: file:PATH, stdio or "
            "none\n"

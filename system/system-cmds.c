@@ -1,8 +1,10 @@
 /*
  * Monitor commands of the VM itself: status, stop/cont/quit, name,
- * version, vCPUs, and the x-reload-vcpus debug command.
+ * version, vCPUs, the accelerator, and the x-reload-vcpus debug command.
  */
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "godwit/cpu-throttle.h"
 #include "godwit/machine.h"
@@ -105,13 +107,13 @@ static void hmp_info_version(GString *out, JsonNode *ret)
     JsonObject *o = json_node_get_object(ret);
     JsonObject *q = json_object_get_object_member(o, "qemu");
 
-    g_string_append_printf(
-        out, "%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT
-             " (%s)\n",
-        json_object_get_int_member(q, "major"),
-        json_object_get_int_member(q, "minor"),
-        json_object_get_int_member(q, "micro"),
-        json_object_get_string_member(o, "package"));
+    g_string_append_printf(out,
+                           "%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT
+                           ".%" G_GINT64_FORMAT " (%s)\n",
+                           json_object_get_int_member(q, "major"),
+                           json_object_get_int_member(q, "minor"),
+                           json_object_get_int_member(q, "micro"),
+                           json_object_get_string_member(o, "package"));
 }
 
 static JsonNode *qmp_query_cpus_fast(JsonObject *args, GError **errp)
@@ -144,11 +146,57 @@ static void hmp_info_cpus(GString *out, JsonNode *ret)
     for (guint i = 0; i < json_array_get_length(a); i++) {
         JsonObject *c = json_array_get_object_element(a, i);
         g_string_append_printf(
-            out, "%c CPU #%" G_GINT64_FORMAT ": thread_id=%" G_GINT64_FORMAT
-                 "\n",
+            out,
+            "%c CPU #%" G_GINT64_FORMAT ": thread_id=%" G_GINT64_FORMAT "\n",
             i == 0 ? '*' : ' ', json_object_get_int_member(c, "cpu-index"),
             json_object_get_int_member(c, "thread-id"));
     }
+}
+
+/* QEMU's query-kvm: present = KVM usable on this host, enabled = in use. */
+static JsonNode *qmp_query_kvm(JsonObject *args, GError **errp)
+{
+    JsonObject *o = json_object_new();
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    json_object_set_boolean_member(
+        o, "enabled", !strcmp(current_machine->accel->name, "kvm"));
+    json_object_set_boolean_member(o, "present", fd >= 0);
+    return qmp_return_object(o);
+}
+
+static void hmp_info_kvm(GString *out, JsonNode *ret)
+{
+    JsonObject *o = json_node_get_object(ret);
+
+    g_string_append(out, "kvm support: ");
+    if (json_object_get_boolean_member(o, "present")) {
+        g_string_append_printf(out, "%s\n",
+                               json_object_get_boolean_member(o, "enabled")
+                                   ? "enabled"
+                                   : "disabled");
+    } else {
+        g_string_append(out, "not available\n");
+    }
+}
+
+static JsonNode *qmp_x_query_accel(JsonObject *args, GError **errp)
+{
+    JsonObject *o = json_object_new();
+
+    json_object_set_string_member(o, "accelerator",
+                                  current_machine->accel->name);
+    return qmp_return_object(o);
+}
+
+static void hmp_info_accel(GString *out, JsonNode *ret)
+{
+    g_string_append_printf(out, "accelerator: %s\n",
+                           json_object_get_string_member(
+                               json_node_get_object(ret), "accelerator"));
 }
 
 static JsonNode *qmp_x_reload_vcpus(JsonObject *args, GError **errp)
@@ -251,6 +299,20 @@ static const MonitorCommand system_commands[] = {
         .hmp_print = hmp_info_cpus,
     },
     {
+        .name = "query-kvm",
+        .handler = qmp_query_kvm,
+        .hmp_name = "info kvm",
+        .help = "show KVM information",
+        .hmp_print = hmp_info_kvm,
+    },
+    {
+        .name = "x-query-accel",
+        .handler = qmp_x_query_accel,
+        .hmp_name = "info accel",
+        .help = "show which accelerator runs the guest (kvm or tcg)",
+        .hmp_print = hmp_info_accel,
+    },
+    {
         .name = "x-vcpu-throttle",
         .handler = qmp_x_vcpu_throttle,
         .hmp_name = "x_vcpu_throttle",
@@ -263,14 +325,13 @@ static const MonitorCommand system_commands[] = {
         .name = "x-reload-vcpus",
         .handler = qmp_x_reload_vcpus,
         .hmp_name = "x_reload_vcpus",
-        .help = "save every vCPU, recreate the KVM VM and load them back "
-                "(debug)",
+        .help = "save every vCPU, recreate the accelerator's VM and load "
+                "them back (debug)",
     },
 };
 
 void system_register_commands(void)
 {
-    monitor_register_commands(system_commands,
-                              G_N_ELEMENTS(system_commands));
+    monitor_register_commands(system_commands, G_N_ELEMENTS(system_commands));
     system_dirty_log_register_commands();
 }

@@ -170,8 +170,7 @@ static void regs_to_kvm(struct kvm_regs *r, const GwCpuState *st)
     r->rip = st->rip, r->rflags = st->rflags;
 }
 
-static bool kvm_save_xstate(KVMState *s, int fd, GwCpuState *st,
-                            GError **errp)
+static bool kvm_save_xstate(KVMState *s, int fd, GwCpuState *st, GError **errp)
 {
     unsigned long req = s->has_xsave2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
 
@@ -194,14 +193,57 @@ static bool kvm_save_xstate(KVMState *s, int fd, GwCpuState *st,
     return true;
 }
 
+/*
+ * Whether every state component that XSTATE_BV says is in use lies within
+ * the first `size` bytes of a standard-format XSAVE image (offsets and
+ * sizes from CPUID leaf 0xD; x87 and SSE live in the legacy area).
+ */
+static bool kvm_xsave_fits(KVMState *s, const uint8_t *xsave, uint32_t size)
+{
+    uint64_t bv;
+
+    memcpy(&bv, xsave + 512, 8);
+    for (int i = 2; i < 64; i++) {
+        bool found = false;
+        if (!(bv & (1ull << i))) {
+            continue;
+        }
+        for (uint32_t k = 0; k < s->cpuid->nent; k++) {
+            const struct kvm_cpuid_entry2 *e = &s->cpuid->entries[k];
+            if (e->function == 0xd && e->index == (uint32_t)i) {
+                found = (uint64_t)e->ebx + e->eax <= size;
+            }
+        }
+        if (!found) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool kvm_load_xstate(KVMState *s, int fd, const GwCpuState *st,
                             GError **errp)
 {
+    g_autofree uint8_t *image = NULL;
+    const void *xsave = st->xsave;
+
     if (st->xsave_size != s->xsave_size) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "XSAVE area is %u bytes here, %u in the saved state",
-                    s->xsave_size, st->xsave_size);
-        return false;
+        /*
+         * A smaller image (the tcg accelerator saves x87 and SSE only) is
+         * padded with zeros, which leaves every later component in its
+         * initial state, provided XSTATE_BV names none beyond it.
+         */
+        if (st->xsave_size > s->xsave_size || st->xsave_size < 576 ||
+            !kvm_xsave_fits(s, st->xsave, st->xsave_size)) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "XSAVE area is %u bytes here, %u in the saved "
+                        "state",
+                        s->xsave_size, st->xsave_size);
+            return false;
+        }
+        image = g_malloc0(s->xsave_size);
+        memcpy(image, st->xsave, st->xsave_size);
+        xsave = image;
     }
     if (s->has_xcrs && st->xcr0) {
         struct kvm_xcrs xcrs = {.nr_xcrs = 1};
@@ -211,7 +253,7 @@ static bool kvm_load_xstate(KVMState *s, int fd, const GwCpuState *st,
             return gw_error_errno(errp, errno, "KVM_SET_XCRS");
         }
     }
-    if (ioctl(fd, KVM_SET_XSAVE, st->xsave) < 0) {
+    if (ioctl(fd, KVM_SET_XSAVE, xsave) < 0) {
         return gw_error_errno(errp, errno, "KVM_SET_XSAVE");
     }
     return true;
@@ -255,8 +297,8 @@ static bool kvm_load_msrs(int fd, const GwCpuState *st, GError **errp)
         return gw_error_errno(errp, errno, "KVM_SET_MSRS");
     }
     if ((uint32_t)n != st->nmsrs) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "KVM refused MSR 0x%x", st->msrs[n].index);
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "KVM refused MSR 0x%x",
+                    st->msrs[n].index);
         return false;
     }
     return true;
@@ -387,8 +429,7 @@ bool kvm_cpu_set_boot_state(CPUState *cpu, uint32_t entry, uint32_t eax,
 }
 
 bool kvm_cpu_start_ap(CPUState *ap, const GwCpuState *model, uint64_t rip,
-                      uint64_t rsp, uint64_t rdi, uint64_t rsi,
-                      GError **errp)
+                      uint64_t rsp, uint64_t rdi, uint64_t rsi, GError **errp)
 {
     KVMCPU *kc = ap->accel;
     struct kvm_sregs sregs;
@@ -414,8 +455,7 @@ bool kvm_cpu_start_ap(CPUState *ap, const GwCpuState *model, uint64_t rip,
     regs.rsi = rsi;
     regs.rflags = model->rflags;
     if (ioctl(kc->fd, KVM_SET_REGS, &regs) < 0) {
-        return gw_error_errno(errp, errno, "KVM_SET_REGS (vCPU %d)",
-                              ap->index);
+        return gw_error_errno(errp, errno, "KVM_SET_REGS (vCPU %d)", ap->index);
     }
     return true;
 }

@@ -1,10 +1,13 @@
 /*
  * AccelOps: what the VMM needs from an accelerator.
  *
- * One static const table per accelerator (accel/kvm/ today), registered by
+ * One static const table per accelerator (accel/kvm/, accel/tcg/), registered by
  * accel_register() at start-up. The rest of the VMM, and migration in
  * particular, only ever reaches KVM through these hooks. Each hook says
  * which thread calls it.
+ *
+ * For the tcg accelerator "the guest" is an emulator engine: kick must
+ * never stop it directly, only ask it to leave at its next safe point.
  */
 #ifndef GODWIT_ACCEL_H
 #define GODWIT_ACCEL_H
@@ -21,6 +24,7 @@ typedef struct RAMBlock RAMBlock;
 
 typedef enum AccelType {
     ACCEL_KVM,
+    ACCEL_TCG,
     ACCEL__MAX,
 } AccelType;
 
@@ -90,5 +94,6 @@ const AccelOps *accel_find(const char *name);
 /* Registration of the built-in accelerators (explicit, no constructors). */
 void accel_register_all(void);
 void kvm_accel_register(void);
+void tcg_accel_register(void);
 
 #endif /* GODWIT_ACCEL_H */

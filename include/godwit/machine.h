@@ -33,7 +33,7 @@ typedef struct MachineConfig {
     int smp;            /* -smp */
     const char *kernel; /* -kernel */
     const char *append; /* -append, may be NULL */
-    const char *accel;  /* "kvm" */
+    const char *accel;  /* accelerators to try, "kvm:tcg"; NULL = default */
     bool mem_prealloc;  /* populate all RAM at creation */
 } MachineConfig;
 
@@ -50,6 +50,7 @@ struct Machine {
     int nr_slices;
     const AccelOps *accel;
     void *accel_state; /* e.g. KVMState */
+    char *accel_note;  /* which accelerator the default chose, and why */
     CPUState **cpus;
     uint32_t tsc_khz;
     uint64_t boot_entry; /* guest-physical entry and multiboot info */

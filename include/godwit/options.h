@@ -22,7 +22,7 @@ typedef struct GwOptions {
     int smp;            /* -smp N | cpus=N */
     char *kernel;       /* -kernel FILE */
     char *append;       /* -append STRING */
-    char *accel;        /* -accel kvm / -enable-kvm */
+    char *accel;        /* accelerators to try: "kvm:tcg"; NULL default */
     bool start_paused;  /* -S */
     char *serial;       /* -serial file:PATH|stdio|none (NULL: default) */
     GPtrArray *qmp;     /* -qmp SPEC, repeatable */

@@ -101,6 +101,39 @@ static void test_variants(void **state)
     }
 }
 
+/* -accel lists: QEMU's fallback syntax, in order, without repeats. */
+static void test_accel(void **state)
+{
+    static const struct {
+        const char *cmd;
+        const char *accel; /* NULL: the default (kvm, else tcg) */
+    } cases[] = {
+        {"-m 64", NULL},
+        {"-accel kvm", "kvm"},
+        {"-accel tcg", "tcg"},
+        {"-accel tcg,thread=single", "tcg"},
+        {"-accel kvm:tcg", "kvm:tcg"},
+        {"-accel kvm -accel tcg", "kvm:tcg"},
+        {"-accel tcg -accel kvm", "tcg:kvm"},
+        {"-enable-kvm -accel kvm", "kvm"},
+        {"-enable-kvm -accel tcg", "kvm:tcg"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GwOptions o;
+        g_autoptr(GError) err = NULL;
+        if (!parse(cases[i].cmd, &o, &err)) {
+            fail_msg("'%s': %s", cases[i].cmd, err->message);
+        }
+        if (g_strcmp0(o.accel, cases[i].accel)) {
+            fail_msg("'%s': accel '%s', expected '%s'", cases[i].cmd,
+                     o.accel ? o.accel : "(default)",
+                     cases[i].accel ? cases[i].accel : "(default)");
+        }
+        gw_options_clear(&o);
+    }
+}
+
 typedef struct BadCase {
     const char *cmd;
     const char *msg; /* substring of the error */
@@ -121,7 +154,9 @@ static void test_errors(void **state)
         {"-smp two", "must be a number"},
         {"-smp 2,sockets=2", "not supported"},
         {"-smp 2,maxcpus=4", "maxcpus must equal cpus"},
-        {"-accel tcg", "accelerator 'tcg' is not supported"},
+        {"-accel hax", "accelerator 'hax' is not supported"},
+        {"-accel kvm:whpx", "accelerator 'whpx' is not supported"},
+        {"-accel tcg,thread=multi", "thread=single"},
         {"-accel kvm,dirty-ring-size=4096", "is not supported"},
         {"-serial pty", "'pty' is not supported"},
         {"-serial file:", "needs a path"},
@@ -138,8 +173,8 @@ static void test_errors(void **state)
             fail_msg("'%s' was accepted", cases[i].cmd);
         }
         if (!strstr(err->message, cases[i].msg)) {
-            fail_msg("'%s': error '%s' lacks '%s'", cases[i].cmd,
-                     err->message, cases[i].msg);
+            fail_msg("'%s': error '%s' lacks '%s'", cases[i].cmd, err->message,
+                     cases[i].msg);
         }
         assert_null(strchr(err->message, '\n'));
         gw_options_clear(&o);
@@ -165,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_command_line),
         cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_accel),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_flags),
     };
