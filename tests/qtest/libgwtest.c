@@ -30,16 +30,63 @@ void gwt_sleep_ms(int ms)
     g_usleep((gulong)ms * 1000);
 }
 
-void gwt_require_kvm(void)
+static bool kvm_usable(void)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
     if (fd < 0) {
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+void gwt_require_kvm(void)
+{
+    if (!kvm_usable()) {
         fprintf(stderr, "SKIP: /dev/kvm is not available (%s)\n",
                 g_strerror(errno));
         exit(GWT_SKIP);
     }
-    close(fd);
+}
+
+static const char *gwt_accel_name;
+
+const char *gwt_accel(void)
+{
+    if (!gwt_accel_name) {
+        const char *want = g_getenv("GODWIT_ACCEL");
+        if (want && *want) {
+            if (strcmp(want, "kvm") && strcmp(want, "tcg")) {
+                g_error("GODWIT_ACCEL=%s: expected kvm or tcg", want);
+            }
+            if (!strcmp(want, "kvm")) {
+                gwt_require_kvm();
+            }
+            gwt_accel_name = want;
+        } else {
+            gwt_accel_name = kvm_usable() ? "kvm" : "tcg";
+        }
+    }
+    return gwt_accel_name;
+}
+
+const char *gwt_set_accel(const char *accel)
+{
+    const char *old = gwt_accel();
+
+    gwt_accel_name = accel;
+    return old;
+}
+
+bool gwt_kvm_present(void)
+{
+    return kvm_usable();
+}
+
+bool gwt_tcg(void)
+{
+    return !strcmp(gwt_accel(), "tcg");
 }
 
 static const char *env_or_die(const char *var)
@@ -229,9 +276,8 @@ JsonNode *gwt_qmp_ok(GwProc *p, const char *fmt, ...)
     o = qmp_vcommand(p, fmt, ap);
     va_end(ap);
     if (!json_object_has_member(o, "return")) {
-        g_autofree char *s = json_to_string(json_node_init_object(
-                                                json_node_alloc(), o),
-                                            false);
+        g_autofree char *s =
+            json_to_string(json_node_init_object(json_node_alloc(), o), false);
         g_error("%s: QMP command failed: %s", p->name, s);
     }
     return json_node_copy(json_object_get_member(o, "return"));
@@ -337,9 +383,11 @@ GwProc *gwt_start(const char *name, const char *fmt, ...)
     p->stderr_path = g_build_filename(p->dir, "stderr.log", NULL);
     p->rbuf = g_string_new(NULL);
     p->events = g_queue_new();
-    full = g_strdup_printf("-name %s -qmp unix:%s,server=on,wait=off "
-                           "-serial file:%s %s",
-                           name, p->qmp_path, p->serial_path, args);
+    full =
+        g_strdup_printf("-name %s -accel %s "
+                        "-qmp unix:%s,server=on,wait=off "
+                        "-serial file:%s %s",
+                        name, gwt_accel(), p->qmp_path, p->serial_path, args);
     argv = split_args(full);
     g_ptr_array_add(argv, NULL);
     if (!g_spawn_async(NULL, (char **)argv->pdata, NULL,
@@ -353,7 +401,7 @@ GwProc *gwt_start(const char *name, const char *fmt, ...)
     g_assert_nonnull(greeting);
     g_assert_true(json_object_has_member(greeting, "QMP"));
     gwt_qmp_void(p, "{\"execute\": "
-                                          "\"qmp_capabilities\"}");
+                    "\"qmp_capabilities\"}");
     return p;
 }
 

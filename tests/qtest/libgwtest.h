@@ -4,7 +4,10 @@
  * waits for serial lines and events.
  *
  * Environment (set by meson): GODWIT = path of the godwit binary,
- * GUEST_DIR = folder of the guest payloads (*.elf).
+ * GUEST_DIR = folder of the guest payloads (*.elf), and optionally
+ * GODWIT_ACCEL = kvm or tcg: the accelerator every godwit runs with
+ * (default: kvm where /dev/kvm opens, else tcg; `meson test --setup tcg`
+ * sets tcg).
  *
  * Failures abort the test through g_assert/g_error with a message; a test
  * that cannot run here (no /dev/kvm, no QEMU) exits 77 (skip).
@@ -27,14 +30,28 @@ typedef struct GwProc {
     char *serial_path; /* serial log */
     char *stderr_path; /* its stderr */
     int qmp_fd;
-    GString *rbuf;     /* unparsed QMP input */
-    GQueue *events;    /* JsonObject* events not consumed yet */
+    GString *rbuf;  /* unparsed QMP input */
+    GQueue *events; /* JsonObject* events not consumed yet */
     bool exited;
-    int status;        /* wait status once exited */
+    int status; /* wait status once exited */
 } GwProc;
 
-/* Skips (exit 77) unless /dev/kvm can be opened. */
+/* Skips (exit 77) unless /dev/kvm can be opened (tests that need KVM). */
 void gwt_require_kvm(void);
+
+/*
+ * The accelerator this run's godwits use ("kvm" or "tcg"; see above):
+ * gwt_start passes it as -accel. Skips (exit 77) when GODWIT_ACCEL=kvm
+ * and /dev/kvm is missing. gwt_tcg(): whether it is tcg, for tests that
+ * size their guests and waits to the accelerator's speed.
+ */
+const char *gwt_accel(void);
+bool gwt_tcg(void);
+/* Makes later gwt_start calls use `accel` (a static string); returns the
+ * one before. For tests that mix accelerators. */
+const char *gwt_set_accel(const char *accel);
+/* Whether /dev/kvm can be opened here. */
+bool gwt_kvm_present(void);
 
 /* Path of a payload: $GUEST_DIR/<name>.elf (asserts it exists). */
 char *gwt_payload(const char *name);

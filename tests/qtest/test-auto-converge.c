@@ -228,7 +228,7 @@ static void test_dirty_rate(gconstpointer data)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    gwt_require_kvm();
+    g_test_message("accelerator: %s", gwt_accel());
     g_test_add_func("/auto-converge/off-never-ends", test_no_convergence);
     g_test_add_func("/auto-converge/on-completes", test_auto_converge);
     g_test_add_func("/auto-converge/cancel-unthrottles",

@@ -194,7 +194,7 @@ static void test_vcpu_state_reload_verify(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    gwt_require_kvm();
+    g_test_message("accelerator: %s", gwt_accel());
     g_test_add_func("/machine/smp", test_smp);
     g_test_add_func("/machine/dirty-log-exact", test_dirty_log_exact);
     g_test_add_func("/machine/vcpu-state-reload", test_vcpu_state_reload);

@@ -148,7 +148,7 @@ static void test_hmp_migrate_fails(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    gwt_require_kvm();
+    g_test_message("accelerator: %s", gwt_accel());
     g_test_add_func("/migration/hmp/migrate", test_hmp_migrate);
     g_test_add_func("/migration/hmp/fails", test_hmp_migrate_fails);
     return g_test_run();

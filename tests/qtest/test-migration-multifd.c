@@ -264,7 +264,7 @@ static const MultifdCase cases[] = {
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    gwt_require_kvm();
+    g_test_message("accelerator: %s", gwt_accel());
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_test_add_data_func(cases[i].path, &cases[i], test_multifd);
     }

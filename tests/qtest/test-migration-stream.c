@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     int r;
 
     g_test_init(&argc, &argv, NULL);
-    gwt_require_kvm();
+    g_test_message("accelerator: %s", gwt_accel());
     work_dir = g_dir_make_tmp("gwstream-XXXXXX", NULL);
     make_stream();
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -92,7 +92,7 @@ static void test_xbzrle_resize_during(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    gwt_require_kvm();
+    g_test_message("accelerator: %s", gwt_accel());
     g_test_add_func("/migration/xbzrle/vs-plain", test_xbzrle_vs_plain);
     g_test_add_func("/migration/xbzrle/resize", test_xbzrle_resize_during);
     return g_test_run();

@@ -45,8 +45,7 @@ static void test_transport(gconstpointer data)
         mp->dir = g_dir_make_tmp("gwmig-XXXXXX", NULL);
         g_autofree char *fifo = mig_path(mp, "fifo");
         g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
-        mp->dst = gwt_start("dst", "-m 256M -S -incoming 'exec:cat %s'",
-                            fifo);
+        mp->dst = gwt_start("dst", "-m 256M -S -incoming 'exec:cat %s'", fifo);
         mp->src = gwt_start("src", "-m 256M -kernel %s -append '%s'", elf,
                             VERIFY_APPEND);
         g_assert_true(gwt_wait_serial(mp->src, "READY", 60000));
@@ -106,6 +105,58 @@ static void test_file_save_restore(void)
     mig_pair_free(mp);
 }
 
+/*
+ * tcg on a kernel without userfaultfd asynchronous write-protection
+ * (GODWIT_X_TCG_NO_WP=1 makes godwit behave so): migrating a running
+ * guest fails at setup with an error naming the feature and the source
+ * runs on; a stopped VM still saves to a file and restores whole.
+ */
+static void test_tcg_without_dirty_tracking(void)
+{
+    MigPair *mp;
+
+    if (!gwt_tcg()) {
+        g_test_skip("tcg only (the kvm accelerator tracks with KVM)");
+        return;
+    }
+    g_setenv("GODWIT_X_TCG_NO_WP", "1", TRUE);
+    mp = mig_pair_start("128M", "verify", "vm=1 vm-bytes=16M", NULL);
+    g_unsetenv("GODWIT_X_TCG_NO_WP");
+    g_autofree char *file = mig_path(mp, "vm.mig");
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+
+    g_autofree char *st = mig_migrate_wait(mp->src, uri, MIG_TIMEOUT);
+    g_assert_cmpstr(st, ==, "failed");
+    g_autoptr(JsonObject) q = mig_query(mp->src);
+    g_test_message("running guest: %s", gwt_get_str(q, "error-desc"));
+    g_assert_nonnull(
+        strstr(gwt_get_str(q, "error-desc"), "UFFD_FEATURE_WP_ASYNC"));
+    g_autofree char *run = gwt_status(mp->src);
+    g_assert_cmpstr(run, ==, "running");
+    gwt_qmp_void(mp->src, "{'execute': 'x-guest-request'}");
+    g_assert_true(gwt_wait_serial(mp->src, "verify ok", 30000));
+
+    gwt_qmp_void(mp->src, "{'execute': 'stop'}");
+    g_autofree char *st2 = mig_migrate_wait(mp->src, uri, MIG_TIMEOUT);
+    g_assert_cmpstr(st2, ==, "completed");
+    g_autofree char *h1 = mig_ram_hash(mp->src);
+    mp->dst = gwt_start("restored", "-m 128M -S -incoming 'file:%s'", file);
+    g_assert_true(mig_wait_status(mp->dst, "completed", 60000));
+    for (int i = 0; i < 500; i++) {
+        g_autofree char *s = gwt_status(mp->dst);
+        if (!strcmp(s, "paused")) {
+            break;
+        }
+        gwt_sleep_ms(10);
+    }
+    g_autofree char *h2 = mig_ram_hash(mp->dst);
+    g_assert_cmpstr(h1, ==, h2);
+    gwt_qmp_void(mp->dst, "{'execute': 'cont'}");
+    g_assert_true(gwt_wait_serial(mp->dst, "verify ok", 30000));
+    g_assert_cmpint(gwt_serial_count(mp->dst, "FAILED"), ==, 0);
+    mig_pair_free(mp);
+}
+
 /* -incoming defer, then migrate-incoming over QMP. */
 static void test_incoming_defer(void)
 {
@@ -119,9 +170,9 @@ static void test_incoming_defer(void)
                                               "'unix:/nonexistent'}}");
     g_assert_nonnull(strstr(e, "waiting for an incoming migration"));
     gwt_qmp_void(mp->dst,
-                                       "{'execute': 'migrate-incoming', "
-                                       "'arguments': {'uri': 'unix:%s'}}",
-                                       sock);
+                 "{'execute': 'migrate-incoming', "
+                 "'arguments': {'uri': 'unix:%s'}}",
+                 sock);
     g_autofree char *e2 = gwt_qmp_err(mp->dst,
                                       "{'execute': 'migrate-incoming', "
                                       "'arguments': {'uri': 'unix:%s'}}",
@@ -146,8 +197,9 @@ static void test_idle_guest(void)
     g_assert_cmpstr(st, ==, "completed");
     g_autoptr(JsonObject) q = mig_query(mp->src);
     JsonObject *ram = gwt_get_obj(q, "ram");
-    g_test_message("idle 512M: total %" G_GINT64_FORMAT " ms, downtime %"
-                   G_GINT64_FORMAT " ms, %" G_GINT64_FORMAT " bytes",
+    g_test_message("idle 512M: total %" G_GINT64_FORMAT
+                   " ms, downtime %" G_GINT64_FORMAT " ms, %" G_GINT64_FORMAT
+                   " bytes",
                    gwt_get_int(q, "total-time"), gwt_get_int(q, "downtime"),
                    gwt_get_int(ram, "transferred"));
     /* never-populated memory is not sent at all */
@@ -160,8 +212,7 @@ static void test_idle_guest(void)
 /* A stress guest dirtying at a rate the link outruns: it converges. */
 static void test_stress_converges(void)
 {
-    MigPair *mp = mig_pair_start("512M", "stress",
-                                 "vm=2 vm-bytes=64M rate=20M",
+    MigPair *mp = mig_pair_start("512M", "stress", "vm=2 vm-bytes=64M rate=20M",
                                  "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
@@ -174,13 +225,12 @@ static void test_stress_converges(void)
     JsonObject *ram = gwt_get_obj(q, "ram");
     /* it went through passes, announced with MIGRATION_PASS */
     g_assert_cmpint(gwt_get_int(ram, "dirty-sync-count"), >=, 2);
-    g_autoptr(JsonObject) pass = gwt_wait_event(mp->src, "MIGRATION_PASS",
-                                                1000);
+    g_autoptr(JsonObject) pass =
+        gwt_wait_event(mp->src, "MIGRATION_PASS", 1000);
     g_assert_nonnull(pass);
-    g_test_message("stress: downtime %" G_GINT64_FORMAT " ms, syncs %"
-                   G_GINT64_FORMAT,
-                   gwt_get_int(q, "downtime"),
-                   gwt_get_int(ram, "dirty-sync-count"));
+    g_test_message(
+        "stress: downtime %" G_GINT64_FORMAT " ms, syncs %" G_GINT64_FORMAT,
+        gwt_get_int(q, "downtime"), gwt_get_int(ram, "dirty-sync-count"));
     mig_check_destination(mp, false);
     /* the guest noticed the move and measured its pause */
     g_assert_true(gwt_wait_serial(mp->dst, "pause_ms=", 30000));
@@ -190,16 +240,17 @@ static void test_stress_converges(void)
 /* pause-before-switchover: pre-switchover, then migrate-continue. */
 static void test_pause_before_switchover(void)
 {
-    MigPair *mp = mig_pair_start("256M", "verify", VERIFY_APPEND,
-                                 "unix:%d/mig.sock");
+    MigPair *mp =
+        mig_pair_start("256M", "verify", VERIFY_APPEND, "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
     mig_set_speed(mp->src, 0, 300);
     mig_set_cap(mp->src, "pause-before-switchover", true);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', "
-                                                "'arguments': {'uri': "
-                                                "'%s'}}",
-                                       uri);
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', "
+                 "'arguments': {'uri': "
+                 "'%s'}}",
+                 uri);
     g_assert_true(mig_wait_status(mp->src, "pre-switchover", MIG_TIMEOUT));
     /* the guest still runs while the management decides */
     g_autofree char *rs = gwt_status(mp->src);
@@ -210,9 +261,9 @@ static void test_pause_before_switchover(void)
                                               "'active'}}");
     g_assert_nonnull(strstr(e, "not in expected state"));
     gwt_qmp_void(mp->src, "{'execute': "
-                                                "'migrate-continue', "
-                                                "'arguments': {'state': "
-                                                "'pre-switchover'}}");
+                          "'migrate-continue', "
+                          "'arguments': {'state': "
+                          "'pre-switchover'}}");
     g_assert_true(mig_wait_status(mp->src, "completed", MIG_TIMEOUT));
     mig_check_destination(mp, true);
     mig_pair_free(mp);
@@ -224,8 +275,8 @@ static void test_pause_before_switchover(void)
  */
 static void test_cancel_setup(void)
 {
-    MigPair *mp = mig_pair_start("256M", "guestperf", "vm=1 vm-bytes=64M",
-                                 NULL);
+    MigPair *mp =
+        mig_pair_start("256M", "guestperf", "vm=1 vm-bytes=64M", NULL);
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
@@ -235,17 +286,16 @@ static void test_cancel_setup(void)
     g_assert_cmpint(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
     g_assert_cmpint(listen(lfd, 0), ==, 0);
     g_assert_cmpint(getsockname(lfd, (struct sockaddr *)&sa, &len), ==, 0);
-    g_assert_cmpint(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), ==,
-                    0);
+    g_assert_cmpint(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
     gwt_qmp_void(mp->src,
-                                       "{'execute': 'migrate', 'arguments': "
-                                       "{'uri': 'tcp:127.0.0.1:%d'}}",
-                                       ntohs(sa.sin_port));
+                 "{'execute': 'migrate', 'arguments': "
+                 "{'uri': 'tcp:127.0.0.1:%d'}}",
+                 ntohs(sa.sin_port));
     gwt_sleep_ms(500);
     g_autofree char *st = mig_status(mp->src);
     g_assert_cmpstr(st, ==, "setup");
     gwt_qmp_void(mp->src, "{'execute': "
-                                                "'migrate_cancel'}");
+                          "'migrate_cancel'}");
     g_assert_true(mig_wait_status(mp->src, "cancelled", 10000));
     mig_check_source_alive(mp->src, "guestperf: worker=0");
     close(filler);
@@ -274,19 +324,19 @@ static void test_cancel(gconstpointer data)
         /* slow enough to still be running when the cancel lands */
         mig_set_speed(mp->src, 8 << 20, 1);
     }
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', "
-                                                "'arguments': {'uri': "
-                                                "'%s'}}",
-                                       uri);
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', "
+                 "'arguments': {'uri': "
+                 "'%s'}}",
+                 uri);
     if (at == CANCEL_ACTIVE) {
         g_assert_true(mig_wait_status(mp->src, "active", MIG_TIMEOUT));
         gwt_sleep_ms(300);
     } else if (at == CANCEL_PRE_SWITCHOVER) {
-        g_assert_true(mig_wait_status(mp->src, "pre-switchover",
-                                      MIG_TIMEOUT));
+        g_assert_true(mig_wait_status(mp->src, "pre-switchover", MIG_TIMEOUT));
     }
     gwt_qmp_void(mp->src, "{'execute': "
-                                                "'migrate_cancel'}");
+                          "'migrate_cancel'}");
     g_assert_true(mig_wait_status(mp->src, "cancelled", 30000));
     mig_check_source_alive(mp->src, "guestperf: worker=0");
     /* the destination saw the stream break: it fails and exits non-zero */
@@ -295,7 +345,7 @@ static void test_cancel(gconstpointer data)
     g_assert_cmpint(WEXITSTATUS(mp->dst->status), !=, 0);
     /* a cancelled VM can migrate again */
     gwt_qmp_void(mp->src, "{'execute': "
-                                                    "'query-migrate'}");
+                          "'query-migrate'}");
     mig_pair_free(mp);
 }
 
@@ -307,10 +357,11 @@ static void test_destination_killed(void)
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
     mig_set_speed(mp->src, 16 << 20, 1);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', "
-                                                "'arguments': {'uri': "
-                                                "'%s'}}",
-                                       uri);
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', "
+                 "'arguments': {'uri': "
+                 "'%s'}}",
+                 uri);
     g_assert_true(mig_wait_status(mp->src, "active", MIG_TIMEOUT));
     gwt_sleep_ms(400);
     kill(mp->dst->pid, SIGKILL);
@@ -324,8 +375,8 @@ static void test_destination_killed(void)
 /* A VM that arrived by migration leaves again: A -> B -> C. */
 static void test_ping_pong(void)
 {
-    MigPair *mp = mig_pair_start("256M", "verify", VERIFY_APPEND,
-                                 "unix:%d/ab.sock");
+    MigPair *mp =
+        mig_pair_start("256M", "verify", VERIFY_APPEND, "unix:%d/ab.sock");
     g_autofree char *ab = mig_connect_uri(mp, "unix:%d/ab.sock");
     g_autofree char *bc_sock = mig_path(mp, "bc.sock");
 
@@ -348,6 +399,63 @@ static void test_ping_pong(void)
     mig_pair_free(mp);
 }
 
+static void check_accel(GwProc *p, const char *accel)
+{
+    g_autoptr(JsonNode) r = gwt_qmp_ok(p, "{'execute': 'x-query-accel'}");
+
+    g_assert_cmpstr(gwt_get_str(json_node_get_object(r), "accelerator"), ==,
+                    accel);
+}
+
+/*
+ * The same cpu section under both accelerators: a 2-vCPU verify guest
+ * moves from a KVM host to a tcg one and back to KVM (ping-pong with
+ * mixed accelerators), hashes equal and "verify ok" each time.
+ */
+static void test_cross_accel(void)
+{
+    const char *was;
+    MigPair *mp;
+
+    if (!gwt_kvm_present()) {
+        g_test_skip("kvm -> tcg -> kvm needs /dev/kvm, which this host "
+                    "lacks");
+        return;
+    }
+    was = gwt_set_accel("tcg");
+    /* mig_pair_start starts the destination (tcg), then the source */
+    g_autofree char *elf = gwt_payload("verify");
+    mp = g_new0(MigPair, 1);
+    mp->dir = g_dir_make_tmp("gwmig-XXXXXX", NULL);
+    g_autofree char *ab_sock = mig_path(mp, "ab.sock");
+    g_autofree char *bc_sock = mig_path(mp, "bc.sock");
+    mp->dst =
+        gwt_start("tcg", "-m 256M -smp 2 -S -incoming 'unix:%s'", ab_sock);
+    gwt_set_accel("kvm");
+    mp->src = gwt_start("kvm", "-m 256M -smp 2 -kernel %s -append '%s'", elf,
+                        "vm=2 vm-bytes=32M");
+    g_assert_true(gwt_wait_serial(mp->src, "READY", 60000));
+    check_accel(mp->src, "kvm");
+    check_accel(mp->dst, "tcg");
+    g_autofree char *ab = g_strdup_printf("unix:%s", ab_sock);
+    g_autofree char *st = mig_migrate_wait(mp->src, ab, MIG_TIMEOUT);
+    g_assert_cmpstr(st, ==, "completed");
+    mig_check_destination(mp, true);
+
+    gwt_free(mp->src);
+    mp->src = mp->dst;
+    mp->dst =
+        gwt_start("kvm2", "-m 256M -smp 2 -S -incoming 'unix:%s'", bc_sock);
+    check_accel(mp->dst, "kvm");
+    g_autofree char *bc = g_strdup_printf("unix:%s", bc_sock);
+    g_autofree char *st2 = mig_migrate_wait(mp->src, bc, MIG_TIMEOUT);
+    g_assert_cmpstr(st2, ==, "completed");
+    mig_check_destination(mp, true);
+    g_assert_true(gwt_wait_serial(mp->dst, "gen=2", 30000));
+    mig_pair_free(mp);
+    gwt_set_accel(was);
+}
+
 /* Out-of-range parameters are refused and leave the values unchanged. */
 static void test_parameters_refused(void)
 {
@@ -364,9 +472,10 @@ static void test_parameters_refused(void)
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-        g_autofree char *e = gwt_qmp_err(p, "{'execute': "
-                                            "'migrate-set-parameters', "
-                                            "'arguments': %s}",
+        g_autofree char *e = gwt_qmp_err(p,
+                                         "{'execute': "
+                                         "'migrate-set-parameters', "
+                                         "'arguments': %s}",
                                          bad[i]);
         g_test_message("%s -> %s", bad[i], e);
     }
@@ -390,7 +499,7 @@ static void test_parameters_refused(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    gwt_require_kvm();
+    g_test_message("accelerator: %s", gwt_accel());
     for (size_t i = 0; i < G_N_ELEMENTS(transports); i++) {
         g_autofree char *path =
             g_strdup_printf("/migration/precopy/%s", transports[i].name);
@@ -409,9 +518,11 @@ int main(int argc, char **argv)
                          GINT_TO_POINTER(CANCEL_ACTIVE), test_cancel);
     g_test_add_data_func("/migration/cancel/pre-switchover",
                          GINT_TO_POINTER(CANCEL_PRE_SWITCHOVER), test_cancel);
-    g_test_add_func("/migration/destination-killed",
-                    test_destination_killed);
+    g_test_add_func("/migration/destination-killed", test_destination_killed);
     g_test_add_func("/migration/ping-pong", test_ping_pong);
+    g_test_add_func("/migration/cross-accel/kvm-tcg-kvm", test_cross_accel);
+    g_test_add_func("/migration/tcg/no-dirty-tracking",
+                    test_tcg_without_dirty_tracking);
     g_test_add_func("/migration/parameters-refused", test_parameters_refused);
     return g_test_run();
 }
