@@ -38,6 +38,11 @@
 #define MSR_APIC_BASE 0x1b
 #define APIC_BASE_BSP (1 << 8)
 #define CPUID_80000001_EDX_PDPE1GB (1 << 26)
+/* Hypervisor leaf; QEMU's TCG signs it "TCGTCGTCGTCG" (EBX, ECX, EDX). */
+#define CPUID_HV_LEAF 0x40000000
+#define CPUID_TCG_EBX 0x54474354 /* "TCGT" */
+#define CPUID_TCG_ECX 0x43544743 /* "CGTC" */
+#define CPUID_TCG_EDX 0x47435447 /* "GTCG" */
 
 /*
  * Paging entries. Every entry is user-accessible and writable, and the

@@ -8,10 +8,11 @@
  * little as possible: the page tables for the first 4 GiB (plus, with 1 GiB
  * pages, up to 64 GiB) are prebuilt in the image (pagetables.S), and the
  * map of RAM above 4 GiB for CPUs without 1 GiB pages is built later, in
- * ring 3 (lib/mem.c). About 45 instructions run in ring 0.
+ * ring 3 (lib/mem.c). About 55 instructions run in ring 0.
  *
  * The stub enters long mode, enables SSE, and drops to 64-bit ring 3 with
- * RFLAGS = 0x3002 (IOPL 3, IF 0) at rt_start(magic, mbi, pml4). The idle payload
+ * RFLAGS = 0x3002 (IOPL 3, IF 0) at rt_start(magic, mbi, pml4); under QEMU
+ * TCG it calls rt_start in ring 0 instead (IF 0). The idle payload
  * (GUEST_IDLE) instead prints READY on COM1 and halts in ring 0.
  */
 #include "boot.h"
@@ -98,15 +99,35 @@ ready_msg:
     .asciz "READY\n"
 #else
     /*
-     * Without godwit's hypercall port (i.e. under QEMU), clear the BSP
-     * flag in IA32_APIC_BASE: KVM then treats an INIT IPI to this vCPU
-     * like one to an AP (wait for SIPI, no host CPU) instead of resetting
-     * it to the BIOS. That is how ring-3 code parks under QEMU.
+     * godwit (its hypercall port answers): ring 3, parking by hypercall.
      */
     movw $BOOT_GW_HC_PORT, %dx
     inl %dx, %eax
     cmpl $BOOT_GW_HC_MAGIC, %eax
     je 2f
+    /*
+     * QEMU TCG (ring-0 CPUID leaf 0x40000000 says "TCGTCGTCGTCG"): stay in
+     * ring 0, where the runtime parks with cli; hlt. Ring 3 would park by
+     * an INIT IPI to itself, but TCG's INIT resets the CPU and makes CPU 0
+     * the BSP again whatever IA32_APIC_BASE said, so it restarts in the
+     * BIOS. (Ring 3 is there only because kvm_pvm emulates ring 0 slowly;
+     * TCG emulates every ring alike.)
+     */
+    movl $CPUID_HV_LEAF, %eax
+    cpuid
+    cmpl $CPUID_TCG_EBX, %ebx
+    jne 1f
+    cmpl $CPUID_TCG_ECX, %ecx
+    jne 1f
+    cmpl $CPUID_TCG_EDX, %edx
+    je 3f
+1:
+    /*
+     * Otherwise (QEMU with KVM) clear the BSP flag in IA32_APIC_BASE: KVM
+     * then treats an INIT IPI to this vCPU like one to an AP (wait for
+     * SIPI, no host CPU) instead of resetting it to the BIOS. That is how
+     * ring-3 code parks under QEMU with KVM.
+     */
     movl $MSR_APIC_BASE, %ecx
     rdmsr
     andl $~APIC_BASE_BSP, %eax
@@ -117,11 +138,13 @@ ready_msg:
     pushq $bsp_stack_top
     pushq $RFLAGS_RING3
     pushq $SEL_UCODE
-    pushq $ring3_entry
+    pushq $payload_entry
     iretq
+3:
+    movl %ebp, %edx
 
-    /* Ring 3 from here on. */
-ring3_entry:
+    /* Ring 3 from here on (ring 0 under QEMU TCG). */
+payload_entry:
     call rt_start                   /* (magic, mbi, pml4) */
     ud2
 

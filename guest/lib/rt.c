@@ -181,8 +181,10 @@ unsigned rt_wait_until(RtCpu *c, uint64_t until)
 }
 
 /*
- * Without godwit: an INIT IPI to ourselves. The boot stub cleared the BSP
- * flag, so KVM leaves this vCPU waiting for a SIPI, using no host CPU.
+ * QEMU with KVM (ring 3): an INIT IPI to ourselves. The boot stub cleared
+ * the BSP flag, so KVM leaves this vCPU waiting for a SIPI, using no host
+ * CPU. (Not under QEMU TCG: its INIT makes CPU 0 the BSP again and starts
+ * it in the BIOS; the stub keeps us in ring 0 there.)
  */
 static NORETURN void park_init_ipi(void)
 {
@@ -202,6 +204,9 @@ static NORETURN void park_init_ipi(void)
 unsigned rt_park(RtCpu *c)
 {
     if (!rt.godwit) {
+        if (rt.ring0) {
+            halt_forever(); /* QEMU TCG: costs no host CPU */
+        }
         park_init_ipi();
     }
     for (;;) {
@@ -335,10 +340,10 @@ static void print_banner(void)
         free = boot_info.ram[0].start;
     }
     rt_printf("%s: boot godwit=%d vcpus=%u tsc_khz=%lu tsc=%s pages=%s "
-              "ram_mib=%lu stub_us=%lu\n",
+              "ram_mib=%lu stub_us=%lu ring=%u\n",
               payload_name, rt.godwit, rt.vcpus, rt.tsc_khz, rt.tsc_source,
               rt.page1g ? "1G" : "2M", rt.ram_bytes / MiB,
-              rt_cycles_to_ns(rt.boot_cycles) / 1000);
+              rt_cycles_to_ns(rt.boot_cycles) / 1000, rt.ring0 ? 0 : 3);
     rt_printf("%s: layout image 0x%lx-0x%lx rw 0x%lx-0x%lx free 0x%lx\n",
               payload_name, (uintptr_t)__image_start, (uintptr_t)__image_end,
               (uintptr_t)__rw_start, (uintptr_t)__rw_end, free);
@@ -349,9 +354,10 @@ static void print_banner(void)
 }
 
 /*
- * Boot vCPU, ring 3, from the stub: (magic, mbi) as the loader gave them
- * and the page-table root the stub chose. (The stub's CPUID ran in ring 0;
- * ring-3 CPUID may see other values on this KVM, so we do not repeat it.)
+ * Boot vCPU, ring 3 (ring 0 under QEMU TCG), from the stub: (magic, mbi)
+ * as the loader gave them and the page-table root the stub chose. (The
+ * stub's CPUID ran in ring 0; ring-3 CPUID may see other values on this
+ * KVM, so we do not repeat it.)
  */
 void rt_start(uint32_t magic, uint32_t mbi, uint32_t pml4)
 {
@@ -365,6 +371,7 @@ void rt_start(uint32_t magic, uint32_t mbi, uint32_t pml4)
     rt.boot_cycles = entry - boot_tsc;
     rt.poll_cycles = 1000000;
     rt.godwit = gw_probe();
+    rt.ring0 = cpl() == 0;
     console_init(rt.godwit);
     if (magic != MB_BOOT_MAGIC) {
         rt_fail(c, "not started by a Multiboot loader (eax=0x%x)", magic);

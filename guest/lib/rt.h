@@ -5,7 +5,8 @@
  *
  * Everything runs in 64-bit ring 3 with IOPL 3 and interrupts off; there
  * is no way back to ring 0, so nothing here may use a privileged
- * instruction. Memory is identity mapped (virtual = guest-physical).
+ * instruction, except parking under QEMU TCG, where the stub leaves us in
+ * ring 0 (rt.ring0). Memory is identity mapped (virtual = guest-physical).
  */
 #ifndef GUEST_RT_H
 #define GUEST_RT_H
@@ -75,6 +76,7 @@ extern RtCpu rt_cpus[RT_MAX_CPUS];
 
 typedef struct Rt {
     bool godwit; /* the hypercall port answered */
+    bool ring0;  /* running in ring 0 (QEMU TCG): parking may hlt */
     uint32_t gw_version;
     unsigned vcpus;   /* vCPUs of the machine (1 when unknown) */
     unsigned ncpus;   /* vCPUs the payload may run workers on */

@@ -1,6 +1,7 @@
 /*
  * x86 instructions the ring-3 runtime uses: port I/O (RFLAGS.IOPL = 3
- * makes it legal in ring 3), TSC, CPUID, MMIO and a 128-bit mul/div.
+ * makes it legal in ring 3), TSC, CPUID, MMIO and a 128-bit mul/div; and
+ * hlt, for the ring-0 runtime under QEMU TCG.
  */
 #ifndef GUEST_X86_H
 #define GUEST_X86_H
@@ -46,6 +47,22 @@ static inline void cpu_relax(void)
 static inline void barrier(void)
 {
     __asm__ volatile("" : : : "memory");
+}
+
+/* Current privilege level: 0 (QEMU TCG) or 3 (elsewhere); see rt.h. */
+static inline unsigned cpl(void)
+{
+    uint16_t cs;
+    __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+    return cs & 3;
+}
+
+/* Ring 0 only: stop this vCPU for good (no interrupts ever wake it). */
+static inline void halt_forever(void)
+{
+    for (;;) {
+        __asm__ volatile("cli; hlt" : : : "memory");
+    }
 }
 
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
