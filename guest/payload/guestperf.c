@@ -39,7 +39,7 @@ void payload_main(int argc, char **argv)
         .rate = 0,
     };
 
-    if (!vm_args(&cfg, argc, argv)) {
+    if (!vm_args(&cfg, NULL, argc, argv)) {
         rt_park_forever(&rt_cpus[0]);
     }
     vm_run(&guestperf_ops, &cfg);

@@ -16,17 +16,21 @@ static struct {
     uint32_t checked_in; /* vCPUs that finished their start */
 } vm;
 
-bool vm_args(VmConfig *cfg, int argc, char **argv)
+bool vm_args(VmConfig *cfg, const ArgSpec *extra, int argc, char **argv)
 {
-    const ArgSpec specs[] = {
+    ArgSpec specs[16] = {
         {"vm", ARG_UINT, &cfg->workers, NULL},
         {"vm-bytes", ARG_SIZE, &cfg->bytes, NULL},
         {"vm-stride", ARG_SIZE, &cfg->stride, NULL},
         {"vm-hang", ARG_UINT, &cfg->hang, NULL},
         {"rate", ARG_SIZE, &cfg->rate, NULL},
-        {NULL, ARG_UINT, NULL, NULL},
     };
+    unsigned n = 5;
 
+    for (; extra && extra->key && n < 15; extra++) {
+        specs[n++] = *extra;
+    }
+    specs[n] = (ArgSpec){NULL, ARG_UINT, NULL, NULL};
     return args_parse(argc, argv, specs);
 }
 

@@ -54,8 +54,11 @@ typedef struct VmConfig {
     uint64_t rate;    /* rate= (bytes per second per worker) */
 } VmConfig;
 
-/* Parse vm=, vm-bytes=, vm-stride=, vm-hang=, rate= over @cfg's defaults. */
-bool vm_args(VmConfig *cfg, int argc, char **argv);
+/*
+ * Parse vm=, vm-bytes=, vm-stride=, vm-hang=, rate= over @cfg's defaults,
+ * and a payload's own keys @extra (NULL-key terminated; NULL for none).
+ */
+bool vm_args(VmConfig *cfg, const ArgSpec *extra, int argc, char **argv);
 /* Allocate, print the worker lines, start the vCPUs, print READY, run. */
 NORETURN void vm_run(const VmOps *ops, const VmConfig *cfg);
 

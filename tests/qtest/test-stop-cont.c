@@ -90,6 +90,38 @@ static void test_stop_cont_cycles(void)
     gwt_free(p);
 }
 
+/*
+ * Two vCPUs hammer one guest spinlock (stress vm-lock=1: lock xchg, a
+ * plain increment of a shared counter inside). A lock that is not
+ * exclusive across vCPUs loses increments (the guest prints "lock FAILED")
+ * or is left held with no owner (no answer at all). Pauses land anywhere,
+ * inside the critical section too.
+ */
+static void test_smp_spinlock(void)
+{
+    g_autofree char *elf = gwt_payload("stress");
+    GwProc *p = gwt_start("spinlock", "-m 128M -smp 2 -kernel %s -append "
+                                      "'vm=2 vm-bytes=4M vm-stride=64 "
+                                      "vm-lock=1'",
+                          elf);
+
+    g_assert_true(gwt_wait_serial(p, "READY", 60000));
+    for (int i = 0; i < 500; i++) {
+        gwt_qmp_void(p, "{'execute': 'stop'}");
+        gwt_qmp_void(p, "{'execute': 'cont'}");
+        g_usleep(2000);
+    }
+    gwt_sleep_ms(1000);
+    gwt_qmp_void(p, "{'execute': 'x-guest-request'}");
+    g_assert_true(gwt_wait_serial_count(p, "stress: lock ok", 2, 30000));
+    g_assert_cmpint(gwt_serial_count(p, "FAILED"), ==, 0);
+    g_autofree char *log = gwt_serial(p);
+    const char *ok = strstr(log, "stress: lock ok");
+    g_test_message("%.*s", (int)strcspn(ok, "\n"), ok);
+    g_assert_cmpint(gwt_quit(p), ==, 0);
+    gwt_free(p);
+}
+
 static void test_stop_cont_hmp(void)
 {
     g_autofree char *elf = gwt_payload("guestperf");
@@ -165,6 +197,7 @@ int main(int argc, char **argv)
     g_test_add_func("/runstate/stop-cont/qmp", test_stop_cont_qmp);
     g_test_add_func("/runstate/stop-cont/hmp", test_stop_cont_hmp);
     g_test_add_func("/runstate/stop-cont/cycles", test_stop_cont_cycles);
+    g_test_add_func("/runstate/smp-spinlock", test_smp_spinlock);
     g_test_add_func("/runstate/prelaunch", test_prelaunch);
     g_test_add_func("/runstate/quit", test_quit_event);
     return g_test_run();
