@@ -20,6 +20,17 @@ from gwqmp import QMP, ROOT, Godwit  # noqa: E402
 
 GUEST = os.path.join(ROOT, "build", "guest")
 QEMU = shutil.which("qemu-system-x86_64")
+# The accelerator of every godwit and QEMU here (--accel; main() sets it).
+ACCEL = "kvm"
+
+
+def kvm_usable():
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def GW(name, args, **kw):
+    """A godwit on this run's accelerator."""
+    return Godwit(name, ["-accel", ACCEL] + list(args), **kw)
 
 
 def payload(name):
@@ -49,7 +60,7 @@ class Qemu:
         self.serial_path = os.path.join(self.dir, "serial.log")
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [QEMU, "-accel", "kvm", "-m", mem, "-smp", smp, "-nodefaults",
+            [QEMU, "-accel", ACCEL, "-m", mem, "-smp", smp, "-nodefaults",
              "-display", "none", "-serial", "file:" + self.serial_path,
              "-kernel", kernel, "-append", append],
             stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -80,7 +91,7 @@ class QemuVM:
         self.dir = tempfile.mkdtemp(prefix="bench-qemu-")
         self.serial_path = os.path.join(self.dir, "serial.log")
         qmp = os.path.join(self.dir, "qmp.sock")
-        cmd = [QEMU, "-accel", "kvm", "-m", mem, "-nodefaults", "-display",
+        cmd = [QEMU, "-accel", ACCEL, "-m", mem, "-nodefaults", "-display",
                "none", "-serial", "file:" + self.serial_path, "-qmp",
                "unix:%s,server=on,wait=off" % qmp]
         if kernel:
@@ -94,6 +105,10 @@ class QemuVM:
 
     def wait_serial(self, needle, timeout):
         return wait_file(self.serial_path, needle, timeout, proc=self.proc)
+
+    def serial(self):
+        with open(self.serial_path, errors="replace") as f:
+            return f.read()
 
     def cleanup(self):
         self.proc.kill()
@@ -109,10 +124,10 @@ def migrate_pair(vmm, mem, payload_name, append, ready="READY",
     kernel = payload(payload_name)
     pre = ["-mem-prealloc"] if prealloc else []
     if vmm == "godwit":
-        dst = Godwit("dst", ["-m", mem] + pre +
-                     ["-incoming", "tcp:127.0.0.1:0"])
+        dst = GW("dst", ["-m", mem] + pre +
+                 ["-incoming", "tcp:127.0.0.1:0"])
         port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
-        src = Godwit("src", ["-m", mem, "-kernel", kernel, "-append", append])
+        src = GW("src", ["-m", mem, "-kernel", kernel, "-append", append])
         unlimited = 0
     else:
         port = free_port()
@@ -223,7 +238,7 @@ def bench_zero_page(a):
 
 def godwit_boot(kernel, mem, append):
     t0 = time.monotonic()
-    g = Godwit("bench", ["-m", mem, "-kernel", kernel, "-append", append])
+    g = GW("bench", ["-m", mem, "-kernel", kernel, "-append", append])
     ok = g.wait_serial("READY", 60)
     dt = time.monotonic() - t0
     g.cleanup()
@@ -276,32 +291,102 @@ def page_rate(serial, skip=3):
     return statistics.median(rates), len(rates)
 
 
+def pass_count(serial):
+    return len(PERF_RE.findall(serial))
+
+
+def tracked_rate(vm, seconds):
+    """Page rate of the passes that complete while a migration to
+    exec:cat>/dev/null at 256 MiB/s keeps the dirty log on and syncing (it
+    cannot converge), over `seconds`; then the migration is cancelled."""
+    before = pass_count(vm.serial())
+    vm.qmp.cmd("migrate-set-parameters", max_bandwidth=256 << 20)
+    vm.qmp.cmd("migrate", uri="exec:cat > /dev/null")
+    time.sleep(seconds)
+    syncs = vm.qmp.cmd("query-migrate")["ram"]["dirty-sync-count"]
+    vm.qmp.cmd("migrate_cancel")
+    text = vm.serial()
+    lines = PERF_RE.findall(text)[before + 1:-1]  # whole passes inside
+    khz = int(KHZ_RE.search(text).group(1))
+    rates = [(int(b) / 4096) / (int(c) / (khz * 1000.0))
+             for _, c, b in lines]
+    return (statistics.median(rates) if rates else None, len(rates), syncs)
+
+
 def bench_page_rate(a):
-    """The stress workload's page-write rate per vCPU (guestperf reports)."""
+    """The stress workload's page-write rate per vCPU (guestperf reports),
+    alone and while the dirty log is on (calc-dirty-rate dirty-bitmap)."""
     append = "vm=1 vm-bytes=256M"
-    g = Godwit("bench", ["-m", "512M", "-kernel", payload("guestperf"),
-                         "-append", append])
-    g.wait_serial("pass=%d " % (a.passes + 3), 120)
-    grate, gn = page_rate(g.serial())
-    g.cleanup()
-    qrate = None
-    if QEMU:
-        q = Qemu("512M", payload("guestperf"), append)
-        wait_file(q.serial_path, "pass=%d " % (a.passes + 3), 120,
-                  proc=q.proc)
-        qrate, qn = page_rate(q.serial())
-        q.stop()
+    rows = []
+    for vmm in ["godwit"] + (["qemu"] if QEMU else []):
+        if vmm == "godwit":
+            vm = GW("bench", ["-m", "512M", "-kernel", payload("guestperf"),
+                              "-append", append])
+        else:
+            vm = QemuVM("512M", payload("guestperf"), append)
+        try:
+            wait_file(vm.serial_path, "pass=%d " % (a.passes + 3), 180,
+                      proc=vm.proc)
+            alone, n = page_rate(vm.serial())
+            tracked, tn, syncs = tracked_rate(vm, 6)
+        finally:
+            vm.cleanup()
+        rows.append((vmm, alone, n, tracked, tn, syncs))
     print("\n### Guest page-write rate, one vCPU (guestperf vm=1 "
-          "vm-bytes=256M, median of %d passes)\n" % gn)
-    print("| VMM | M pages/s per vCPU | ms per GiB pass | godwit / QEMU |")
+          "vm-bytes=256M in 512M; median pass; tracked: passes during 6 s "
+          "of a migration to exec:cat>/dev/null at 256 MiB/s, dirty log on "
+          "and syncing)\n")
+    print("| VMM | M pages/s | ms per GiB | passes | tracked M pages/s | "
+          "tracked ms per GiB | passes (syncs) | godwit / QEMU (alone, "
+          "tracked) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    q = rows[1] if len(rows) > 1 else None
+    for vmm, r, n, t, tn, syncs in rows:
+        ratio = ""
+        if q and vmm == "godwit":
+            ratio = "%.2f, %s" % (r / q[1], "%.2f" % (t / q[3])
+                                  if t and q[3] else "n/a")
+        print("| %s | %.2f | %.1f | %d | %s | %s | %s | %s |" % (
+            "QEMU 7.2" if vmm == "qemu" else vmm, r / 1e6, 262144 / r * 1000,
+            n, "%.2f" % (t / 1e6) if t else "n/a",
+            "%.1f" % (262144 / t * 1000) if t else "n/a",
+            "%d (%d)" % (tn, syncs), ratio))
+
+
+def bench_memory(a):
+    """Host memory per vCPU: RSS of an idle guest with -smp 4 minus -smp 1,
+    over 3 (the secondary vCPUs of idle never start)."""
+    rows = []
+    for vmm in ["godwit"] + (["qemu"] if QEMU else []):
+        rss = {}
+        for smp in ("1", "4"):
+            vals = []
+            for _ in range(max(a.runs, 1)):
+                if vmm == "godwit":
+                    vm = GW("bench", ["-m", "128M", "-smp", smp, "-kernel",
+                                      payload("idle")])
+                else:
+                    vm = QemuVM("128M", payload("idle"), "",
+                                extra=["-smp", smp])
+                try:
+                    wait_file(vm.serial_path, "READY", 60, proc=vm.proc)
+                    time.sleep(0.5)
+                    with open("/proc/%d/status" % vm.proc.pid) as f:
+                        kb = int(re.search(r"VmRSS:\s+(\d+)",
+                                           f.read()).group(1))
+                    vals.append(kb)
+                finally:
+                    vm.cleanup()
+            rss[smp] = statistics.median(vals)
+        rows.append((vmm, rss["1"], rss["4"], (rss["4"] - rss["1"]) / 3))
+    print("\n### Host memory per vCPU (idle, -m 128M, RSS, median of %d)\n"
+          % max(a.runs, 1))
+    print("| VMM | RSS -smp 1 | RSS -smp 4 | per extra vCPU |")
     print("|---|---:|---:|---:|")
-    for who, r in (("godwit", grate), ("QEMU 7.2", qrate)):
-        if r is None:
-            print("| %s | n/a | n/a | |" % who)
-            continue
-        print("| %s | %.1f | %.2f | %s |" % (
-            who, r / 1e6, (262144 / r) * 1000,
-            "%.2f" % (grate / qrate) if (qrate and who == "godwit") else ""))
+    for vmm, r1, r4, per in rows:
+        print("| %s | %.1f MiB | %.1f MiB | %.1f MiB |" % (
+            "QEMU 7.2" if vmm == "qemu" else vmm, r1 / 1024, r4 / 1024,
+            per / 1024))
 
 
 def bench_dirty_sync(a):
@@ -309,8 +394,8 @@ def bench_dirty_sync(a):
     time for a whole guest, with a writer dirtying 1 GiB continuously."""
     rows = []
     for mem in a.sync_sizes:
-        g = Godwit("bench", ["-m", mem, "-kernel", payload("stress"),
-                             "-append", "vm=1 vm-bytes=1G"])
+        g = GW("bench", ["-m", mem, "-kernel", payload("stress"),
+                         "-append", "vm=1 vm-bytes=1G"])
         g.wait_serial("READY", 60)
         time.sleep(a.warmup)
         g.qmp.cmd("x-dirty-log", action="start")
@@ -362,8 +447,8 @@ def wall_ms_per_gib(serial_fn, seconds):
 def bench_throttle(a):
     """vCPU throttle accuracy: guestperf's write rate over wall time at
     p = 25/50/75/90 % against unthrottled (a throttle of p leaves 1 - p)."""
-    g = Godwit("bench", ["-m", "1G", "-kernel", payload("guestperf"),
-                         "-append", "vm=1 vm-bytes=512M"])
+    g = GW("bench", ["-m", "1G", "-kernel", payload("guestperf"),
+                     "-append", "vm=1 vm-bytes=512M"])
 
     def rate(pct):
         g.qmp.cmd("x-vcpu-throttle", percentage=pct)
@@ -410,10 +495,10 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
     """One seed-blog scenario; returns a result dict."""
     kernel = payload("guestperf")
     if vmm == "godwit":
-        dst = Godwit("dst", ["-m", "2G", "-incoming", "tcp:127.0.0.1:0"])
+        dst = GW("dst", ["-m", "2G", "-incoming", "tcp:127.0.0.1:0"])
         port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
-        src = Godwit("src", ["-m", "2G", "-kernel", kernel, "-append",
-                             append])
+        src = GW("src", ["-m", "2G", "-kernel", kernel, "-append",
+                         append])
     else:
         port = free_port()
         dst = QemuVM("2G", kernel, append, "tcp:127.0.0.1:%d" % port)
@@ -514,8 +599,8 @@ def migrate_run(vmm, mem, payload_name, append, caps=(), params=None,
     pre = ["-mem-prealloc"] if prealloc else []
     params = dict(params or {})
     if vmm == "godwit":
-        dst = Godwit("dst", ["-m", mem] + pre + ["-incoming", "defer"])
-        src = Godwit("src", ["-m", mem, "-kernel", kernel, "-append", append])
+        dst = GW("dst", ["-m", mem] + pre + ["-incoming", "defer"])
+        src = GW("src", ["-m", mem, "-kernel", kernel, "-append", append])
         unlimited = 0
     else:
         dst = QemuVM(mem, kernel, append, "defer", extra=pre)
@@ -726,8 +811,8 @@ def bench_dirty_rate(a):
             app = "vm=1 vm-bytes=1G rate=%dM" % rate
             kernel = payload("stress")
             if vmm == "godwit":
-                g = Godwit("bench", ["-m", "1536M", "-kernel", kernel,
-                                     "-append", app])
+                g = GW("bench", ["-m", "1536M", "-kernel", kernel,
+                                 "-append", app])
             else:
                 g = QemuVM("1536M", kernel, app)
             try:
@@ -749,6 +834,7 @@ def bench_dirty_rate(a):
 SECTIONS = {
     "boot": bench_boot,
     "page-rate": bench_page_rate,
+    "memory": bench_memory,
     "dirty-sync": bench_dirty_sync,
     "zero-page": bench_zero_page,
     "migrate-idle": bench_migrate_idle,
@@ -788,15 +874,22 @@ def main():
                     help="fill pattern of the compress section")
     ap.add_argument("--multifd-pattern", default="random",
                     help="fill pattern of the multifd section")
+    ap.add_argument("--accel", choices=["kvm", "tcg"],
+                    default="kvm" if kvm_usable() else "tcg",
+                    help="accelerator of godwit and QEMU (default: kvm "
+                    "where /dev/kvm opens, else tcg)")
     a = ap.parse_args()
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("bench: /dev/kvm is not available", file=sys.stderr)
+    global ACCEL
+    ACCEL = a.accel
+    if ACCEL == "kvm" and not kvm_usable():
+        print("bench: --accel kvm: /dev/kvm is not available",
+              file=sys.stderr)
         return 77
     print("<!-- scripts/bench %s, %s, %s -->" % (
         " ".join(sys.argv[1:]), time.strftime("%Y-%m-%d"),
         os.uname().release))
-    print("host: %d CPUs, QEMU: %s" % (os.cpu_count(),
-                                       QEMU if QEMU else "not installed"))
+    print("host: %d CPUs, accelerator: %s (godwit and QEMU), QEMU: %s" % (
+        os.cpu_count(), ACCEL, QEMU if QEMU else "not installed"))
     for s in a.sections:
         if s not in SECTIONS:
             ap.error("unknown section %r" % s)
