@@ -391,6 +391,7 @@ static void test_ping_pong(void)
     mp->dst = gwt_start("back", "-m 256M -S -incoming 'unix:%s'", bc_sock);
     mig_set_speed(mp->src, 0, 300);
     g_autofree char *bc = g_strdup_printf("unix:%s", bc_sock);
+    mig_set_speed(mp->src, 0, 300);
     g_autofree char *st2 = mig_migrate_wait(mp->src, bc, MIG_TIMEOUT);
     g_assert_cmpstr(st2, ==, "completed");
     mig_check_destination(mp, true);
@@ -438,6 +439,7 @@ static void test_cross_accel(void)
     check_accel(mp->src, "kvm");
     check_accel(mp->dst, "tcg");
     g_autofree char *ab = g_strdup_printf("unix:%s", ab_sock);
+    mig_set_speed(mp->src, 0, 300);
     g_autofree char *st = mig_migrate_wait(mp->src, ab, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     mig_check_destination(mp, true);
@@ -448,6 +450,7 @@ static void test_cross_accel(void)
         gwt_start("kvm2", "-m 256M -smp 2 -S -incoming 'unix:%s'", bc_sock);
     check_accel(mp->dst, "kvm");
     g_autofree char *bc = g_strdup_printf("unix:%s", bc_sock);
+    mig_set_speed(mp->src, 0, 300);
     g_autofree char *st2 = mig_migrate_wait(mp->src, bc, MIG_TIMEOUT);
     g_assert_cmpstr(st2, ==, "completed");
     mig_check_destination(mp, true);
