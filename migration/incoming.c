@@ -5,6 +5,7 @@
  * success; print the reason and exit non-zero on failure, as QEMU does.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "migration/options.h"
 #include "multifd.h"
 #include "ram.h"
+#include "return-path.h"
 #include "savevm.h"
 
 static MigrationIncomingState incoming = {
@@ -63,6 +65,9 @@ static gboolean incoming_done_bh(gpointer opaque)
         qemu_system_exit_request(1, "migration-failed");
         return G_SOURCE_REMOVE;
     }
+    if (atomic_load(&incoming.postcopy_ran)) {
+        return G_SOURCE_REMOVE; /* the guest runs since POSTCOPY_RUN */
+    }
     /* The guest sees a new generation: payloads check themselves. */
     hypercall_bump_generation();
     if (runstate_autostart()) {
@@ -72,6 +77,111 @@ static gboolean incoming_done_bh(gpointer opaque)
     }
     return G_SOURCE_REMOVE;
 }
+
+/* ---- what the stream's commands ask (incoming thread) ------------------- */
+
+static bool cmd_open_return_path(GError **errp)
+{
+    incoming.rp = rp_writer_open(incoming.chan, errp);
+    return incoming.rp != NULL;
+}
+
+static bool cmd_ping(uint32_t value, GError **errp)
+{
+    if (!rp_send_pong(incoming.rp, value)) {
+        g_autofree char *e = rp_writer_error(incoming.rp);
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC, e);
+        return false;
+    }
+    return true;
+}
+
+static bool cmd_postcopy_advise(uint64_t summary, uint64_t tps, GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+    PostcopyRamCaps caps;
+
+    if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "RAM postcopy is disabled but have 16 byte "
+                            "advise");
+        return false;
+    }
+    if (!postcopy_ram_probe(&caps, &err)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Postcopy is not supported: %s", err->message);
+        return false;
+    }
+    if (!caps.kernel_faults && current_machine->accel->name &&
+        !strcmp(current_machine->accel->name, "kvm")) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "Postcopy is not supported: this process may "
+                            "only open a user-mode userfaultfd, and KVM "
+                            "reaches guest RAM in kernel mode");
+        return false;
+    }
+    if (summary != GW_PAGE_SIZE) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Postcopy needs matching RAM page sizes (s=%" PRIx64
+                    " d=%" PRIx64 ")",
+                    summary, (uint64_t)GW_PAGE_SIZE);
+        return false;
+    }
+    if (tps != GW_PAGE_SIZE) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Postcopy needs matching target page sizes (s=%d d=%d)",
+                    (int)tps, (int)GW_PAGE_SIZE);
+        return false;
+    }
+    return true;
+}
+
+/* Fault thread: a page a vCPU (or anyone) waits for. */
+static void postcopy_request(void *opaque, uint64_t offset, uint64_t len)
+{
+    /* a failed return path ends the load through the main channel */
+    if (!rp_send_req_pages(incoming.rp, current_machine->ram->idstr, offset,
+                           (uint32_t)len)) {
+        mig_channel_shutdown(incoming.chan);
+    }
+}
+
+static bool cmd_postcopy_listen(GError **errp)
+{
+    if (!ram_load_postcopy_listen(postcopy_request, NULL, errp)) {
+        return false;
+    }
+    incoming_set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    return true;
+}
+
+static gboolean postcopy_run_bh(gpointer opaque)
+{
+    hypercall_bump_generation();
+    if (runstate_autostart()) {
+        vm_start();
+    } else {
+        runstate_set(RUN_STATE_PAUSED);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static bool cmd_postcopy_run(GError **errp)
+{
+    atomic_store(&incoming.postcopy_ran, true);
+    g_idle_add(postcopy_run_bh, NULL);
+    return true;
+}
+
+static const LoadvmCommandOps incoming_command_ops = {
+    .open_return_path = cmd_open_return_path,
+    .ping = cmd_ping,
+    .postcopy_advise = cmd_postcopy_advise,
+    .postcopy_discard = ram_load_postcopy_discard,
+    .postcopy_listen = cmd_postcopy_listen,
+    .postcopy_run = cmd_postcopy_run,
+    .postcopy_abort = ram_load_postcopy_end,
+};
 
 static uint32_t be32_at(const uint8_t *p)
 {
@@ -179,10 +289,22 @@ static void *incoming_thread(void *opaque)
     incoming.listener = NULL;
     if (chan) {
         QEMUFile *f = qemu_file_new_input(chan);
+        incoming.chan = chan;
         incoming_set_status(MIGRATION_STATUS_ACTIVE);
+        qemu_loadvm_set_command_ops(&incoming_command_ops);
         if (!n || multifd_recv_setup(chans, n, current_machine->ram,
                                      ram_load_touched_map(), f, &err)) {
             ok = qemu_loadvm_state(f, &err);
+        }
+        if (incoming.rp) {
+            /* the source waits for this word: 0 = everything loaded */
+            if (!rp_send_shut(incoming.rp, ok ? 0 : 1) && ok) {
+                g_autofree char *e = rp_writer_error(incoming.rp);
+                g_set_error_literal(&err, GW_ERROR, GW_ERROR_GENERIC, e);
+                ok = false;
+            }
+            rp_writer_close(incoming.rp);
+            incoming.rp = NULL;
         }
         multifd_recv_cleanup();
         g_autofree char *mf_err = multifd_recv_error();

@@ -166,6 +166,21 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
                                     G_GINT64_FORMAT "\n",
                                get_int(o, "cpu-throttle-percentage"));
     }
+    if (json_object_has_member(o, "postcopy-blocktime")) {
+        g_string_append_printf(out, "postcopy blocktime: %" G_GINT64_FORMAT
+                                    "\n",
+                               get_int(o, "postcopy-blocktime"));
+    }
+    if (json_object_has_member(o, "postcopy-vcpu-blocktime")) {
+        JsonArray *a =
+            json_object_get_array_member(o, "postcopy-vcpu-blocktime");
+        g_string_append(out, "postcopy vcpu blocktime: [");
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            g_string_append_printf(out, "%s%" G_GINT64_FORMAT, i ? ", " : "",
+                                   json_array_get_int_element(a, i));
+        }
+        g_string_append(out, "]\n");
+    }
     if (json_object_has_member(o, "socket-address")) {
         JsonArray *a = json_object_get_array_member(o, "socket-address");
         g_string_append(out, "socket address: [\n");

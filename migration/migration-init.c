@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 
 #include "godwit/machine.h"
+#include "godwit/runstate.h"
 #include "migration-int.h"
 #include "migration/migration.h"
 #include "migration/options.h"
@@ -25,6 +26,22 @@ static bool incoming_loading(void)
     return migration_incoming_loading();
 }
 
+/* QEMU's check: a destination (-incoming) must have userfaultfd. */
+static bool postcopy_check(GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (runstate_get() != RUN_STATE_INMIGRATE) {
+        return true;
+    }
+    if (!postcopy_ram_supported(&err)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Postcopy is not supported: %s", err->message);
+        return false;
+    }
+    return true;
+}
+
 void migration_init(Machine *m)
 {
     MigrationState *s = migrate_get_current();
@@ -36,6 +53,7 @@ void migration_init(Machine *m)
     migration_channels_init();
     migration_options_init(outgoing_running, incoming_started,
                            incoming_loading);
+    migration_options_set_postcopy_check(postcopy_check);
     ram_register(m);
     migration_options_register_commands();
     migration_register_qmp_commands();
@@ -66,7 +84,7 @@ void migration_shutdown(void)
     MigrationIncomingState *mis = migration_incoming_get_current();
 
     dirtyrate_shutdown();
-    migrate_cancel();
+    migrate_cancel_force();
     if (s->thread_created) {
         pthread_join(s->thread, NULL);
         s->thread_created = false;

@@ -68,6 +68,15 @@ typedef struct MigrationState {
     _Atomic uint64_t mbps_x1000;     /* Mbit/s * 1000, last window */
     _Atomic bool switchover;         /* guest stopped for the last part */
 
+    /* Post-copy. start_postcopy: migrate-start-postcopy was given. */
+    atomic_bool start_postcopy;
+    atomic_bool postcopy;        /* the destination runs the guest */
+    struct RPReader *rp;         /* the return path, owned by the thread */
+    /* What the return path said, protected by lock. */
+    bool rp_shut;
+    uint32_t rp_shut_value;
+    char *rp_error;
+
     /* Owned by the migration thread: rate limit window. */
     int64_t window_start_us;
     uint64_t window_start_bytes;
@@ -99,8 +108,14 @@ void *migration_thread(void *opaque);
 
 /* QMP-facing operations (migration.c), main loop. */
 bool migrate_start(const char *uri, GError **errp);
-void migrate_cancel(void);
+/* Refused in post-copy (the guest would be lost). */
+bool migrate_cancel(GError **errp);
+/* Quitting: ends any migration, post-copy too. */
+void migrate_cancel_force(void);
 bool migrate_continue(const char *state, GError **errp);
+bool migrate_start_postcopy(GError **errp);
+/* The source is in post-copy: the destination runs the guest. */
+bool migration_in_postcopy(void);
 
 /* Destination (incoming.c). */
 typedef struct MigrationIncomingState {
@@ -114,6 +129,10 @@ typedef struct MigrationIncomingState {
     char *error_desc;
     _Atomic int64_t start_ms;
     _Atomic int64_t total_ms;
+    /* Incoming thread: the main channel and the way back, if opened. */
+    MigChannel *chan;
+    struct RPWriter *rp;
+    atomic_bool postcopy_ran; /* POSTCOPY_RUN started the guest */
 } MigrationIncomingState;
 
 MigrationIncomingState *migration_incoming_get_current(void);

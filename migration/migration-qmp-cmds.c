@@ -68,8 +68,43 @@ static JsonNode *qmp_migrate_incoming(JsonObject *args, GError **errp)
 
 static JsonNode *qmp_migrate_cancel(JsonObject *args, GError **errp)
 {
-    migrate_cancel();
-    return qmp_return_empty();
+    return migrate_cancel(errp) ? qmp_return_empty() : NULL;
+}
+
+static JsonNode *qmp_migrate_start_postcopy(JsonObject *args, GError **errp)
+{
+    return migrate_start_postcopy(errp) ? qmp_return_empty() : NULL;
+}
+
+/* Post-copy recovery is not built yet: both are refused, clearly. */
+static JsonNode *qmp_migrate_pause(JsonObject *args, GError **errp)
+{
+    if (!migration_in_postcopy()) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "migrate-pause is currently only supported "
+                            "during postcopy-active state");
+    } else {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "migrate-pause: godwit cannot recover a paused "
+                            "post-copy migration yet, so it does not pause "
+                            "one");
+    }
+    return NULL;
+}
+
+static JsonNode *qmp_migrate_recover(JsonObject *args, GError **errp)
+{
+    static const char *const allowed[] = {"uri", NULL};
+    const char *uri = NULL;
+
+    if (!qmp_args_check(args, allowed, errp) ||
+        !qmp_arg_str(args, "uri", true, &uri, errp)) {
+        return NULL;
+    }
+    g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "Migrate recover can only be run when postcopy is "
+                        "paused.");
+    return NULL;
 }
 
 static JsonNode *qmp_migrate_continue(JsonObject *args, GError **errp)
@@ -125,13 +160,13 @@ static JsonObject *ram_info(MigrationState *s, MigrationStatus st)
     SET("dirty-pages-rate", atomic_load(&ram_stats.dirty_pages_rate));
     json_object_set_double_member(r, "mbps", mbps);
     SET("dirty-sync-count", atomic_load(&ram_stats.dirty_sync_count));
-    SET("postcopy-requests", 0);
+    SET("postcopy-requests", atomic_load(&ram_stats.postcopy_requests));
     SET("page-size", GW_PAGE_SIZE);
     SET("multifd-bytes", multifd_bytes_transferred());
     SET("pages-per-second", atomic_load(&ram_stats.pages_per_second));
     SET("precopy-bytes", atomic_load(&ram_stats.precopy_bytes));
     SET("downtime-bytes", atomic_load(&ram_stats.downtime_bytes));
-    SET("postcopy-bytes", 0);
+    SET("postcopy-bytes", atomic_load(&ram_stats.postcopy_bytes));
     SET("dirty-sync-missed-zero-copy", 0);
 #undef SET
     return r;
@@ -202,10 +237,19 @@ static bool source_info(JsonObject *o)
     case MIGRATION_STATUS_CANCELLING:
     case MIGRATION_STATUS_PRE_SWITCHOVER:
     case MIGRATION_STATUS_DEVICE:
+    case MIGRATION_STATUS_POSTCOPY_ACTIVE:
+    case MIGRATION_STATUS_POSTCOPY_PAUSED:
+    case MIGRATION_STATUS_POSTCOPY_RECOVER:
         json_object_set_int_member(o, "total-time",
                                    now - atomic_load(&s->start_ms));
-        json_object_set_int_member(o, "expected-downtime",
-                                   atomic_load(&s->expected_downtime_ms));
+        if (migration_in_postcopy()) {
+            /* the stop is over: the guest runs on the destination */
+            json_object_set_int_member(o, "downtime",
+                                       atomic_load(&s->downtime_ms));
+        } else {
+            json_object_set_int_member(o, "expected-downtime",
+                                       atomic_load(&s->expected_downtime_ms));
+        }
         json_object_set_int_member(o, "setup-time", atomic_load(&s->setup_ms));
         json_object_set_object_member(o, "ram", ram_info(s, st));
         feature_info(o);
@@ -263,6 +307,42 @@ static void add_socket_address(JsonObject *o, const char *addr)
     json_object_set_array_member(o, "socket-address", a);
 }
 
+/*
+ * Destination after LISTEN: with postcopy-blocktime, as QEMU, the time
+ * all vCPUs were blocked at once and each vCPU's, in ms (during and after
+ * post-copy); and godwit's fault latency percentiles.
+ */
+static void postcopy_blocktime_info(JsonObject *o)
+{
+    PostcopyRamStats st;
+    JsonObject *lat;
+    JsonArray *a;
+
+    if (!ram_load_postcopy_stats(&st)) {
+        if (!ram_load_postcopy_final_valid) {
+            return;
+        }
+        st = ram_load_postcopy_final;
+    }
+    /* godwit's: how long a faulting thread waited for its page */
+    lat = json_object_new();
+    json_object_set_int_member(lat, "faults", st.latency_samples);
+    json_object_set_int_member(lat, "p50-us", st.fault_latency_us_p50);
+    json_object_set_int_member(lat, "p99-us", st.fault_latency_us_p99);
+    json_object_set_int_member(lat, "max-us", st.fault_latency_us_max);
+    json_object_set_object_member(o, "x-postcopy-fault-latency", lat);
+    if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME) ||
+        !st.blocktime_available) {
+        return;
+    }
+    json_object_set_int_member(o, "postcopy-blocktime", st.blocktime_ms);
+    a = json_array_new();
+    for (int i = 0; i < st.nr_vcpus; i++) {
+        json_array_add_int_element(a, st.vcpu_blocktime_ms[i]);
+    }
+    json_object_set_array_member(o, "postcopy-vcpu-blocktime", a);
+}
+
 static void destination_info(JsonObject *o)
 {
     MigrationIncomingState *mis = migration_incoming_get_current();
@@ -282,6 +362,7 @@ static void destination_info(JsonObject *o)
     if (mis->address && st == MIGRATION_STATUS_SETUP) {
         add_socket_address(o, mis->address);
     }
+    postcopy_blocktime_info(o);
 }
 
 static JsonNode *qmp_query_migrate(JsonObject *args, GError **errp)
@@ -317,6 +398,29 @@ static const MonitorCommand migration_commands[] = {
         .handler = qmp_migrate_cancel,
         .hmp_name = "migrate_cancel",
         .help = "cancel the current VM migration",
+    },
+    {
+        .name = "migrate-start-postcopy",
+        .handler = qmp_migrate_start_postcopy,
+        .hmp_name = "migrate_start_postcopy",
+        .help = "Followup to a migration command to switch the migration"
+                " to postcopy mode. The postcopy-ram capability must "
+                "be set on both source and destination before the "
+                "original migration command .",
+    },
+    {
+        .name = "migrate-pause",
+        .handler = qmp_migrate_pause,
+        .hmp_name = "migrate_pause",
+        .help = "Pause an ongoing migration (postcopy-only)",
+    },
+    {
+        .name = "migrate-recover",
+        .handler = qmp_migrate_recover,
+        .hmp_name = "migrate_recover",
+        .args_type = "uri:s",
+        .params = "uri",
+        .help = "Continue a paused incoming postcopy migration",
     },
     {
         .name = "migrate-continue",

@@ -6,8 +6,11 @@
  *
  * States: none -> setup -> active [-> pre-switchover -> device]
  *         -> completed | failed | cancelling -> cancelled
+ * Post-copy: active -> postcopy-active -> completed | failed; from
+ * postcopy-active the guest runs on the destination and cannot come back.
  */
 #include <errno.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 #include "migration/options.h"
 #include "multifd.h"
 #include "ram.h"
+#include "return-path.h"
 #include "savevm.h"
 
 static const char *const status_names[MIGRATION_STATUS__MAX] = {
@@ -110,6 +114,9 @@ static bool status_is_running(MigrationStatus st)
     case MIGRATION_STATUS_CANCELLING:
     case MIGRATION_STATUS_PRE_SWITCHOVER:
     case MIGRATION_STATUS_DEVICE:
+    case MIGRATION_STATUS_POSTCOPY_ACTIVE:
+    case MIGRATION_STATUS_POSTCOPY_PAUSED:
+    case MIGRATION_STATUS_POSTCOPY_RECOVER:
         return true;
     default:
         return false;
@@ -121,6 +128,11 @@ bool migration_is_running(void)
     /* A finished migration whose thread is not joined yet still counts. */
     return status_is_running(migrate_status(&current_migration)) ||
            current_migration.thread_created;
+}
+
+bool migration_in_postcopy(void)
+{
+    return atomic_load(&current_migration.postcopy);
 }
 
 bool migration_in_switchover(void)
@@ -191,10 +203,12 @@ static void window_reset(MigrationState *s, QEMUFile *f)
 bool migration_rate_exceeded(QEMUFile *f)
 {
     MigrationState *s = &current_migration;
-    uint64_t limit = migrate_max_bandwidth();
+    bool postcopy = atomic_load(&s->postcopy);
+    uint64_t limit = postcopy ? migrate_max_postcopy_bandwidth()
+                              : migrate_max_bandwidth();
     uint64_t sent;
 
-    if (!limit || atomic_load(&s->switchover)) {
+    if (!limit || (atomic_load(&s->switchover) && !postcopy)) {
         return false;
     }
     sent = migration_transferred(f) + qemu_file_pending(f) -
@@ -227,7 +241,10 @@ static void window_update(MigrationState *s, QEMUFile *f)
     window_reset(s, f);
 }
 
-/* Sleeps until the window ends if the rate limit was reached. */
+/*
+ * Sleeps until the window ends if the rate limit was reached; in
+ * post-copy a page request ends the sleep (requests are never held back).
+ */
 static void rate_limit_wait(MigrationState *s, QEMUFile *f)
 {
     if (!migration_rate_exceeded(f)) {
@@ -236,7 +253,11 @@ static void rate_limit_wait(MigrationState *s, QEMUFile *f)
     int64_t end = s->window_start_us + MIGRATION_WINDOW_MS * 1000;
     int64_t now = g_get_monotonic_time();
     if (end > now) {
-        g_usleep((gulong)(end - now));
+        if (atomic_load(&s->postcopy)) {
+            ram_postcopy_wait_request(end);
+        } else {
+            g_usleep((gulong)(end - now));
+        }
     }
 }
 
@@ -278,6 +299,187 @@ static bool migration_completion(MigrationState *s, QEMUFile *f,
     return qemu_savevm_state_complete(f, errp);
 }
 
+/* ---- the return path ----------------------------------------------------- */
+
+static bool rp_req_pages(void *opaque, const char *block, uint64_t start,
+                         uint32_t len, GError **errp)
+{
+    MigrationState *s = opaque;
+
+    if (!atomic_load(&s->postcopy)) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "page request before post-copy began");
+        return false;
+    }
+    return ram_postcopy_queue_request(block, start, len, errp);
+}
+
+static void rp_pong(void *opaque, uint32_t value)
+{
+}
+
+static void rp_shut(void *opaque, uint32_t value)
+{
+    MigrationState *s = opaque;
+
+    g_mutex_lock(&s->lock);
+    s->rp_shut = true;
+    s->rp_shut_value = value;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    ram_postcopy_kick();
+}
+
+static void rp_error(void *opaque, const char *msg)
+{
+    MigrationState *s = opaque;
+
+    g_mutex_lock(&s->lock);
+    if (!s->rp_error) {
+        s->rp_error = g_strdup(msg);
+    }
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    /* the main channel's peer is gone too: don't wait on it */
+    g_mutex_lock(&s->lock);
+    if (s->chan) {
+        mig_channel_shutdown(s->chan);
+    }
+    g_mutex_unlock(&s->lock);
+    ram_postcopy_kick();
+}
+
+static const RPReaderOps rp_ops = {
+    .req_pages = rp_req_pages,
+    .pong = rp_pong,
+    .shut = rp_shut,
+    .error = rp_error,
+};
+
+/* A failure the return path reported, as an error (false), or true. */
+static bool rp_check(MigrationState *s, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&s->lock);
+    ok = !s->rp_error;
+    if (!ok) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC, s->rp_error);
+    } else if (s->rp_shut && s->rp_shut_value) {
+        ok = false;
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "the destination failed (return path SHUT %u)",
+                    s->rp_shut_value);
+    }
+    g_mutex_unlock(&s->lock);
+    return ok;
+}
+
+/*
+ * At the end: the destination says it loaded everything (SHUT 0) or
+ * why not. Nothing more comes once the main channel failed.
+ */
+static bool rp_await_shut(MigrationState *s, QEMUFile *f, GError **errp)
+{
+    for (;;) {
+        bool ended = rp_reader_wait(s->rp, 100);
+        bool shut;
+
+        if (!rp_check(s, errp)) {
+            return false;
+        }
+        g_mutex_lock(&s->lock);
+        shut = s->rp_shut;
+        g_mutex_unlock(&s->lock);
+        if (shut) {
+            return true;
+        }
+        if (ended) {
+            g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                                "return path closed before the destination "
+                                "finished");
+            return false;
+        }
+        if (migration_cancelling(s) && !atomic_load(&s->postcopy)) {
+            g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                                "cancelled");
+            return false;
+        }
+    }
+}
+
+/* ---- post-copy ------------------------------------------------------------ */
+
+/*
+ * The switch: stop the guest, send the discards, then one package with
+ * LISTEN, every device's state and RUN. The destination runs the guest
+ * from there and asks for the pages it lacks.
+ */
+static bool postcopy_start(MigrationState *s, QEMUFile *f, int64_t *stop_us,
+                           GError **errp)
+{
+    MigChannel *mem;
+    QEMUFile *pf;
+    g_autofree uint8_t *buf = NULL;
+    struct stat st;
+    bool ok;
+
+    migrate_set_status(s, MIGRATION_STATUS_ACTIVE,
+                       MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    *stop_us = g_get_monotonic_time();
+    s->vm_was_running = runstate_is_running();
+    atomic_store(&s->switchover, true);
+    vm_stop_force_state(RUN_STATE_FINISH_MIGRATE);
+    if (!ram_postcopy_start(f, errp)) {
+        return false;
+    }
+    qemu_savevm_send_ping(f, 2);
+
+    mem = mig_channel_new_memory(errp);
+    if (!mem) {
+        return false;
+    }
+    pf = qemu_file_new_output(mem);
+    qemu_savevm_send_postcopy_listen(pf);
+    ok = qemu_savevm_state_complete_devices(pf, errp);
+    qemu_savevm_send_postcopy_run(pf);
+    qemu_fflush(pf);
+    ok = ok && qemu_file_check(pf, errp);
+    if (ok && fstat(mig_channel_fd(mem), &st) < 0) {
+        ok = gw_error_errno(errp, errno, "post-copy package");
+    }
+    if (ok && (uint64_t)st.st_size > MIG_PACKAGED_MAX) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "post-copy package too large");
+        ok = false;
+    }
+    if (ok) {
+        buf = g_malloc(st.st_size ? st.st_size : 1);
+        ok = pread(mig_channel_fd(mem), buf, st.st_size, 0) == st.st_size ||
+             gw_error_errno(errp, errno, "reading the post-copy package");
+    }
+    qemu_fclose(pf, NULL);
+    if (!ok) {
+        return false;
+    }
+    qemu_savevm_send_packaged(f, buf, st.st_size);
+    qemu_fflush(f);
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    atomic_store(&s->postcopy, true);
+    /* as QEMU: the downtime of post-copy ends when the package is out */
+    atomic_store(&s->downtime_ms, (g_get_monotonic_time() - *stop_us) / 1000);
+    return true;
+}
+
+/* Everything sent: END, EOF, then the destination's word that it is done. */
+static bool postcopy_complete(MigrationState *s, QEMUFile *f, GError **errp)
+{
+    return qemu_savevm_state_complete_postcopy(f, errp) &&
+           rp_await_shut(s, f, errp);
+}
+
 /* ---- the migration thread ------------------------------------------------ */
 
 /* The main loop joins the thread and drops the channel. */
@@ -298,12 +500,16 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
 {
     g_autoptr(GError) close_err = NULL;
 
+    bool postcopy = atomic_load(&s->postcopy);
+
     g_mutex_lock(&s->lock);
     s->chan = NULL;
     g_mutex_unlock(&s->lock);
     if (!ok) {
         multifd_send_shutdown(); /* no channel thread waits on a peer */
     }
+    rp_reader_stop(s->rp);
+    s->rp = NULL;
     if (f && !qemu_fclose(f, ok ? &close_err : NULL)) {
         ok = false;
         if (!err && close_err) {
@@ -316,10 +522,20 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
     cpu_throttle_stop();
     atomic_store(&s->total_ms, realtime_ms() - atomic_load(&s->start_ms));
     if (ok) {
-        atomic_store(&s->downtime_ms,
-                     (g_get_monotonic_time() - stop_us) / 1000);
+        if (!postcopy) {
+            atomic_store(&s->downtime_ms,
+                         (g_get_monotonic_time() - stop_us) / 1000);
+        }
         runstate_set(RUN_STATE_POSTMIGRATE);
         migrate_force_status(s, MIGRATION_STATUS_COMPLETED);
+    } else if (postcopy) {
+        /*
+         * The destination ran the guest: this side's RAM is stale, and
+         * resuming it would fork the guest. It stays stopped.
+         */
+        migrate_set_error(s, err ? err->message : "unknown error");
+        runstate_set(RUN_STATE_POSTMIGRATE);
+        migrate_force_status(s, MIGRATION_STATUS_FAILED);
     } else {
         bool cancelled = migration_cancelling(s);
         if (!cancelled) {
@@ -337,6 +553,7 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
                                           : MIGRATION_STATUS_FAILED);
     }
     atomic_store(&s->switchover, false);
+    atomic_store(&s->postcopy, false);
     if (err) {
         g_error_free(err);
     }
@@ -359,6 +576,19 @@ static bool migration_setup(MigrationState *s, QEMUFile **fp, GError **errp)
     }
     *fp = qemu_file_new_output(chan);
     qemu_savevm_state_header(*fp);
+    if (migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM) ||
+        migrate_cap(MIGRATION_CAPABILITY_RETURN_PATH)) {
+        s->rp = rp_reader_start(chan, &rp_ops, s, errp);
+        if (!s->rp) {
+            g_prefix_error(errp, "return path: ");
+            return false;
+        }
+        qemu_savevm_send_open_return_path(*fp);
+        qemu_savevm_send_ping(*fp, 1);
+    }
+    if (migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        qemu_savevm_send_postcopy_advise(*fp);
+    }
     /* the destination knows the main channel by its first bytes */
     qemu_fflush(*fp);
     if (!qemu_file_check(*fp, errp) ||
@@ -388,7 +618,37 @@ void *migration_thread(void *opaque)
     migrate_set_status(s, MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE);
     window_reset(s, f);
 
-    while (!migration_cancelling(s)) {
+    while (!migration_cancelling(s) || atomic_load(&s->postcopy)) {
+        if (atomic_load(&s->postcopy)) {
+            if (!rp_check(s, &err)) {
+                goto out;
+            }
+            if (!qemu_savevm_state_pending()) {
+                ok = postcopy_complete(s, f, &err);
+                goto out;
+            }
+            if (qemu_savevm_state_iterate(f) < 0) {
+                break;
+            }
+            qemu_fflush(f);
+            if (qemu_file_get_error(f)) {
+                break;
+            }
+            rate_limit_wait(s, f);
+            window_update(s, f);
+            continue;
+        }
+        if (atomic_load(&s->start_postcopy) &&
+            migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+            if (!postcopy_start(s, f, &stop_us, &err)) {
+                goto out;
+            }
+            window_reset(s, f);
+            continue;
+        }
+        if (s->rp && !rp_check(s, &err)) {
+            goto out;
+        }
         uint64_t threshold = migration_threshold_bytes(
             atomic_load(&s->bandwidth_bps),
             migrate_avail_switchover_bandwidth(), migrate_downtime_limit());
@@ -400,7 +660,8 @@ void *migration_thread(void *opaque)
             }
             if (migration_can_switchover(qemu_savevm_state_pending(),
                                          threshold)) {
-                ok = migration_completion(s, f, &stop_us, &err);
+                ok = migration_completion(s, f, &stop_us, &err) &&
+                     (!s->rp || rp_await_shut(s, f, &err));
                 goto out;
             }
         }
@@ -460,8 +721,13 @@ bool migrate_start(const char *uri, GError **errp)
     s->uri = parsed;
     g_mutex_lock(&s->lock);
     g_clear_pointer(&s->error_desc, g_free);
+    g_clear_pointer(&s->rp_error, g_free);
+    s->rp_shut = false;
+    s->rp_shut_value = 0;
     s->continue_req = false;
     g_mutex_unlock(&s->lock);
+    atomic_store(&s->start_postcopy, false);
+    atomic_store(&s->postcopy, false);
     /* drain an old cancel so the new connect is not abandoned */
     uint64_t drain;
     while (read(s->connect_cancel_fd, &drain, sizeof(drain)) > 0) {
@@ -488,7 +754,18 @@ bool migrate_start(const char *uri, GError **errp)
     return true;
 }
 
-void migrate_cancel(void)
+bool migrate_cancel(GError **errp)
+{
+    if (migration_in_postcopy()) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "Postcopy migration in progress, cannot cancel.");
+        return false;
+    }
+    migrate_cancel_force();
+    return true;
+}
+
+void migrate_cancel_force(void)
 {
     MigrationState *s = &current_migration;
     MigrationStatus st = migrate_status(s);
@@ -516,6 +793,28 @@ void migrate_cancel(void)
     }
     g_cond_broadcast(&s->cond);
     g_mutex_unlock(&s->lock);
+    ram_postcopy_kick();
+}
+
+bool migrate_start_postcopy(GError **errp)
+{
+    MigrationState *s = &current_migration;
+
+    if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "Enable postcopy with migrate_set_capability "
+                            "before the start of migration");
+        return false;
+    }
+    if (migrate_status(s) == MIGRATION_STATUS_NONE) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "Postcopy must be started after migration has "
+                            "been started");
+        return false;
+    }
+    /* not an error once the migration ended: that would race with it */
+    atomic_store(&s->start_postcopy, true);
+    return true;
 }
 
 bool migrate_continue(const char *state, GError **errp)

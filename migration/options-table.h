@@ -33,19 +33,19 @@
       "block migration: encode zero blocks")                                   \
     X(COMPRESS, "compress", true, "compress pages with compression threads")   \
     X(EVENTS, "events", true, "emit MIGRATION and MIGRATION_PASS events")      \
-    X(POSTCOPY_RAM, "postcopy-ram", false,                                     \
+    X(POSTCOPY_RAM, "postcopy-ram", true ,                                     \
       "allow switching to post-copy (set on both sides)")                      \
     X(X_COLO, "x-colo", false, "COLO continuous checkpointing")                \
     X(RELEASE_RAM, "release-ram", false,                                       \
       "post-copy: free migrated pages on the source")                          \
     X(BLOCK, "block", false, "migrate block devices")                          \
-    X(RETURN_PATH, "return-path", false,                                       \
+    X(RETURN_PATH, "return-path", true ,                                       \
       "open a destination-to-source return path")                              \
     X(PAUSE_BEFORE_SWITCHOVER, "pause-before-switchover", true,                \
       "stop in pre-switchover until migrate-continue")                         \
     X(MULTIFD, "multifd", true, "send RAM over multifd-channels channels")    \
     X(DIRTY_BITMAPS, "dirty-bitmaps", false, "migrate block dirty bitmaps")    \
-    X(POSTCOPY_BLOCKTIME, "postcopy-blocktime", false,                         \
+    X(POSTCOPY_BLOCKTIME, "postcopy-blocktime", true ,                         \
       "measure vCPU blocked time during post-copy")                            \
     X(LATE_BLOCK_ACTIVATE, "late-block-activate", false,                       \
       "destination: don't activate block devices at the end")                  \
@@ -171,7 +171,7 @@
       "a power of two no less than the target page size", " bytes",            \
       "XBZRLE cache size (bytes, power of 2)")                                 \
     X(max_postcopy_bandwidth, "max-postcopy-bandwidth", SIZE, 0, 0, INT64_MAX, \
-      0, mig_check_range,                                                      \
+      MIG_P_IMPL, mig_check_range,                                                      \
       "an integer in the range of 0 to 9223372036854775807 bytes/second", "",  \
       "post-copy rate limit (bytes/s, 0 = none)")                              \
     X(tls_authz, "tls-authz", STR, "", 0, 0, 0, NULL, "", "",                  \

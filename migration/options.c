@@ -411,6 +411,7 @@ static struct {
 static MigrationBusyFunc mig_outgoing_running;
 static MigrationBusyFunc mig_incoming_started;
 static MigrationBusyFunc mig_incoming_loading;
+static bool (*mig_postcopy_check)(GError **errp);
 
 static void mig_state_lock(void)
 {
@@ -434,6 +435,11 @@ void migration_options_init(MigrationBusyFunc outgoing_running,
     mig_outgoing_running = outgoing_running;
     mig_incoming_started = incoming_started;
     mig_incoming_loading = incoming_loading;
+}
+
+void migration_options_set_postcopy_check(bool (*check)(GError **errp))
+{
+    mig_postcopy_check = check;
 }
 
 void migration_options_reset(void)
@@ -521,6 +527,12 @@ bool mig_caps_commit(const bool caps[MIGRATION_CAPABILITY__MAX], GError **errp)
     ok = mig_caps_check(old, caps, &params, mig_busy_incoming(), errp);
     mig_params_clear(&params);
     if (!ok) {
+        return false;
+    }
+    /* as QEMU: checked once, when an incoming side turns it on */
+    if (caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] &&
+        !old[MIGRATION_CAPABILITY_POSTCOPY_RAM] && mig_postcopy_check &&
+        !mig_postcopy_check(errp)) {
         return false;
     }
     for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {

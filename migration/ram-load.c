@@ -10,6 +10,7 @@
 
 #include "migration/options.h"
 #include "multifd.h"
+#include "postcopy-ram.h"
 #include "ram.h"
 #include "xbzrle.h"
 
@@ -43,10 +44,18 @@ typedef struct RAMLoadState {
     uint64_t pop_start;     /* [pop_start, pop_end): populated ahead */
     uint64_t pop_end;
     bool populate_ok;       /* the kernel has MADV_POPULATE_WRITE */
+    /* Post-copy: from LISTEN on, pages are placed through userfaultfd. */
+    PostcopyRam *postcopy;
     uint8_t xbzrle_buf[GW_PAGE_SIZE];
+    uint8_t page_buf[GW_PAGE_SIZE]; /* a post-copy page before placement */
 } RAMLoadState;
 
 static RAMLoadState load_state;
+/* Guards load_state.postcopy against being freed under a query. */
+static GMutex postcopy_lock;
+/* The post-copy figures when it ended (query-migrate after the end). */
+PostcopyRamStats ram_load_postcopy_final;
+bool ram_load_postcopy_final_valid;
 
 void ram_load_init(Machine *m)
 {
@@ -225,6 +234,38 @@ static bool ram_load_xbzrle(RAMLoadState *ls, QEMUFile *f, uint8_t *host,
     return true;
 }
 
+/*
+ * Post-copy: the whole page is read aside, then placed in one atomic step
+ * (a vCPU may be touching it), or found already there.
+ */
+static bool ram_load_postcopy_page(RAMLoadState *ls, QEMUFile *f,
+                                   uint64_t addr, uint64_t flags,
+                                   GError **errp)
+{
+    const void *data = NULL;
+
+    if (flags & (RAM_SAVE_FLAG_XBZRLE | RAM_SAVE_FLAG_COMPRESS_PAGE)) {
+        return load_error(errp, "%s page in post-copy (only whole pages "
+                                "can be placed)",
+                          (flags & RAM_SAVE_FLAG_XBZRLE) ? "XBZRLE"
+                                                         : "compressed");
+    }
+    if (flags & RAM_SAVE_FLAG_ZERO) {
+        uint8_t ch = qemu_get_byte(f);
+        if (ch) {
+            memset(ls->page_buf, ch, GW_PAGE_SIZE);
+            data = ls->page_buf;
+        }
+    } else {
+        qemu_get_buffer(f, ls->page_buf, GW_PAGE_SIZE);
+        data = ls->page_buf;
+    }
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    return postcopy_ram_place(ls->postcopy, addr, data, errp);
+}
+
 static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
                           uint64_t flags, GError **errp)
 {
@@ -237,6 +278,9 @@ static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
     host = ram_record_host(ls, f, addr, flags, &page, errp);
     if (!host) {
         return false;
+    }
+    if (ls->postcopy) {
+        return ram_load_postcopy_page(ls, f, addr, flags, errp);
     }
     if (flags & RAM_SAVE_FLAG_COMPRESS_PAGE) {
         if (!migrate_cap(MIGRATION_CAPABILITY_COMPRESS)) {
@@ -337,9 +381,113 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
     }
 }
 
+/* ---- post-copy, destination ------------------------------------------- */
+
+bool ram_load_postcopy_discard(const char *block, uint64_t start,
+                               uint64_t length, GError **errp)
+{
+    RAMLoadState *ls = &load_state;
+    RAMBlock *rb = ram_find_block(ls, block);
+
+    if (!rb) {
+        return load_error(errp, "ram_discard_range: Failed to find block "
+                                "'%s'",
+                          block);
+    }
+    if ((start | length) & (GW_PAGE_SIZE - 1) || start + length < start ||
+        start + length > rb->used_length) {
+        return load_error(errp, "ram_block_discard_range: Bad range %s: "
+                                "start: 0x%" G_GINT64_MODIFIER
+                                "x length: 0x%" G_GINT64_MODIFIER "x",
+                          block, start, length);
+    }
+    if (length && !ram_block_discard_range(rb, start, length)) {
+        return load_error(errp, "cannot discard 0x%" G_GINT64_MODIFIER
+                                "x bytes at 0x%" G_GINT64_MODIFIER "x of %s",
+                          length, start, block);
+    }
+    if (ls->touched) {
+        bitmap_clear_range(ls->touched, start >> GW_PAGE_SHIFT,
+                           length >> GW_PAGE_SHIFT);
+    }
+    return true;
+}
+
+bool ram_load_postcopy_listen(PostcopyRequestFn req, void *opaque,
+                              GError **errp)
+{
+    RAMLoadState *ls = &load_state;
+    RAMBlock *rb = ls->m->ram;
+    uint64_t pages = ram_block_pages(rb);
+    unsigned long *touched = ram_load_touched_map();
+
+    /* no decompression thread may write a page from here on */
+    if (!ram_decompress_wait(errp)) {
+        return false;
+    }
+    /*
+     * Every page that did not arrive must be a hole, so that a touch
+     * faults: populate-ahead filled some with zeros before their data.
+     */
+    for (uint64_t p = bitmap_find_next_zero(touched, pages, 0); p < pages;) {
+        uint64_t e = bitmap_find_next(touched, pages, p);
+        if (!ram_block_discard_range(rb, p << GW_PAGE_SHIFT,
+                                     (e - p) << GW_PAGE_SHIFT)) {
+            return load_error(errp, "post-copy: cannot empty the pages "
+                                    "still to come");
+        }
+        p = e < pages ? bitmap_find_next_zero(touched, pages, e) : e;
+    }
+    PostcopyRam *pr = postcopy_ram_new(rb->host, rb->used_length, touched,
+                                       req, opaque, errp);
+    if (!pr) {
+        return false;
+    }
+    g_mutex_lock(&postcopy_lock);
+    ls->postcopy = pr;
+    g_mutex_unlock(&postcopy_lock);
+    for (int i = 0; i < ls->m->smp; i++) {
+        CPUState *cpu = ls->m->cpus[i];
+        postcopy_ram_register_vcpu(ls->postcopy, i,
+                                   atomic_load(&cpu->thread_id));
+    }
+    return true;
+}
+
+
+bool ram_load_postcopy_stats(PostcopyRamStats *st)
+{
+    RAMLoadState *ls = &load_state;
+    bool ok;
+
+    g_mutex_lock(&postcopy_lock);
+    ok = ls->postcopy != NULL;
+    if (ok) {
+        postcopy_ram_stats(ls->postcopy, st);
+    }
+    g_mutex_unlock(&postcopy_lock);
+    return ok;
+}
+
+void ram_load_postcopy_end(void)
+{
+    RAMLoadState *ls = &load_state;
+
+    /* keep the last figures for query-migrate, then let every vCPU go */
+    g_mutex_lock(&postcopy_lock);
+    if (ls->postcopy) {
+        postcopy_ram_stats(ls->postcopy, &ram_load_postcopy_final);
+        ram_load_postcopy_final_valid = true;
+    }
+    g_clear_pointer(&ls->postcopy, postcopy_ram_free);
+    g_mutex_unlock(&postcopy_lock);
+}
+
 void ram_load_cleanup(void *opaque)
 {
     RAMLoadState *ls = &load_state;
+
+    ram_load_postcopy_end();
 
     /* the channels' threads write pages and `touched`: end them first */
     multifd_recv_cleanup();

@@ -12,6 +12,7 @@
  * by reference, written with writev straight from guest RAM.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "godwit/monitor.h"
@@ -20,6 +21,7 @@
 #include "migration/register.h"
 #include "multifd.h"
 #include "ram.h"
+#include "savevm.h"
 #include "zero-page.h"
 
 #define RAM_MAX_BLOCKS 4
@@ -32,7 +34,15 @@ typedef struct RAMBlockState {
     uint64_t pages;
     unsigned long *bmap;         /* pages to send */
     unsigned long *clear_chunks; /* chunks whose dirty log to re-arm */
+    unsigned long *postcopy_sent; /* pages sent since post-copy began */
 } RAMBlockState;
+
+/* A page request from the destination (post-copy), queued for sending. */
+typedef struct RAMRequest {
+    RAMBlockState *b;
+    uint64_t page;
+    uint64_t npages;
+} RAMRequest;
 
 /* Owned by the migration thread while a migration runs. */
 typedef struct RAMState {
@@ -45,6 +55,12 @@ typedef struct RAMState {
     uint64_t dirty_pages; /* bits set in every bmap */
     bool bulk_stage;
     bool active;
+    bool postcopy; /* the destination runs: pages go whole, on request */
+    /* requests: queued by the return path thread, served by ours */
+    GMutex req_lock;
+    GCond req_cond;
+    GQueue requests;          /* of RAMRequest, protected by req_lock */
+    atomic_uint req_queued;   /* requests in the queue */
     int64_t last_sync_us;
     /* auto-converge periods: at least one second between checks */
     int64_t period_start_us;
@@ -75,7 +91,9 @@ static uint64_t chunks_of(uint64_t pages)
 void ram_account(uint64_t bytes)
 {
     atomic_fetch_add(&ram_stats.transferred, bytes);
-    if (migration_in_switchover()) {
+    if (ram_state.postcopy) {
+        atomic_fetch_add(&ram_stats.postcopy_bytes, bytes);
+    } else if (migration_in_switchover()) {
         atomic_fetch_add(&ram_stats.downtime_bytes, bytes);
     } else {
         atomic_fetch_add(&ram_stats.precopy_bytes, bytes);
@@ -181,6 +199,18 @@ static void ram_save_page(RAMState *rs, QEMUFile *f, RAMBlockState *b,
     const uint8_t *host = b->rb->host + offset;
     uint64_t age = atomic_load(&ram_stats.dirty_sync_count);
 
+    if (rs->postcopy) {
+        /* the destination places whole pages: no delta, no compression */
+        if (buffer_is_zero(host, GW_PAGE_SIZE)) {
+            ram_put_page_header(f, b->rb, offset, RAM_SAVE_FLAG_ZERO);
+            qemu_put_byte(f, 0);
+            ram_account(1);
+            atomic_fetch_add(&ram_stats.duplicate, 1);
+        } else {
+            ram_put_normal_page(f, b->rb, offset, host, true);
+        }
+        return;
+    }
     if (multifd_send_active()) {
         /* zero pages are found by the channel threads */
         multifd_queue_page(f, b->rb, offset);
@@ -313,8 +343,192 @@ static int ram_save_one(RAMState *rs, QEMUFile *f)
     clear_bit(page, b->bmap);
     rs->dirty_pages--;
     rs->cur_page = page + 1;
+    if (rs->postcopy) {
+        set_bit(page, b->postcopy_sent);
+    }
     ram_save_page(rs, f, b, page);
     return 1;
+}
+
+/* ---- post-copy ----------------------------------------------------------- */
+
+/* Sends the dirty bitmap's runs as POSTCOPY_RAM_DISCARD commands. */
+static void ram_send_discards(QEMUFile *f, RAMBlockState *b)
+{
+    uint64_t start[MIG_DISCARD_MAX_PAIRS], len[MIG_DISCARD_MAX_PAIRS];
+    int n = 0;
+
+    for (uint64_t p = bitmap_find_next(b->bmap, b->pages, 0); p < b->pages;) {
+        uint64_t e = bitmap_find_next_zero(b->bmap, b->pages, p);
+        start[n] = p << GW_PAGE_SHIFT;
+        len[n] = (e - p) << GW_PAGE_SHIFT;
+        if (++n == MIG_DISCARD_MAX_PAIRS) {
+            qemu_savevm_send_postcopy_ram_discard(f, b->rb->idstr, n, start,
+                                                  len);
+            n = 0;
+        }
+        p = e < b->pages ? bitmap_find_next(b->bmap, b->pages, e) : e;
+    }
+    if (n) {
+        qemu_savevm_send_postcopy_ram_discard(f, b->rb->idstr, n, start, len);
+    }
+}
+
+bool ram_postcopy_start(QEMUFile *f, GError **errp)
+{
+    RAMState *rs = &ram_state;
+
+    /* the guest is stopped: this sync is the last */
+    if (!ram_bitmap_sync(errp)) {
+        return false;
+    }
+    for (int i = 0; i < rs->nr_blocks; i++) {
+        RAMBlockState *b = &rs->blocks[i];
+        ram_send_discards(f, b);
+        b->postcopy_sent = bitmap_new(b->pages);
+    }
+    ram_compress_flush(f);
+    rs->postcopy = true;
+    return qemu_file_check(f, errp);
+}
+
+bool ram_postcopy_queue_request(const char *block, uint64_t start,
+                                uint32_t len, GError **errp)
+{
+    RAMState *rs = &ram_state;
+    RAMBlockState *b = NULL;
+    RAMRequest *r;
+
+    for (int i = 0; i < rs->nr_blocks; i++) {
+        if (!strcmp(rs->blocks[i].rb->idstr, block)) {
+            b = &rs->blocks[i];
+        }
+    }
+    if (!b) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "ram_save_queue_pages no block '%s'", block);
+        return false;
+    }
+    if (!len || (start | len) & (GW_PAGE_SIZE - 1) ||
+        start + len < start || start + len > b->rb->used_length) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "ram_save_queue_pages request overrun, start=0x%" PRIx64
+                    " len=0x%x blocklen=0x%" PRIx64,
+                    start, len, b->rb->used_length);
+        return false;
+    }
+    atomic_fetch_add(&ram_stats.postcopy_requests, 1);
+    r = g_new(RAMRequest, 1);
+    r->b = b;
+    r->page = start >> GW_PAGE_SHIFT;
+    r->npages = len >> GW_PAGE_SHIFT;
+    g_mutex_lock(&rs->req_lock);
+    g_queue_push_tail(&rs->requests, r);
+    atomic_fetch_add(&rs->req_queued, 1);
+    g_cond_broadcast(&rs->req_cond);
+    g_mutex_unlock(&rs->req_lock);
+    return true;
+}
+
+void ram_postcopy_wait_request(int64_t until_us)
+{
+    RAMState *rs = &ram_state;
+
+    g_mutex_lock(&rs->req_lock);
+    while (!atomic_load(&rs->req_queued) &&
+           g_cond_wait_until(&rs->req_cond, &rs->req_lock, until_us)) {
+    }
+    g_mutex_unlock(&rs->req_lock);
+}
+
+void ram_postcopy_kick(void)
+{
+    RAMState *rs = &ram_state;
+
+    g_mutex_lock(&rs->req_lock);
+    g_cond_broadcast(&rs->req_cond);
+    g_mutex_unlock(&rs->req_lock);
+}
+
+static RAMRequest *ram_postcopy_next_request(RAMState *rs)
+{
+    RAMRequest *r = NULL;
+
+    if (!atomic_load(&rs->req_queued)) {
+        return NULL;
+    }
+    g_mutex_lock(&rs->req_lock);
+    r = g_queue_pop_head(&rs->requests);
+    if (r) {
+        atomic_fetch_sub(&rs->req_queued, 1);
+    }
+    g_mutex_unlock(&rs->req_lock);
+    return r;
+}
+
+/*
+ * Sends the requested pages the destination does not have on the way
+ * yet, then moves the background scan to just after them: the guest's
+ * neighbourhood comes next (Yabusame's pre-caching). Returns pages sent.
+ */
+static uint64_t ram_postcopy_serve(RAMState *rs, QEMUFile *f)
+{
+    uint64_t sent = 0;
+    RAMRequest *r;
+
+    while ((r = ram_postcopy_next_request(rs))) {
+        RAMBlockState *b = r->b;
+        for (uint64_t p = r->page; p < r->page + r->npages; p++) {
+            if (test_bit(p, b->postcopy_sent)) {
+                continue; /* on its way already */
+            }
+            set_bit(p, b->postcopy_sent);
+            if (test_bit(p, b->bmap)) {
+                clear_bit(p, b->bmap);
+                rs->dirty_pages--;
+            }
+            ram_save_page(rs, f, b, p);
+            sent++;
+        }
+        rs->cur_block = (int)(b - rs->blocks);
+        rs->cur_page = r->page + r->npages;
+        g_free(r);
+    }
+    if (sent) {
+        qemu_fflush(f); /* a vCPU waits for these */
+    }
+    return sent;
+}
+
+/* One PART in post-copy: requests first, the background scan between. */
+static int ram_save_iterate_postcopy(RAMState *rs, QEMUFile *f)
+{
+    int64_t t0 = g_get_monotonic_time();
+    int done = 0;
+
+    for (uint64_t i = 1;; i++) {
+        ram_postcopy_serve(rs, f);
+        if (migration_rate_exceeded(f)) {
+            break;
+        }
+        int r = ram_save_one(rs, f);
+        if (r < 0) {
+            return r;
+        }
+        if (r == 0) {
+            done = 1;
+            break;
+        }
+        if ((i & 63) == 0 && (qemu_file_get_error(f) ||
+                              g_get_monotonic_time() - t0 >
+                                  RAM_ITERATE_MAX_US)) {
+            break;
+        }
+    }
+    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    ram_account(8);
+    ram_update_remaining(rs);
+    return qemu_file_get_error(f) ? qemu_file_get_error(f) : done;
 }
 
 /* ---- section handlers ---------------------------------------------------- */
@@ -374,6 +588,9 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
     int done = 0;
 
     rs->last_sent = NULL; /* every section names its first block */
+    if (rs->postcopy) {
+        return ram_save_iterate_postcopy(rs, f);
+    }
     ram_xbzrle_apply_resize();
     for (uint64_t i = 1;; i++) {
         int r = ram_save_one(rs, f);
@@ -407,7 +624,8 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
     RAMState *rs = opaque;
     int r;
 
-    if (!ram_bitmap_sync(errp)) {
+    /* post-copy synced for the last time when it began */
+    if (!rs->postcopy && !ram_bitmap_sync(errp)) {
         return false;
     }
     rs->last_sent = NULL;
@@ -440,7 +658,13 @@ static void ram_save_cleanup(void *opaque)
         rs->m->accel->dirty_log_stop(rs->m, b->rb);
         g_clear_pointer(&b->bmap, bitmap_free);
         g_clear_pointer(&b->clear_chunks, bitmap_free);
+        g_clear_pointer(&b->postcopy_sent, bitmap_free);
     }
+    g_mutex_lock(&rs->req_lock);
+    g_queue_clear_full(&rs->requests, g_free);
+    atomic_store(&rs->req_queued, 0);
+    g_mutex_unlock(&rs->req_lock);
+    rs->postcopy = false;
     rs->active = false;
     rs->dirty_pages = 0;
     ram_xbzrle_cleanup();
@@ -462,6 +686,9 @@ static const SaveStateHandler ram_handler = {
 void ram_register(Machine *m)
 {
     ram_state.m = m;
+    g_mutex_init(&ram_state.req_lock);
+    g_cond_init(&ram_state.req_cond);
+    g_queue_init(&ram_state.requests);
     ram_load_init(m);
     register_savevm(&ram_handler, 0, &ram_state);
 }

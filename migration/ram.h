@@ -10,6 +10,7 @@
 
 #include "godwit/machine.h"
 #include "migration/qemu-file.h"
+#include "postcopy-ram.h"
 
 #define RAM_SECTION_VERSION 4
 
@@ -47,6 +48,8 @@ typedef struct RAMStats {
     _Atomic uint64_t downtime_bytes;   /* sent while it was stopped */
     _Atomic uint64_t last_sync_dirty;  /* pages found dirty at last sync */
     _Atomic uint64_t pages_per_second;
+    _Atomic uint64_t postcopy_requests; /* page requests received */
+    _Atomic uint64_t postcopy_bytes;    /* sent after post-copy began */
 } RAMStats;
 
 extern RAMStats ram_stats;
@@ -87,6 +90,21 @@ void ram_register(Machine *m);
  * Returns false with *errp set if the accelerator failed.
  */
 bool ram_bitmap_sync(GError **errp);
+
+/*
+ * Post-copy, source. ram_postcopy_start (migration thread, guest stopped):
+ * the last sync, the discard commands for every page dirty since it was
+ * sent, and from then on whole pages only, requested ones first.
+ * ram_postcopy_queue_request (return path thread): queues a request from
+ * the destination, validated. ram_postcopy_wait_request (migration
+ * thread): sleeps until a request is queued, a kick, or `until_us`
+ * (monotonic).
+ */
+bool ram_postcopy_start(QEMUFile *f, GError **errp);
+bool ram_postcopy_queue_request(const char *block, uint64_t start,
+                                uint32_t len, GError **errp);
+void ram_postcopy_wait_request(int64_t until_us);
+void ram_postcopy_kick(void);
 
 /* Pages in the migration bitmap (dirty, not sent yet). */
 uint64_t ram_dirty_pages(void);
@@ -163,5 +181,23 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp);
 /* The load's bitmap of pages written (allocated on first use). */
 unsigned long *ram_load_touched_map(void);
 void ram_load_cleanup(void *opaque);
+
+/*
+ * Post-copy, destination (incoming thread): POSTCOPY_RAM_DISCARD's ranges
+ * (bytes, validated); LISTEN: every page not received is emptied, the RAM
+ * registered with userfaultfd and `req` called for each page a thread
+ * faults on; from then on pages are placed atomically.
+ * ram_load_postcopy_stats (any thread): false before LISTEN; after the
+ * end, ram_load_postcopy_final keeps the last figures.
+ */
+bool ram_load_postcopy_discard(const char *block, uint64_t start,
+                               uint64_t length, GError **errp);
+bool ram_load_postcopy_listen(PostcopyRequestFn req, void *opaque,
+                              GError **errp);
+bool ram_load_postcopy_stats(PostcopyRamStats *st);
+/* The end (or abandon) of post-copy: uffd freed, waiters woken. */
+void ram_load_postcopy_end(void);
+extern PostcopyRamStats ram_load_postcopy_final;
+extern bool ram_load_postcopy_final_valid;
 
 #endif /* MIGRATION_RAM_H */

@@ -141,6 +141,20 @@ int mig_channel_fd(MigChannel *c);
 bool mig_channel_close(MigChannel *c, GError **errp);
 
 /* Listener helpers. */
+/*
+ * Sockets: a second channel on a duplicate of `c`'s fd, for the other
+ * direction (the post-copy return path): one thread writes `c` while
+ * another reads the copy. Each is shut down and closed on its own; the
+ * connection ends when both are closed. Fails for other transports.
+ */
+MigChannel *mig_channel_dup(MigChannel *c, GError **errp);
+/*
+ * A channel over an anonymous memory file: what is written stays there
+ * and, after mig_channel_rewind(), reads back (the post-copy package).
+ */
+MigChannel *mig_channel_new_memory(GError **errp);
+bool mig_channel_rewind(MigChannel *c, GError **errp);
+
 MigListener *mig_listen(const MigUri *uri, GError **errp);
 MigChannel *mig_accept(MigListener *l, GError **errp);
 char *mig_listener_address(MigListener *l);

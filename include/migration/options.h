@@ -116,6 +116,11 @@ typedef bool (*MigrationBusyFunc)(void);
 void migration_options_init(MigrationBusyFunc outgoing_running,
                             MigrationBusyFunc incoming_started,
                             MigrationBusyFunc incoming_loading);
+/*
+ * Turning postcopy-ram on calls `check` (set by migration.c): false with
+ * *errp when this is a destination that cannot do post-copy.
+ */
+void migration_options_set_postcopy_check(bool (*check)(GError **errp));
 
 /* Registers migrate-set-capabilities, query-migrate-capabilities,
  * migrate-set-parameters, query-migrate-parameters and their HMP forms. */

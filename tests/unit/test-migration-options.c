@@ -207,7 +207,10 @@ static void test_query_capabilities(void **state)
                              i == MIGRATION_CAPABILITY_AUTO_CONVERGE ||
                              i == MIGRATION_CAPABILITY_XBZRLE ||
                              i == MIGRATION_CAPABILITY_COMPRESS ||
-                             i == MIGRATION_CAPABILITY_MULTIFD);
+                             i == MIGRATION_CAPABILITY_MULTIFD ||
+                             i == MIGRATION_CAPABILITY_POSTCOPY_RAM ||
+                             i == MIGRATION_CAPABILITY_RETURN_PATH ||
+                             i == MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME);
     }
 }
 
@@ -278,7 +281,7 @@ static const struct {
     {"xbzrle-cache-size", "4096", "4611686018427387904", "2048", I64MAX_PLUS1,
      XBZRLE_ERR, XBZRLE_ERR, true},
     {"max-postcopy-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
-     BW("max_postcopy_bandwidth"), BW("max_postcopy_bandwidth"), false},
+     BW("max_postcopy_bandwidth"), BW("max_postcopy_bandwidth"), true},
     {"avail-switchover-bandwidth", "0", I64MAX, "-1", I64MAX_PLUS1,
      BW("avail_switchover_bandwidth"), BW("avail_switchover_bandwidth"), true},
     {"multifd-zlib-level", "0", "9", "-1", "10", U8("multifd-zlib-level"),
@@ -592,8 +595,8 @@ static void test_set_capabilities(void **state)
          "Invalid parameter type for 'capabilities[0]', expected: object"},
         {"{\"capabilities\": [], \"x\": 1}", "Parameter 'x' is unexpected"},
         {"{\"capabilities\": [{\"capability\": \"events\", \"state\": true},"
-         " {\"capability\": \"postcopy-ram\", \"state\": true}]}",
-         "Capability 'postcopy-ram' is not supported by godwit yet"},
+         " {\"capability\": \"release-ram\", \"state\": true}]}",
+         "Capability 'release-ram' is not supported by godwit yet"},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -603,12 +606,12 @@ static void test_set_capabilities(void **state)
     assert_qmp_ok("migrate-set-capabilities", "{\"capabilities\": []}");
     /* turning an unimplemented one off is fine; the last entry wins */
     assert_qmp_ok("migrate-set-capabilities",
-                  "{\"capabilities\": [{\"capability\": \"postcopy-ram\", "
+                  "{\"capabilities\": [{\"capability\": \"release-ram\", "
                   "\"state\": false}, {\"capability\": \"events\", "
                   "\"state\": false}, {\"capability\": \"events\", "
                   "\"state\": true}]}");
     assert_true(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
-    assert_false(migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM));
+    assert_false(migrate_cap(MIGRATION_CAPABILITY_RELEASE_RAM));
     /* capabilities not named keep their state */
     assert_qmp_ok("migrate-set-capabilities",
                   "{\"capabilities\": [{\"capability\": "
@@ -688,8 +691,9 @@ static void test_params_whole_set(void **state)
          "\"cpu-throttle-initial\": 0}",
          "Parameter 'cpu_throttle_initial' expects an integer in the range "
          "of 1 to 99"},
-        {"{\"downtime-limit\": 100, \"max-postcopy-bandwidth\": 4096}",
-         "Parameter 'max-postcopy-bandwidth' is not supported by godwit yet"},
+        {"{\"downtime-limit\": 100, \"max-postcopy-bandwidth\": -1}",
+         "Parameter 'max_postcopy_bandwidth' expects an integer in the range "
+         "of 0 to 9223372036854775807 bytes/second"},
         {"{\"downtime-limit\": 100, \"foo\": 1}",
          "Parameter 'foo' is unexpected"},
         {"{\"downtime-limit\": 100, \"cpu-throttle-tailslow\": 1}",
@@ -702,8 +706,6 @@ static void test_params_whole_set(void **state)
         {"{\"cpu-throttle-initial\": 50, \"max-cpu-throttle\": 40}",
          "Parameter 'max_cpu_throttle' expects an integer in the range of "
          "cpu_throttle_initial to 99"},
-        {"{\"max-postcopy-bandwidth\": 5}",
-         "Parameter 'max-postcopy-bandwidth' is not supported by godwit yet"},
         {"{\"max-cpu-throttle\": 10}",
          "Parameter 'max_cpu_throttle' expects an integer in the range of "
          "cpu_throttle_initial to 99"},
