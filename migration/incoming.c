@@ -136,14 +136,216 @@ static bool cmd_postcopy_advise(uint64_t summary, uint64_t tps, GError **errp)
     return true;
 }
 
-/* Fault thread: a page a vCPU (or anyone) waits for. */
+/*
+ * Fault thread: a page a vCPU (or anyone) waits for. While paused there
+ * is no way back: the request is re-sent after recovery.
+ */
 static void postcopy_request(void *opaque, uint64_t offset, uint64_t len)
 {
-    /* a failed return path ends the load through the main channel */
-    if (!rp_send_req_pages(incoming.rp, current_machine->ram->idstr, offset,
+    g_mutex_lock(&incoming.rp_lock);
+    /* a failed return path breaks the main channel: the load pauses */
+    if (incoming.rp &&
+        !rp_send_req_pages(incoming.rp, current_machine->ram->idstr, offset,
                            (uint32_t)len)) {
         mig_channel_shutdown(incoming.chan);
     }
+    g_mutex_unlock(&incoming.rp_lock);
+}
+
+/*
+ * Listen thread: the connection broke after the switch. The guest keeps
+ * running on what it has (vCPUs needing a missing page wait); everything
+ * received stays. Wait for migrate-recover, accept the source again.
+ */
+static QEMUFile *cmd_postcopy_pause(QEMUFile *old, const char *why)
+{
+    MigListener *l = NULL;
+    MigChannel *chan = NULL;
+    RPWriter *rp;
+
+    g_mutex_lock(&incoming.rp_lock);
+    rp = incoming.rp;
+    incoming.rp = NULL;
+    incoming.chan = NULL;
+    incoming.file = NULL;
+    g_free(incoming.error_desc);
+    incoming.error_desc = g_strdup(why);
+    g_mutex_unlock(&incoming.rp_lock);
+    if (rp) {
+        rp_writer_shutdown(rp);
+        rp_writer_close(rp);
+    }
+    qemu_fclose(old, NULL);
+    fprintf(stderr, "godwit: post-copy paused: %s\n", why);
+    incoming_set_status(MIGRATION_STATUS_POSTCOPY_PAUSED);
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+
+        g_mutex_lock(&incoming.rp_lock);
+        while (!incoming.recover_listener && !incoming.quitting) {
+            g_cond_wait(&incoming.recover_cond, &incoming.rp_lock);
+        }
+        l = incoming.recover_listener;
+        g_mutex_unlock(&incoming.rp_lock);
+        if (!l) {
+            return NULL; /* quitting */
+        }
+        chan = mig_accept(l, &err);
+        g_mutex_lock(&incoming.rp_lock);
+        incoming.recover_listener = NULL;
+        g_mutex_unlock(&incoming.rp_lock);
+        mig_listener_close(l);
+        if (!chan) {
+            fprintf(stderr, "godwit: migrate-recover: %s\n", err->message);
+            if (incoming.quitting) {
+                return NULL;
+            }
+            continue; /* still paused: another migrate-recover */
+        }
+        rp = rp_writer_open(chan, &err);
+        if (!rp) {
+            mig_channel_close(chan, NULL);
+            continue;
+        }
+        break;
+    }
+    g_mutex_lock(&incoming.rp_lock);
+    incoming.chan = chan;
+    incoming.rp = rp;
+    incoming.file = qemu_file_new_input(chan);
+    g_clear_pointer(&incoming.error_desc, g_free);
+    g_mutex_unlock(&incoming.rp_lock);
+    incoming_set_status(MIGRATION_STATUS_POSTCOPY_RECOVER);
+    return incoming.file;
+}
+
+static bool cmd_recv_bitmap(const char *block, GError **errp)
+{
+    const unsigned long *map;
+    bool ok;
+
+    if (atomic_load(&incoming.status) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "loadvm_handle_recv_bitmap: can only receive "
+                            "bitmap in postcopy-recover state");
+        return false;
+    }
+    if (strcmp(block, current_machine->ram->idstr)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "loadvm_handle_recv_bitmap: block '%s' not found",
+                    block);
+        return false;
+    }
+    map = ram_load_postcopy_received_map();
+    g_mutex_lock(&incoming.rp_lock);
+    ok = incoming.rp && map &&
+         rp_send_recv_bitmap(incoming.rp, block, map,
+                             ram_block_pages(current_machine->ram));
+    g_mutex_unlock(&incoming.rp_lock);
+    if (!ok) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "return path: cannot send the received bitmap");
+    }
+    return ok;
+}
+
+static bool cmd_postcopy_resume(GError **errp)
+{
+    bool ok;
+
+    if (atomic_load(&incoming.status) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "loadvm_postcopy_handle_resume: illegal resume "
+                            "received");
+        return false;
+    }
+    g_mutex_lock(&incoming.rp_lock);
+    ok = incoming.rp &&
+         rp_send_resume_ack(incoming.rp, MIGRATION_RESUME_ACK_VALUE);
+    g_mutex_unlock(&incoming.rp_lock);
+    if (!ok) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "return path: cannot acknowledge the resume");
+        return false;
+    }
+    incoming_set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    /* requests that died with the old connection */
+    ram_load_postcopy_rerequest();
+    return true;
+}
+
+bool migration_incoming_recover(const char *uri, GError **errp)
+{
+    MigUri parsed;
+    MigListener *l;
+
+    if (atomic_load(&incoming.status) != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "Migrate recover can only be run when postcopy "
+                            "is paused.");
+        return false;
+    }
+    g_mutex_lock(&incoming.rp_lock);
+    bool busy = incoming.recover_listener != NULL;
+    g_mutex_unlock(&incoming.rp_lock);
+    if (busy) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "Migrate recovery is triggered already");
+        return false;
+    }
+    if (!mig_uri_parse(uri, &parsed, errp)) {
+        return false;
+    }
+    if (parsed.kind != MIG_URI_TCP && parsed.kind != MIG_URI_UNIX) {
+        mig_uri_clear(&parsed);
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "post-copy recovery needs a tcp: or unix: URI, not "
+                    "'%s'",
+                    uri);
+        return false;
+    }
+    l = mig_listen(&parsed, errp);
+    mig_uri_clear(&parsed);
+    if (!l) {
+        return false;
+    }
+    g_mutex_lock(&incoming.rp_lock);
+    g_free(incoming.address);
+    incoming.address = mig_listener_address(l);
+    incoming.recover_listener = l;
+    g_cond_broadcast(&incoming.recover_cond);
+    g_mutex_unlock(&incoming.rp_lock);
+    return true;
+}
+
+bool migration_incoming_pause(GError **errp)
+{
+    if (atomic_load(&incoming.status) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "migrate-pause is currently only supported "
+                            "during postcopy-active state");
+        return false;
+    }
+    g_mutex_lock(&incoming.rp_lock);
+    if (incoming.chan) {
+        mig_channel_shutdown(incoming.chan);
+    }
+    g_mutex_unlock(&incoming.rp_lock);
+    return true;
+}
+
+void migration_incoming_shutdown(void)
+{
+    g_mutex_lock(&incoming.rp_lock);
+    incoming.quitting = true;
+    if (incoming.recover_listener) {
+        mig_listener_shutdown(incoming.recover_listener);
+    }
+    if (incoming.chan && atomic_load(&incoming.postcopy_ran)) {
+        mig_channel_shutdown(incoming.chan);
+    }
+    g_cond_broadcast(&incoming.recover_cond);
+    g_mutex_unlock(&incoming.rp_lock);
 }
 
 static bool cmd_postcopy_listen(GError **errp)
@@ -181,6 +383,9 @@ static const LoadvmCommandOps incoming_command_ops = {
     .postcopy_listen = cmd_postcopy_listen,
     .postcopy_run = cmd_postcopy_run,
     .postcopy_abort = ram_load_postcopy_end,
+    .postcopy_pause = cmd_postcopy_pause,
+    .recv_bitmap = cmd_recv_bitmap,
+    .postcopy_resume = cmd_postcopy_resume,
 };
 
 static uint32_t be32_at(const uint8_t *p)
@@ -289,22 +494,28 @@ static void *incoming_thread(void *opaque)
     incoming.listener = NULL;
     if (chan) {
         QEMUFile *f = qemu_file_new_input(chan);
+        g_mutex_lock(&incoming.rp_lock);
         incoming.chan = chan;
+        incoming.file = f;
+        g_mutex_unlock(&incoming.rp_lock);
         incoming_set_status(MIGRATION_STATUS_ACTIVE);
         qemu_loadvm_set_command_ops(&incoming_command_ops);
         if (!n || multifd_recv_setup(chans, n, current_machine->ram,
                                      ram_load_touched_map(), f, &err)) {
             ok = qemu_loadvm_state(f, &err);
         }
-        if (incoming.rp) {
+        g_mutex_lock(&incoming.rp_lock);
+        RPWriter *rp = incoming.rp;
+        incoming.rp = NULL;
+        g_mutex_unlock(&incoming.rp_lock);
+        if (rp) {
             /* the source waits for this word: 0 = everything loaded */
-            if (!rp_send_shut(incoming.rp, ok ? 0 : 1) && ok) {
-                g_autofree char *e = rp_writer_error(incoming.rp);
+            if (!rp_send_shut(rp, ok ? 0 : 1) && ok) {
+                g_autofree char *e = rp_writer_error(rp);
                 g_set_error_literal(&err, GW_ERROR, GW_ERROR_GENERIC, e);
                 ok = false;
             }
-            rp_writer_close(incoming.rp);
-            incoming.rp = NULL;
+            rp_writer_close(rp);
         }
         multifd_recv_cleanup();
         g_autofree char *mf_err = multifd_recv_error();
@@ -313,8 +524,16 @@ static void *incoming_thread(void *opaque)
             g_clear_error(&err);
             g_set_error_literal(&err, GW_ERROR, GW_ERROR_GENERIC, mf_err);
         }
-        /* A complete load stands even if the stream's end was untidy. */
-        qemu_fclose(f, NULL);
+        /* A complete load stands even if the stream's end was untidy.
+         * (After a recovery the stream is another one.) */
+        g_mutex_lock(&incoming.rp_lock);
+        f = incoming.file;
+        incoming.file = NULL;
+        incoming.chan = NULL;
+        g_mutex_unlock(&incoming.rp_lock);
+        if (f) {
+            qemu_fclose(f, NULL);
+        }
     }
     atomic_store(&incoming.total_ms,
                  g_get_real_time() / 1000 - atomic_load(&incoming.start_ms));

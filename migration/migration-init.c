@@ -92,6 +92,7 @@ void migration_shutdown(void)
     if (mis->listener) {
         mig_listener_shutdown(mis->listener);
     }
+    migration_incoming_shutdown();
     if (mis->thread_created) {
         pthread_join(mis->thread, NULL);
         mis->thread_created = false;

@@ -76,6 +76,10 @@ typedef struct MigrationState {
     bool rp_shut;
     uint32_t rp_shut_value;
     char *rp_error;
+    /* Post-copy recovery, protected by lock. */
+    bool resume_req;      /* migrate resume=true gave a new URI */
+    GBytes *recv_bitmap;  /* the destination's received pages */
+    bool resume_acked;    /* RESUME_ACK arrived */
 
     /* Owned by the migration thread: rate limit window. */
     int64_t window_start_us;
@@ -114,6 +118,10 @@ bool migrate_cancel(GError **errp);
 void migrate_cancel_force(void);
 bool migrate_continue(const char *state, GError **errp);
 bool migrate_start_postcopy(GError **errp);
+/* migrate resume=true: a paused post-copy migration reconnects to `uri`. */
+bool migrate_resume(const char *uri, GError **errp);
+/* migrate-pause on a source in post-copy: breaks the connection. */
+bool migrate_pause(GError **errp);
 /* The source is in post-copy: the destination runs the guest. */
 bool migration_in_postcopy(void);
 
@@ -129,14 +137,30 @@ typedef struct MigrationIncomingState {
     char *error_desc;
     _Atomic int64_t start_ms;
     _Atomic int64_t total_ms;
-    /* Incoming thread: the main channel and the way back, if opened. */
+    /*
+     * The main stream, its channel and the way back, if opened: set by
+     * the incoming thread, replaced by the listen thread on recovery;
+     * `rp` and `chan` are read by the fault thread: under rp_lock.
+     */
+    GMutex rp_lock;
+    QEMUFile *file;
     MigChannel *chan;
     struct RPWriter *rp;
     atomic_bool postcopy_ran; /* POSTCOPY_RUN started the guest */
+    /* Recovery, under rp_lock: migrate-recover's listener, quitting. */
+    GCond recover_cond;
+    MigListener *recover_listener;
+    bool quitting;
 } MigrationIncomingState;
 
 MigrationIncomingState *migration_incoming_get_current(void);
 bool migration_incoming_start(const char *uri, GError **errp);
+/* migrate-recover: a paused post-copy destination listens again. */
+bool migration_incoming_recover(const char *uri, GError **errp);
+/* migrate-pause on a destination in post-copy: breaks the connection. */
+bool migration_incoming_pause(GError **errp);
+/* Quitting: wakes and ends whatever the incoming side waits for. */
+void migration_incoming_shutdown(void);
 bool migration_incoming_active(void);
 /* A source connected: the stream is being loaded (or was). */
 bool migration_incoming_loading(void);

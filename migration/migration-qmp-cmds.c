@@ -35,10 +35,7 @@ static JsonNode *qmp_migrate(JsonObject *args, GError **errp)
         return NULL;
     }
     if (resume) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "resume is only for a paused postcopy migration, which "
-                    "godwit does not support yet");
-        return NULL;
+        return migrate_resume(uri, errp) ? qmp_return_empty() : NULL;
     }
     /* detach: QMP's migrate never waits, as in QEMU. */
     return migrate_start(uri, errp) ? qmp_return_empty() : NULL;
@@ -76,20 +73,15 @@ static JsonNode *qmp_migrate_start_postcopy(JsonObject *args, GError **errp)
     return migrate_start_postcopy(errp) ? qmp_return_empty() : NULL;
 }
 
-/* Post-copy recovery is not built yet: both are refused, clearly. */
+/* Post-copy recovery: break the connection on purpose (either side). */
 static JsonNode *qmp_migrate_pause(JsonObject *args, GError **errp)
 {
-    if (!migration_in_postcopy()) {
-        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
-                            "migrate-pause is currently only supported "
-                            "during postcopy-active state");
-    } else {
-        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
-                            "migrate-pause: godwit cannot recover a paused "
-                            "post-copy migration yet, so it does not pause "
-                            "one");
+    MigrationIncomingState *mis = migration_incoming_get_current();
+
+    if (atomic_load(&mis->status) == MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        return migration_incoming_pause(errp) ? qmp_return_empty() : NULL;
     }
-    return NULL;
+    return migrate_pause(errp) ? qmp_return_empty() : NULL;
 }
 
 static JsonNode *qmp_migrate_recover(JsonObject *args, GError **errp)
@@ -101,10 +93,7 @@ static JsonNode *qmp_migrate_recover(JsonObject *args, GError **errp)
         !qmp_arg_str(args, "uri", true, &uri, errp)) {
         return NULL;
     }
-    g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
-                        "Migrate recover can only be run when postcopy is "
-                        "paused.");
-    return NULL;
+    return migration_incoming_recover(uri, errp) ? qmp_return_empty() : NULL;
 }
 
 static JsonNode *qmp_migrate_continue(JsonObject *args, GError **errp)
@@ -380,9 +369,10 @@ static const MonitorCommand migration_commands[] = {
         .name = "migrate",
         .handler = qmp_migrate,
         .hmp_name = "migrate",
-        .args_type = "detach:-d,uri:s",
-        .params = "[-d] uri",
-        .help = "migrate to URI (using -d to not wait for completion)",
+        .args_type = "detach:-d,resume:-r,uri:s",
+        .params = "[-d] [-r] uri",
+        .help = "migrate to URI (using -d to not wait for completion)\n\t\t\t"
+                " -r to resume a paused postcopy migration",
         .hmp_wait = hmp_migrate_wait,
     },
     {

@@ -10,6 +10,7 @@
  * postcopy-active the guest runs on the destination and cannot come back.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <time.h>
@@ -349,8 +350,49 @@ static void rp_error(void *opaque, const char *msg)
     ram_postcopy_kick();
 }
 
+static bool rp_recv_bitmap(void *opaque, const char *block,
+                           const uint8_t *map, uint64_t size, GError **errp)
+{
+    MigrationState *s = opaque;
+
+    if (migrate_status(s) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "received bitmap outside of post-copy recovery");
+        return false;
+    }
+    if (strcmp(block, current_machine->ram->idstr)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "ram_dirty_bitmap_reload: unknown ramblock '%s'", block);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    g_clear_pointer(&s->recv_bitmap, g_bytes_unref);
+    s->recv_bitmap = g_bytes_new(map, size);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+static bool rp_resume_ack(void *opaque, uint32_t value, GError **errp)
+{
+    MigrationState *s = opaque;
+
+    if (value != MIGRATION_RESUME_ACK_VALUE) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "illegal resume_ack value %u", value);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->resume_acked = true;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
 static const RPReaderOps rp_ops = {
     .req_pages = rp_req_pages,
+    .recv_bitmap = rp_recv_bitmap,
+    .resume_ack = rp_resume_ack,
     .pong = rp_pong,
     .shut = rp_shut,
     .error = rp_error,
@@ -471,6 +513,140 @@ static bool postcopy_start(MigrationState *s, QEMUFile *f, int64_t *stop_us,
     /* as QEMU: the downtime of post-copy ends when the package is out */
     atomic_store(&s->downtime_ms, (g_get_monotonic_time() - *stop_us) / 1000);
     return true;
+}
+
+/*
+ * Waits (lock held) until `done` says so, the return path failed or the
+ * migration is abandoned; false then, with *errp.
+ */
+static bool recover_wait(MigrationState *s, bool (*done)(MigrationState *),
+                         const char *what, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&s->lock);
+    while (!done(s) && !s->rp_error && !migration_cancelling(s)) {
+        g_cond_wait_until(&s->cond, &s->lock,
+                          g_get_monotonic_time() + 100000);
+    }
+    ok = done(s);
+    if (!ok) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "%s: %s", what,
+                    s->rp_error ? s->rp_error : "abandoned");
+    }
+    g_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static bool have_bitmap(MigrationState *s)
+{
+    return s->recv_bitmap != NULL;
+}
+
+static bool have_ack(MigrationState *s)
+{
+    return s->resume_acked;
+}
+
+/* Drops the broken connection (stream and return path). */
+static void postcopy_drop_connection(MigrationState *s, QEMUFile **fp)
+{
+    rp_reader_stop(s->rp);
+    s->rp = NULL;
+    g_mutex_lock(&s->lock);
+    s->chan = NULL;
+    g_clear_pointer(&s->rp_error, g_free);
+    g_clear_pointer(&s->recv_bitmap, g_bytes_unref);
+    s->rp_shut = false;
+    s->resume_acked = false;
+    g_mutex_unlock(&s->lock);
+    if (*fp) {
+        qemu_fclose(*fp, NULL);
+        *fp = NULL;
+    }
+}
+
+/* One attempt to reconnect and resynchronise; false with *errp. */
+static bool postcopy_resume_once(MigrationState *s, QEMUFile **fp,
+                                 GError **errp)
+{
+    MigChannel *chan = mig_connect(&s->uri, s->connect_cancel_fd, errp);
+    g_autoptr(GBytes) map = NULL;
+
+    if (!chan) {
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->chan = chan;
+    g_mutex_unlock(&s->lock);
+    *fp = qemu_file_new_output(chan);
+    s->rp = rp_reader_start(chan, &rp_ops, s, errp);
+    if (!s->rp) {
+        return false;
+    }
+    qemu_savevm_send_recv_bitmap(*fp, current_machine->ram->idstr);
+    qemu_fflush(*fp);
+    if (!qemu_file_check(*fp, errp) ||
+        !recover_wait(s, have_bitmap, "waiting for the received bitmap",
+                      errp)) {
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    map = g_steal_pointer(&s->recv_bitmap);
+    g_mutex_unlock(&s->lock);
+    gsize size;
+    const uint8_t *bits = g_bytes_get_data(map, &size);
+    if (!ram_postcopy_resume_bitmap(current_machine->ram->idstr, bits, size,
+                                    errp)) {
+        return false;
+    }
+    qemu_savevm_send_postcopy_resume(*fp);
+    qemu_fflush(*fp);
+    return qemu_file_check(*fp, errp) &&
+           recover_wait(s, have_ack, "waiting for RESUME_ACK", errp);
+}
+
+/*
+ * The connection broke after the switch: neither side alone has the VM,
+ * so nothing is dropped. Both wait in postcopy-paused until the operator
+ * gives the destination a new address (migrate-recover) and us
+ * (migrate resume=true); then the destination's received bitmap says
+ * what to send again. False (with *errp) only when abandoned (quit).
+ */
+static bool postcopy_pause(MigrationState *s, QEMUFile **fp, GError **errp)
+{
+    fprintf(stderr, "godwit: post-copy paused: %s\n",
+            *errp ? (*errp)->message : "connection lost");
+    g_clear_error(errp);
+    postcopy_drop_connection(s, fp);
+    migrate_force_status(s, MIGRATION_STATUS_POSTCOPY_PAUSED);
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        bool req;
+
+        g_mutex_lock(&s->lock);
+        while (!s->resume_req && !migration_cancelling(s)) {
+            g_cond_wait(&s->cond, &s->lock);
+        }
+        req = s->resume_req;
+        s->resume_req = false;
+        g_mutex_unlock(&s->lock);
+        if (!req) {
+            g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                                "post-copy abandoned while paused: the "
+                                "guest is lost");
+            return false;
+        }
+        migrate_force_status(s, MIGRATION_STATUS_POSTCOPY_RECOVER);
+        if (postcopy_resume_once(s, fp, &err)) {
+            migrate_force_status(s, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+            return true;
+        }
+        fprintf(stderr, "godwit: post-copy recovery failed: %s\n",
+                err->message);
+        postcopy_drop_connection(s, fp);
+        migrate_force_status(s, MIGRATION_STATUS_POSTCOPY_PAUSED);
+    }
 }
 
 /* Everything sent: END, EOF, then the destination's word that it is done. */
@@ -620,19 +796,28 @@ void *migration_thread(void *opaque)
 
     while (!migration_cancelling(s) || atomic_load(&s->postcopy)) {
         if (atomic_load(&s->postcopy)) {
-            if (!rp_check(s, &err)) {
-                goto out;
-            }
-            if (!qemu_savevm_state_pending()) {
+            bool broke = !rp_check(s, &err);
+            if (!broke && !qemu_savevm_state_pending()) {
                 ok = postcopy_complete(s, f, &err);
-                goto out;
+                if (ok) {
+                    goto out;
+                }
+                broke = true;
             }
-            if (qemu_savevm_state_iterate(f) < 0) {
-                break;
+            if (!broke) {
+                broke = qemu_savevm_state_iterate(f) < 0;
+                qemu_fflush(f);
+                broke = broke || qemu_file_get_error(f);
             }
-            qemu_fflush(f);
-            if (qemu_file_get_error(f)) {
-                break;
+            if (broke) {
+                if (!err) {
+                    qemu_file_check(f, &err);
+                }
+                if (!postcopy_pause(s, &f, &err)) {
+                    goto out;
+                }
+                window_reset(s, f);
+                continue;
             }
             rate_limit_wait(s, f);
             window_update(s, f);
@@ -814,6 +999,62 @@ bool migrate_start_postcopy(GError **errp)
     }
     /* not an error once the migration ended: that would race with it */
     atomic_store(&s->start_postcopy, true);
+    return true;
+}
+
+bool migrate_resume(const char *uri, GError **errp)
+{
+    MigrationState *s = &current_migration;
+    MigUri parsed;
+
+    if (migrate_status(s) != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "Cannot resume if there is no paused migration");
+        return false;
+    }
+    if (!mig_uri_parse(uri, &parsed, errp)) {
+        return false;
+    }
+    if (parsed.kind != MIG_URI_TCP && parsed.kind != MIG_URI_UNIX) {
+        mig_uri_clear(&parsed);
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "post-copy recovery needs a tcp: or unix: URI, not '%s'",
+                    uri);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    if (s->resume_req) {
+        g_mutex_unlock(&s->lock);
+        mig_uri_clear(&parsed);
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "a resume is already under way");
+        return false;
+    }
+    /* the thread waits in postcopy_pause and reads it after waking */
+    mig_uri_clear(&s->uri);
+    s->uri = parsed;
+    s->resume_req = true;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool migrate_pause(GError **errp)
+{
+    MigrationState *s = &current_migration;
+
+    if (migrate_status(s) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "migrate-pause is currently only supported "
+                            "during postcopy-active state");
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    if (s->chan) {
+        mig_channel_shutdown(s->chan);
+    }
+    g_mutex_unlock(&s->lock);
+    ram_postcopy_kick();
     return true;
 }
 

@@ -727,6 +727,28 @@ bool postcopy_ram_place(PostcopyRam *pr, uint64_t offset, const void *data,
     return true;
 }
 
+void postcopy_ram_rerequest_waiting(PostcopyRam *pr)
+{
+    g_autoptr(GArray) pages = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+
+    g_mutex_lock(&pr->lock);
+    for (guint i = 0; i < pr->waits->len; i++) {
+        PostcopyWait *w = &g_array_index(pr->waits, PostcopyWait, i);
+        bool dup = false;
+        for (guint j = 0; j < pages->len && !dup; j++) {
+            dup = g_array_index(pages, uint64_t, j) == w->page;
+        }
+        if (!dup && !postcopy_test_bit(pr->received, w->page)) {
+            g_array_append_val(pages, w->page);
+        }
+    }
+    g_mutex_unlock(&pr->lock);
+    for (guint j = 0; j < pages->len; j++) {
+        atomic_fetch_add(&pr->requests, 1);
+        pr->req(pr->opaque, g_array_index(pages, uint64_t, j) * PAGE, PAGE);
+    }
+}
+
 bool postcopy_ram_received(PostcopyRam *pr, uint64_t page_index)
 {
     g_assert(page_index < pr->pages);

@@ -115,6 +115,13 @@ PostcopyRam *postcopy_ram_new(uint8_t *host, uint64_t length,
 bool postcopy_ram_place(PostcopyRam *pr, uint64_t offset, const void *data,
                         GError **errp);
 
+/*
+ * After a broken connection was recovered: asks again (PostcopyRequestFn,
+ * on the calling thread) for every page a thread is still waiting on;
+ * their first requests may have been lost with the connection.
+ */
+void postcopy_ram_rerequest_waiting(PostcopyRam *pr);
+
 /* Whether page page_index has been placed (or was received at new). */
 bool postcopy_ram_received(PostcopyRam *pr, uint64_t page_index);
 

@@ -469,6 +469,19 @@ bool ram_load_postcopy_stats(PostcopyRamStats *st)
     return ok;
 }
 
+const unsigned long *ram_load_postcopy_received_map(void)
+{
+    return load_state.postcopy ? postcopy_ram_received_map(load_state.postcopy)
+                               : NULL;
+}
+
+void ram_load_postcopy_rerequest(void)
+{
+    if (load_state.postcopy) {
+        postcopy_ram_rerequest_waiting(load_state.postcopy);
+    }
+}
+
 void ram_load_postcopy_end(void)
 {
     RAMLoadState *ls = &load_state;

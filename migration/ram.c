@@ -430,6 +430,58 @@ bool ram_postcopy_queue_request(const char *block, uint64_t start,
     return true;
 }
 
+bool ram_postcopy_resume_bitmap(const char *block, const uint8_t *map,
+                                uint64_t size, GError **errp)
+{
+    RAMState *rs = &ram_state;
+    RAMBlockState *b = NULL;
+    const unsigned long *recv = (const unsigned long *)map;
+
+    for (int i = 0; i < rs->nr_blocks; i++) {
+        if (!strcmp(rs->blocks[i].rb->idstr, block)) {
+            b = &rs->blocks[i];
+        }
+    }
+    if (!b || !b->postcopy_sent) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "ram_dirty_bitmap_reload: no post-copy block '%s'", block);
+        return false;
+    }
+    if (size != ((b->pages + 63) / 64) * 8) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "ram_dirty_bitmap_reload: ramblock '%s' bitmap size "
+                    "mismatch (0x%" PRIx64 " != 0x%" PRIx64 ")",
+                    block, size, ((b->pages + 63) / 64) * 8);
+        return false;
+    }
+    /*
+     * What the destination lacks is sent again (pages in flight when the
+     * connection broke are lost); what it has, never. Holes of our RAM
+     * read as zero there without being sent.
+     */
+    rs->dirty_pages = 0;
+    for (uint64_t p = 0; p < b->pages; p++) {
+        if (test_bit(p, recv)) {
+            clear_bit(p, b->bmap);
+            set_bit(p, b->postcopy_sent);
+        } else {
+            set_bit(p, b->bmap);
+            clear_bit(p, b->postcopy_sent);
+            rs->dirty_pages++;
+        }
+    }
+    ram_skip_holes(rs, b, 0, b->pages);
+    g_mutex_lock(&rs->req_lock);
+    g_queue_clear_full(&rs->requests, g_free);
+    atomic_store(&rs->req_queued, 0);
+    g_mutex_unlock(&rs->req_lock);
+    rs->cur_block = 0;
+    rs->cur_page = 0;
+    rs->last_sent = NULL;
+    ram_update_remaining(rs);
+    return true;
+}
+
 void ram_postcopy_wait_request(int64_t until_us)
 {
     RAMState *rs = &ram_state;

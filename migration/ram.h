@@ -104,6 +104,13 @@ bool ram_postcopy_start(QEMUFile *f, GError **errp);
 bool ram_postcopy_queue_request(const char *block, uint64_t start,
                                 uint32_t len, GError **errp);
 void ram_postcopy_wait_request(int64_t until_us);
+/*
+ * Recovery (migration thread): the destination's received bitmap for
+ * `block` (QEMU's RECV_BITMAP: `size` bytes, little-endian): every page it
+ * lacks is to be sent again.
+ */
+bool ram_postcopy_resume_bitmap(const char *block, const uint8_t *map,
+                                uint64_t size, GError **errp);
 void ram_postcopy_kick(void);
 
 /* Pages in the migration bitmap (dirty, not sent yet). */
@@ -195,6 +202,10 @@ bool ram_load_postcopy_discard(const char *block, uint64_t start,
 bool ram_load_postcopy_listen(PostcopyRequestFn req, void *opaque,
                               GError **errp);
 bool ram_load_postcopy_stats(PostcopyRamStats *st);
+/* Recovery (listen thread): the received pages; ask again for the pages
+ * threads wait on. */
+const unsigned long *ram_load_postcopy_received_map(void);
+void ram_load_postcopy_rerequest(void);
 /* The end (or abandon) of post-copy: uffd freed, waiters woken. */
 void ram_load_postcopy_end(void);
 extern PostcopyRamStats ram_load_postcopy_final;

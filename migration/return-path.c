@@ -100,6 +100,41 @@ bool rp_send_req_pages(RPWriter *w, const char *block, uint64_t start,
     return rp_send(w, type, buf, (uint16_t)msglen);
 }
 
+bool rp_send_recv_bitmap(RPWriter *w, const char *block,
+                         const unsigned long *map, uint64_t nbits)
+{
+    g_autoptr(GError) err = NULL;
+    size_t n = strlen(block);
+    uint64_t size = ((nbits + 63) / 64) * 8;
+    bool ok;
+
+    g_assert(n <= 255);
+    g_mutex_lock(&w->lock);
+    qemu_put_be16(w->f, MIG_RP_MSG_RECV_BITMAP);
+    qemu_put_be16(w->f, (uint16_t)(n + 1));
+    qemu_put_byte(w->f, (uint8_t)n);
+    qemu_put_buffer(w->f, block, n);
+    qemu_put_be64(w->f, size);
+    /* x86-64: unsigned long is a little-endian 64-bit word already */
+    qemu_put_buffer(w->f, map, size);
+    qemu_put_be64(w->f, RP_RECV_BITMAP_ENDING);
+    qemu_fflush(w->f);
+    ok = qemu_file_check(w->f, &err);
+    if (!ok && !w->error) {
+        w->error = g_strdup_printf("return path: %s", err->message);
+    }
+    g_mutex_unlock(&w->lock);
+    return ok;
+}
+
+bool rp_send_resume_ack(RPWriter *w, uint32_t value)
+{
+    uint8_t buf[4];
+
+    put_be32(buf, value);
+    return rp_send(w, MIG_RP_MSG_RESUME_ACK, buf, sizeof(buf));
+}
+
 char *rp_writer_error(RPWriter *w)
 {
     char *e;
@@ -158,6 +193,50 @@ static uint32_t get_be32(const uint8_t *p)
            (uint32_t)p[2] << 8 | p[3];
 }
 
+/* RECV_BITMAP's payload names the block; the bitmap follows it. */
+static bool rp_read_recv_bitmap(RPReader *r, const uint8_t *buf, uint16_t len,
+                                GError **errp)
+{
+    char block[256];
+    g_autofree uint8_t *map = NULL;
+    uint64_t size, end;
+
+    if (len < 1 || len != 1 + buf[0]) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "Received 'RECV_BITMAP' message (0x%04x) with incorrect "
+                    "length %d",
+                    MIG_RP_MSG_RECV_BITMAP, len);
+        return false;
+    }
+    memcpy(block, buf + 1, buf[0]);
+    block[buf[0]] = '\0';
+    size = qemu_get_be64(r->f);
+    if (qemu_file_get_error(r->f)) {
+        return qemu_file_check(r->f, errp);
+    }
+    if (size > RP_RECV_BITMAP_MAX || size % 8) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "ramblock '%s' received bitmap of %" G_GUINT64_FORMAT
+                    " bytes is not valid",
+                    block, size);
+        return false;
+    }
+    map = g_malloc(size ? size : 1);
+    qemu_get_buffer(r->f, map, size);
+    end = qemu_get_be64(r->f);
+    if (qemu_file_get_error(r->f)) {
+        return qemu_file_check(r->f, errp);
+    }
+    if (end != RP_RECV_BITMAP_ENDING) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "ram_dirty_bitmap_reload: ramblock '%s' end mark "
+                    "incorrect: 0x%" G_GINT64_MODIFIER "x",
+                    block, end);
+        return false;
+    }
+    return r->ops->recv_bitmap(r->opaque, block, map, size, errp);
+}
+
 /* One message; false with *errp (the end: SHUT sets *shut). */
 static bool rp_read_one(RPReader *r, char *block, bool *shut, GError **errp)
 {
@@ -213,6 +292,10 @@ static bool rp_read_one(RPReader *r, char *block, bool *shut, GError **errp)
         return r->ops->req_pages(
             r->opaque, block, (uint64_t)get_be32(buf) << 32 | get_be32(buf + 4),
             get_be32(buf + 8), errp);
+    case MIG_RP_MSG_RECV_BITMAP:
+        return rp_read_recv_bitmap(r, buf, len, errp);
+    case MIG_RP_MSG_RESUME_ACK:
+        return r->ops->resume_ack(r->opaque, get_be32(buf), errp);
     default:
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "return path message '%s' is not supported by godwit "

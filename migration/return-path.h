@@ -44,6 +44,17 @@ bool rp_send_pong(RPWriter *w, uint32_t value);
  * REQ_PAGES. `start` and `len` in bytes. */
 bool rp_send_req_pages(RPWriter *w, const char *block, uint64_t start,
                        uint32_t len);
+/*
+ * Post-copy recovery: RECV_BITMAP (u8 n, block[n]) followed on the stream
+ * by be64 size (bytes, a multiple of 8), the bitmap of received pages
+ * (little-endian longs) and be64 RP_RECV_BITMAP_ENDING; RESUME_ACK (be32).
+ */
+#define RP_RECV_BITMAP_ENDING 0x0123456789abcdefull
+#define RP_RECV_BITMAP_MAX (64u << 20) /* bytes: 2 TiB of 4 KiB pages */
+#define MIGRATION_RESUME_ACK_VALUE 1
+bool rp_send_recv_bitmap(RPWriter *w, const char *block,
+                         const unsigned long *map, uint64_t nbits);
+bool rp_send_resume_ack(RPWriter *w, uint32_t value);
 /* The first failure, or NULL (a copy). */
 char *rp_writer_error(RPWriter *w);
 /* Any thread: makes blocked and later sends fail. */
@@ -59,6 +70,11 @@ typedef struct RPReaderOps {
     bool (*req_pages)(void *opaque, const char *block, uint64_t start,
                       uint32_t len, GError **errp);
     void (*pong)(void *opaque, uint32_t value);
+    /* Recovery: the destination's received pages of `block` (`size`
+     * bytes, little-endian bitmap); false with *errp ends the thread. */
+    bool (*recv_bitmap)(void *opaque, const char *block, const uint8_t *map,
+                        uint64_t size, GError **errp);
+    bool (*resume_ack)(void *opaque, uint32_t value, GError **errp);
     /* The destination is done (value 0) or failed; the thread ends. */
     void (*shut)(void *opaque, uint32_t value);
     /* The return path failed or the stream was malformed; the thread ends.

@@ -170,6 +170,22 @@ void qemu_savevm_send_packaged(QEMUFile *f, const uint8_t *buf, size_t len)
     qemu_put_buffer(f, buf, len);
 }
 
+void qemu_savevm_send_recv_bitmap(QEMUFile *f, const char *block)
+{
+    uint8_t buf[256];
+    size_t n = strlen(block);
+
+    g_assert(n <= 255);
+    buf[0] = (uint8_t)n;
+    memcpy(buf + 1, block, n);
+    send_command(f, MIG_CMD_RECV_BITMAP, (uint16_t)(n + 1), buf);
+}
+
+void qemu_savevm_send_postcopy_resume(QEMUFile *f)
+{
+    send_command(f, MIG_CMD_POSTCOPY_RESUME, 0, NULL);
+}
+
 bool qemu_savevm_state_setup(QEMUFile *f, GError **errp)
 {
     for (int i = 0; i < nr_entries; i++) {
@@ -592,7 +608,22 @@ static void *listen_thread(void *opaque)
     };
 
     pthread_setname_np(pthread_self(), "mig/dst/listen");
-    ctx->listen_ok = load_main(ctx->main_f, &lctx, &ctx->listen_err);
+    for (;;) {
+        QEMUFile *nf;
+        ctx->listen_ok = load_main(lctx.main_f, &lctx, &ctx->listen_err);
+        /* a broken connection pauses; a malformed stream fails */
+        if (ctx->listen_ok || !command_ops->postcopy_pause ||
+            !qemu_file_get_error(lctx.main_f)) {
+            break;
+        }
+        nf = command_ops->postcopy_pause(lctx.main_f,
+                                         ctx->listen_err->message);
+        if (!nf) {
+            break;
+        }
+        g_clear_error(&ctx->listen_err);
+        lctx.main_f = ctx->main_f = nf;
+    }
     if (!ctx->listen_ok && command_ops->postcopy_abort) {
         /* nothing more arrives: let waiting threads go, the load fails */
         command_ops->postcopy_abort();
@@ -757,7 +788,7 @@ static bool load_command(QEMUFile *f, LoadContext *ctx, bool *quit,
     static const uint16_t fixed_len[MIG_CMD_MAX] = {
         [MIG_CMD_OPEN_RETURN_PATH] = 0, [MIG_CMD_PING] = 4,
         [MIG_CMD_POSTCOPY_LISTEN] = 0, [MIG_CMD_POSTCOPY_RUN] = 0,
-        [MIG_CMD_PACKAGED] = 4,
+        [MIG_CMD_PACKAGED] = 4, [MIG_CMD_POSTCOPY_RESUME] = 0,
     };
 
     if (qemu_file_get_error(f)) {
@@ -769,6 +800,7 @@ static bool load_command(QEMUFile *f, LoadContext *ctx, bool *quit,
     case MIG_CMD_POSTCOPY_LISTEN:
     case MIG_CMD_POSTCOPY_RUN:
     case MIG_CMD_PACKAGED:
+    case MIG_CMD_POSTCOPY_RESUME:
         if (len != fixed_len[cmd]) {
             return load_fail(f, errp, "command %u received with bad length "
                                       "- expecting %u, received %u",
@@ -849,6 +881,27 @@ static bool load_command(QEMUFile *f, LoadContext *ctx, bool *quit,
         return true;
     case MIG_CMD_PACKAGED:
         return load_cmd_packaged(f, ctx, quit, errp);
+    case MIG_CMD_RECV_BITMAP: {
+        char block[256];
+        if (ctx->postcopy != POSTCOPY_INCOMING_RUNNING || ctx->in_package) {
+            return command_wrong_state(f, ctx, "CMD_RECV_BITMAP", errp);
+        }
+        qemu_get_counted_string(f, block);
+        if (qemu_file_get_error(f)) {
+            return load_fail(f, errp, "CMD_RECV_BITMAP");
+        }
+        if (len != 1 + strlen(block)) {
+            return load_fail(f, errp, "CMD_RECV_BITMAP: invalid length %u "
+                                      "for block '%s'",
+                             len, block);
+        }
+        return command_ops->recv_bitmap(block, errp);
+    }
+    case MIG_CMD_POSTCOPY_RESUME:
+        if (ctx->postcopy != POSTCOPY_INCOMING_RUNNING || ctx->in_package) {
+            return command_wrong_state(f, ctx, "CMD_POSTCOPY_RESUME", errp);
+        }
+        return command_ops->postcopy_resume(errp);
     default:
         return load_fail(f, errp, "migration command %u is not supported by "
                                   "godwit (len %u)",

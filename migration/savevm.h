@@ -67,6 +67,9 @@ void qemu_savevm_send_postcopy_ram_discard(QEMUFile *f, const char *block,
                                            int n, const uint64_t *start,
                                            const uint64_t *length);
 void qemu_savevm_send_packaged(QEMUFile *f, const uint8_t *buf, size_t len);
+/* Recovery: ask for `block`'s received bitmap; then resume. */
+void qemu_savevm_send_recv_bitmap(QEMUFile *f, const char *block);
+void qemu_savevm_send_postcopy_resume(QEMUFile *f);
 /*
  * Post-copy: the FULL sections of every non-iterable handler (the body of
  * the package, between LISTEN and RUN); no EOF.
@@ -99,6 +102,16 @@ typedef struct LoadvmCommandOps {
     bool (*postcopy_run)(GError **errp);
     /* The listen thread failed: no page will come; free the waiters. */
     void (*postcopy_abort)(void);
+    /*
+     * Recovery. postcopy_pause: the main stream `old` broke (`why`) after
+     * the switch; closes it, waits for a new connection (migrate-recover)
+     * and returns its stream, or NULL to give up. recv_bitmap and
+     * postcopy_resume: the source's MIG_CMD_RECV_BITMAP and
+     * POSTCOPY_RESUME on the new stream.
+     */
+    QEMUFile *(*postcopy_pause)(QEMUFile *old, const char *why);
+    bool (*recv_bitmap)(const char *block, GError **errp);
+    bool (*postcopy_resume)(GError **errp);
 } LoadvmCommandOps;
 
 void qemu_loadvm_set_command_ops(const LoadvmCommandOps *ops);

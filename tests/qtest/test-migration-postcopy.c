@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "libgwtest.h"
+#include "mig-proxy.h"
 #include "migration-helpers.h"
 
 #define MIG_TIMEOUT 120000
@@ -138,9 +139,7 @@ static void test_running(void)
     /* cancelling now would lose the guest */
     g_autofree char *e = gwt_qmp_err(mp->src, "{'execute': 'migrate_cancel'}");
     g_assert_cmpstr(e, ==, "Postcopy migration in progress, cannot cancel.");
-    /* no recovery yet: pausing is refused rather than stranding the VM */
-    g_autofree char *ep = gwt_qmp_err(mp->src, "{'execute': 'migrate-pause'}");
-    g_assert_nonnull(strstr(ep, "cannot recover"));
+
     /* the guest runs on the destination meanwhile */
     g_assert_true(gwt_wait_serial(mp->dst, "verify ok", 60000));
     gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
@@ -257,6 +256,93 @@ static void test_refused(void)
     gwt_free(d);
 }
 
+/*
+ * Recovery: the connection is cut through a proxy at `cuts` points of the
+ * post-copy phase; each time both sides go to postcopy-paused keeping
+ * everything, migrate-recover and migrate resume=true (through a new
+ * proxy) resynchronise, and the migration completes: hashes equal with a
+ * paused destination; with a running one, the guest verifies itself.
+ */
+static void test_recover(gconstpointer data)
+{
+    bool running = GPOINTER_TO_INT(data);
+    const int cuts = 3;
+    g_autofree char *dst_uri = NULL;
+    MigPair *mp = pair_start("256M", "verify", "vm=2 vm-bytes=32M", !running,
+                             &dst_uri);
+    MigProxy *proxy;
+    char path[64];
+
+    postcopy_caps(mp, NULL);
+    incoming(mp, dst_uri);
+    /* slow enough that every cut falls inside post-copy */
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
+                          "'arguments': {'max-postcopy-bandwidth': %d}}",
+                 24 << 20);
+    g_snprintf(path, sizeof(path), "proxy0.sock");
+    g_autofree char *p0 = mig_path(mp, path);
+    proxy = mig_proxy_new(p0, dst_uri + strlen("unix:"));
+    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
+                          "{'uri': 'unix:%s'}}",
+                 p0);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
+    g_assert_true(mig_wait_status(mp->src, "postcopy-active", 30000));
+    for (int i = 1; i <= cuts; i++) {
+        /* a few MiB further into the post-copy stream each time */
+        mig_proxy_cut_at(proxy, mig_proxy_bytes(proxy) +
+                                    (uint64_t)g_test_rand_int_range(1, 8) *
+                                        (1 << 20));
+        g_assert_true(mig_wait_status(mp->src, "postcopy-paused", 30000));
+        g_assert_true(mig_wait_status(mp->dst, "postcopy-paused", 30000));
+        g_test_message("cut %d after %" G_GUINT64_FORMAT " bytes", i,
+                       mig_proxy_bytes(proxy));
+        mig_proxy_free(proxy);
+        /* nothing is given up: the source stays stopped, not failed */
+        g_autofree char *run = gwt_status(mp->src);
+        g_assert_cmpstr(run, ==, "finish-migrate");
+        g_autofree char *e = gwt_qmp_err(mp->src, "{'execute': "
+                                                  "'migrate_cancel'}");
+        g_assert_cmpstr(e, ==, "Postcopy migration in progress, cannot "
+                               "cancel.");
+
+        g_snprintf(path, sizeof(path), "rec%d.sock", i);
+        g_autofree char *rec = mig_path(mp, path);
+        g_snprintf(path, sizeof(path), "proxy%d.sock", i);
+        g_autofree char *pp = mig_path(mp, path);
+        gwt_qmp_void(mp->dst, "{'execute': 'migrate-recover', 'arguments': "
+                              "{'uri': 'unix:%s'}}",
+                     rec);
+        proxy = mig_proxy_new(pp, rec);
+        if (i % 2) {
+            gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
+                                  "{'uri': 'unix:%s', 'resume': true}}",
+                         pp);
+        } else {
+            g_autofree char *out = gwt_hmp(mp->src, "migrate -d -r unix:%s",
+                                           pp);
+            g_assert_cmpstr(out, ==, "");
+        }
+        if (i < cuts) {
+            g_assert_true(mig_wait_status(mp->src, "postcopy-active", 30000));
+            g_assert_true(mig_wait_status(mp->dst, "postcopy-active", 30000));
+        }
+    }
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
+                          "'arguments': {'max-postcopy-bandwidth': 0}}");
+    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_assert_cmpstr(st, ==, "completed");
+    g_assert_true(mig_wait_status(mp->dst, "completed", 30000));
+    mig_proxy_free(proxy);
+    if (running) {
+        gwt_qmp_void(mp->dst, "{'execute': 'x-guest-request'}");
+        g_assert_true(gwt_wait_serial_count(mp->dst, "verify ok", 2, 30000));
+        g_assert_cmpint(gwt_serial_count(mp->dst, "FAILED"), ==, 0);
+    } else {
+        mig_check_destination(mp, true);
+    }
+    mig_pair_free(mp);
+}
+
 /* The return-path capability alone: precopy ends on the destination's SHUT. */
 static void test_return_path(void)
 {
@@ -287,6 +373,10 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/postcopy/running", test_running);
     g_test_add_func("/migration/postcopy/converges", test_converges);
     g_test_add_func("/migration/postcopy/refused", test_refused);
+    g_test_add_data_func("/migration/postcopy/recover/paused",
+                         GINT_TO_POINTER(0), test_recover);
+    g_test_add_data_func("/migration/postcopy/recover/running",
+                         GINT_TO_POINTER(1), test_recover);
     g_test_add_func("/migration/return-path/precopy", test_return_path);
     return g_test_run();
 }
