@@ -232,8 +232,7 @@ static bool cmd_recv_bitmap(const char *block, GError **errp)
     }
     if (strcmp(block, current_machine->ram->idstr)) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "loadvm_handle_recv_bitmap: block '%s' not found",
-                    block);
+                    "loadvm_handle_recv_bitmap: block '%s' not found", block);
         return false;
     }
     map = ram_load_postcopy_received_map();

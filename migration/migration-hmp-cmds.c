@@ -28,13 +28,12 @@ static void info_globals(GString *out)
 static void info_ram(GString *out, JsonObject *r)
 {
 #define KB(k) (get_int(r, k) >> 10)
-    g_string_append_printf(out, "transferred ram: %" G_GINT64_FORMAT
-                                " kbytes\n",
+    g_string_append_printf(out,
+                           "transferred ram: %" G_GINT64_FORMAT " kbytes\n",
                            KB("transferred"));
     g_string_append_printf(out, "throughput: %0.2f mbps\n",
                            json_object_get_double_member(r, "mbps"));
-    g_string_append_printf(out, "remaining ram: %" G_GINT64_FORMAT
-                                " kbytes\n",
+    g_string_append_printf(out, "remaining ram: %" G_GINT64_FORMAT " kbytes\n",
                            KB("remaining"));
     g_string_append_printf(out, "total ram: %" G_GINT64_FORMAT " kbytes\n",
                            KB("total"));
@@ -44,41 +43,39 @@ static void info_ram(GString *out, JsonObject *r)
                            get_int(r, "skipped"));
     g_string_append_printf(out, "normal: %" G_GINT64_FORMAT " pages\n",
                            get_int(r, "normal"));
-    g_string_append_printf(out, "normal bytes: %" G_GINT64_FORMAT
-                                " kbytes\n",
+    g_string_append_printf(out, "normal bytes: %" G_GINT64_FORMAT " kbytes\n",
                            KB("normal-bytes"));
     g_string_append_printf(out, "dirty sync count: %" G_GINT64_FORMAT "\n",
                            get_int(r, "dirty-sync-count"));
     g_string_append_printf(out, "page size: %" G_GINT64_FORMAT " kbytes\n",
                            KB("page-size"));
-    g_string_append_printf(out, "multifd bytes: %" G_GINT64_FORMAT
-                                " kbytes\n",
+    g_string_append_printf(out, "multifd bytes: %" G_GINT64_FORMAT " kbytes\n",
                            KB("multifd-bytes"));
     g_string_append_printf(out, "pages-per-second: %" G_GINT64_FORMAT "\n",
                            get_int(r, "pages-per-second"));
     if (get_int(r, "dirty-pages-rate")) {
-        g_string_append_printf(out, "dirty pages rate: %" G_GINT64_FORMAT
-                                    " pages\n",
+        g_string_append_printf(out,
+                               "dirty pages rate: %" G_GINT64_FORMAT " pages\n",
                                get_int(r, "dirty-pages-rate"));
     }
     if (get_int(r, "postcopy-requests")) {
-        g_string_append_printf(out, "postcopy request count: %"
-                                    G_GINT64_FORMAT "\n",
+        g_string_append_printf(out,
+                               "postcopy request count: %" G_GINT64_FORMAT "\n",
                                get_int(r, "postcopy-requests"));
     }
     if (get_int(r, "precopy-bytes")) {
-        g_string_append_printf(out, "precopy ram: %" G_GINT64_FORMAT
-                                    " kbytes\n",
+        g_string_append_printf(out,
+                               "precopy ram: %" G_GINT64_FORMAT " kbytes\n",
                                KB("precopy-bytes"));
     }
     if (get_int(r, "downtime-bytes")) {
-        g_string_append_printf(out, "downtime ram: %" G_GINT64_FORMAT
-                                    " kbytes\n",
+        g_string_append_printf(out,
+                               "downtime ram: %" G_GINT64_FORMAT " kbytes\n",
                                KB("downtime-bytes"));
     }
     if (get_int(r, "postcopy-bytes")) {
-        g_string_append_printf(out, "postcopy ram: %" G_GINT64_FORMAT
-                                    " kbytes\n",
+        g_string_append_printf(out,
+                               "postcopy ram: %" G_GINT64_FORMAT " kbytes\n",
                                KB("postcopy-bytes"));
     }
 #undef KB
@@ -96,8 +93,7 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
                            json_object_get_string_member(o, "status"));
     if (json_object_has_member(o, "error-desc")) {
         g_string_append_printf(out, " (%s)",
-                               json_object_get_string_member(o,
-                                                             "error-desc"));
+                               json_object_get_string_member(o, "error-desc"));
     }
     g_string_append_c(out, '\n');
     if (json_object_has_member(o, "total-time")) {
@@ -105,8 +101,8 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
                                get_int(o, "total-time"));
     }
     if (json_object_has_member(o, "expected-downtime")) {
-        g_string_append_printf(out, "expected downtime: %" G_GINT64_FORMAT
-                                    " ms\n",
+        g_string_append_printf(out,
+                               "expected downtime: %" G_GINT64_FORMAT " ms\n",
                                get_int(o, "expected-downtime"));
     }
     if (json_object_has_member(o, "downtime")) {
@@ -122,53 +118,50 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
     }
     if (json_object_has_member(o, "xbzrle-cache")) {
         JsonObject *x = json_object_get_object_member(o, "xbzrle-cache");
-        g_string_append_printf(out, "cache size: %" G_GINT64_FORMAT
-                                    " bytes\n",
+        g_string_append_printf(out, "cache size: %" G_GINT64_FORMAT " bytes\n",
                                get_int(x, "cache-size"));
-        g_string_append_printf(out, "xbzrle transferred: %" G_GINT64_FORMAT
-                                    " kbytes\n",
-                               get_int(x, "bytes") >> 10);
-        g_string_append_printf(out, "xbzrle pages: %" G_GINT64_FORMAT
-                                    " pages\n",
+        g_string_append_printf(
+            out, "xbzrle transferred: %" G_GINT64_FORMAT " kbytes\n",
+            get_int(x, "bytes") >> 10);
+        g_string_append_printf(out,
+                               "xbzrle pages: %" G_GINT64_FORMAT " pages\n",
                                get_int(x, "pages"));
-        g_string_append_printf(out, "xbzrle cache miss: %" G_GINT64_FORMAT
-                                    " pages\n",
-                               get_int(x, "cache-miss"));
-        g_string_append_printf(out, "xbzrle cache miss rate: %0.2f\n",
-                               json_object_get_double_member(
-                                   x, "cache-miss-rate"));
-        g_string_append_printf(out, "xbzrle encoding rate: %0.2f\n",
-                               json_object_get_double_member(
-                                   x, "encoding-rate"));
-        g_string_append_printf(out, "xbzrle overflow: %" G_GINT64_FORMAT
-                                    "\n",
+        g_string_append_printf(
+            out, "xbzrle cache miss: %" G_GINT64_FORMAT " pages\n",
+            get_int(x, "cache-miss"));
+        g_string_append_printf(
+            out, "xbzrle cache miss rate: %0.2f\n",
+            json_object_get_double_member(x, "cache-miss-rate"));
+        g_string_append_printf(
+            out, "xbzrle encoding rate: %0.2f\n",
+            json_object_get_double_member(x, "encoding-rate"));
+        g_string_append_printf(out, "xbzrle overflow: %" G_GINT64_FORMAT "\n",
                                get_int(x, "overflow"));
     }
     if (json_object_has_member(o, "compression")) {
         JsonObject *c = json_object_get_object_member(o, "compression");
-        g_string_append_printf(out, "compression pages: %" G_GINT64_FORMAT
-                                    " pages\n",
-                               get_int(c, "pages"));
-        g_string_append_printf(out, "compression busy: %" G_GINT64_FORMAT
-                                    "\n",
+        g_string_append_printf(
+            out, "compression pages: %" G_GINT64_FORMAT " pages\n",
+            get_int(c, "pages"));
+        g_string_append_printf(out, "compression busy: %" G_GINT64_FORMAT "\n",
                                get_int(c, "busy"));
         g_string_append_printf(out, "compression busy rate: %0.2f\n",
                                json_object_get_double_member(c, "busy-rate"));
-        g_string_append_printf(out, "compressed size: %" G_GINT64_FORMAT
-                                    " kbytes\n",
+        g_string_append_printf(out,
+                               "compressed size: %" G_GINT64_FORMAT " kbytes\n",
                                get_int(c, "compressed-size") >> 10);
-        g_string_append_printf(out, "compression rate: %0.2f\n",
-                               json_object_get_double_member(
-                                   c, "compression-rate"));
+        g_string_append_printf(
+            out, "compression rate: %0.2f\n",
+            json_object_get_double_member(c, "compression-rate"));
     }
     if (json_object_has_member(o, "cpu-throttle-percentage")) {
-        g_string_append_printf(out, "cpu throttle percentage: %"
-                                    G_GINT64_FORMAT "\n",
-                               get_int(o, "cpu-throttle-percentage"));
+        g_string_append_printf(
+            out, "cpu throttle percentage: %" G_GINT64_FORMAT "\n",
+            get_int(o, "cpu-throttle-percentage"));
     }
     if (json_object_has_member(o, "postcopy-blocktime")) {
-        g_string_append_printf(out, "postcopy blocktime: %" G_GINT64_FORMAT
-                                    "\n",
+        g_string_append_printf(out,
+                               "postcopy blocktime: %" G_GINT64_FORMAT "\n",
                                get_int(o, "postcopy-blocktime"));
     }
     if (json_object_has_member(o, "postcopy-vcpu-blocktime")) {

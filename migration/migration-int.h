@@ -107,6 +107,23 @@ void migration_pass_done(uint64_t pass, uint64_t dirty_bytes);
 void migration_auto_converge_period(uint64_t bytes_dirty,
                                     uint64_t bytes_xfer);
 
+/* Shared by migration.c and postcopy.c (migration thread unless said). */
+void migrate_force_status(MigrationState *s, MigrationStatus st);
+bool migration_cancelling(MigrationState *s);
+void window_reset(MigrationState *s, QEMUFile *f);
+void migrate_set_error(MigrationState *s, const char *msg);
+/* Starts the return path thread on `chan` (s->rp). */
+bool migration_rp_open(MigrationState *s, MigChannel *chan, GError **errp);
+/* A failure the return path reported (false, *errp), else true. */
+bool rp_check(MigrationState *s, GError **errp);
+/* Waits for the destination's SHUT 0 (false with *errp otherwise). */
+bool rp_await_shut(MigrationState *s, QEMUFile *f, GError **errp);
+/* Post-copy: the switch; the end; a broken connection (false: given up). */
+bool postcopy_start(MigrationState *s, QEMUFile *f, int64_t *stop_us,
+                    GError **errp);
+bool postcopy_complete(MigrationState *s, QEMUFile *f, GError **errp);
+bool postcopy_pause(MigrationState *s, QEMUFile **fp, GError **errp);
+
 /* The migration thread body (migration.c). */
 void *migration_thread(void *opaque);
 

@@ -15,8 +15,8 @@
 
 static JsonNode *qmp_migrate(JsonObject *args, GError **errp)
 {
-    static const char *const allowed[] = {"uri", "detach", "blk", "inc",
-                                          "resume", NULL};
+    static const char *const allowed[] = {"uri", "detach", "blk",
+                                          "inc", "resume", NULL};
     const char *uri = NULL;
     bool detach = false, blk = false, inc = false, resume = false;
 

@@ -14,9 +14,9 @@
 #include "ram.h"
 #include "xbzrle.h"
 
-#define RAM_LOAD_FLAGS                                                        \
-    (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_MEM_SIZE | RAM_SAVE_FLAG_PAGE |       \
-     RAM_SAVE_FLAG_EOS | RAM_SAVE_FLAG_CONTINUE | RAM_SAVE_FLAG_XBZRLE |      \
+#define RAM_LOAD_FLAGS                                                         \
+    (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_MEM_SIZE | RAM_SAVE_FLAG_PAGE |        \
+     RAM_SAVE_FLAG_EOS | RAM_SAVE_FLAG_CONTINUE | RAM_SAVE_FLAG_XBZRLE |       \
      RAM_SAVE_FLAG_COMPRESS_PAGE)
 #define ENCODING_FLAG_XBZRLE 0x01
 
@@ -33,17 +33,17 @@
 /* Owned by the incoming thread. */
 typedef struct RAMLoadState {
     Machine *m;
-    RAMBlock *last;         /* block of the previous record */
-    bool setup_seen;        /* MEM_SIZE and the block list arrived */
-    bool started;           /* the first section arrived */
+    RAMBlock *last;  /* block of the previous record */
+    bool setup_seen; /* MEM_SIZE and the block list arrived */
+    bool started;    /* the first section arrived */
     /*
      * Pages of pc.ram written by the load, by this thread and by multifd
      * channels alike: set with set_bit_atomic.
      */
     unsigned long *touched;
-    uint64_t pop_start;     /* [pop_start, pop_end): populated ahead */
+    uint64_t pop_start; /* [pop_start, pop_end): populated ahead */
     uint64_t pop_end;
-    bool populate_ok;       /* the kernel has MADV_POPULATE_WRITE */
+    bool populate_ok; /* the kernel has MADV_POPULATE_WRITE */
     /* Post-copy: from LISTEN on, pages are placed through userfaultfd. */
     PostcopyRam *postcopy;
     uint8_t xbzrle_buf[GW_PAGE_SIZE];
@@ -77,8 +77,7 @@ static RAMBlock *ram_find_block(RAMLoadState *ls, const char *id)
     return strcmp(id, ls->m->ram->idstr) ? NULL : ls->m->ram;
 }
 
-static bool load_error(GError **errp, const char *fmt, ...)
-    G_GNUC_PRINTF(2, 3);
+static bool load_error(GError **errp, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static bool load_error(GError **errp, const char *fmt, ...)
 {
@@ -110,27 +109,30 @@ static bool ram_load_block_list(RAMLoadState *ls, QEMUFile *f, uint64_t total,
         }
         RAMBlock *rb = ram_find_block(ls, id);
         if (!rb) {
-            return load_error(errp, "Unknown ramblock \"%s\", cannot accept "
-                                    "migration",
+            return load_error(errp,
+                              "Unknown ramblock \"%s\", cannot accept "
+                              "migration",
                               id);
         }
         if (len != rb->used_length) {
-            return load_error(errp, "Length mismatch: %s: 0x%" G_GINT64_MODIFIER
-                                    "x in != 0x%" G_GINT64_MODIFIER "x",
+            return load_error(errp,
+                              "Length mismatch: %s: 0x%" G_GINT64_MODIFIER
+                              "x in != 0x%" G_GINT64_MODIFIER "x",
                               id, len, rb->used_length);
         }
         sum += len;
     }
     if (sum != total) {
-        return load_error(errp, "RAM size mismatch: blocks add up to %"
-                                G_GUINT64_FORMAT " bytes, stream says %"
-                                G_GUINT64_FORMAT,
-                          sum, total);
+        return load_error(
+            errp,
+            "RAM size mismatch: blocks add up to %" G_GUINT64_FORMAT
+            " bytes, stream says %" G_GUINT64_FORMAT,
+            sum, total);
     }
     if (total != ls->m->ram->used_length) {
-        return load_error(errp, "RAM size mismatch: %" G_GUINT64_FORMAT
-                                " bytes in the stream, %" G_GUINT64_FORMAT
-                                " here",
+        return load_error(errp,
+                          "RAM size mismatch: %" G_GUINT64_FORMAT
+                          " bytes in the stream, %" G_GUINT64_FORMAT " here",
                           total, ls->m->ram->used_length);
     }
     ls->setup_seen = true;
@@ -138,9 +140,8 @@ static bool ram_load_block_list(RAMLoadState *ls, QEMUFile *f, uint64_t total,
 }
 
 /* The page a ZERO/PAGE record names, or NULL with *errp set. */
-static uint8_t *ram_record_host(RAMLoadState *ls, QEMUFile *f,
-                                uint64_t addr, uint64_t flags,
-                                uint64_t *page, GError **errp)
+static uint8_t *ram_record_host(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
+                                uint64_t flags, uint64_t *page, GError **errp)
 {
     RAMBlock *rb;
 
@@ -159,16 +160,18 @@ static uint8_t *ram_record_host(RAMLoadState *ls, QEMUFile *f,
         }
         rb = ram_find_block(ls, id);
         if (!rb) {
-            load_error(errp, "Unknown ramblock \"%s\", cannot accept "
-                             "migration",
+            load_error(errp,
+                       "Unknown ramblock \"%s\", cannot accept "
+                       "migration",
                        id);
             return NULL;
         }
         ls->last = rb;
     }
     if (addr >= rb->used_length) {
-        load_error(errp, "Illegal RAM offset 0x%" G_GINT64_MODIFIER
-                         "x in block %s (0x%" G_GINT64_MODIFIER "x bytes)",
+        load_error(errp,
+                   "Illegal RAM offset 0x%" G_GINT64_MODIFIER
+                   "x in block %s (0x%" G_GINT64_MODIFIER "x bytes)",
                    addr, rb->idstr, rb->used_length);
         return NULL;
     }
@@ -212,13 +215,15 @@ static bool ram_load_xbzrle(RAMLoadState *ls, QEMUFile *f, uint8_t *host,
         return qemu_file_check(f, errp);
     }
     if (flag != ENCODING_FLAG_XBZRLE) {
-        return load_error(errp, "Failed to load XBZRLE page - wrong "
-                                "compression! (flag 0x%x)",
+        return load_error(errp,
+                          "Failed to load XBZRLE page - wrong "
+                          "compression! (flag 0x%x)",
                           flag);
     }
     if (len > GW_PAGE_SIZE) {
-        return load_error(errp, "Failed to load XBZRLE page - len overflow! "
-                                "(%u bytes)",
+        return load_error(errp,
+                          "Failed to load XBZRLE page - len overflow! "
+                          "(%u bytes)",
                           len);
     }
     qemu_get_buffer(f, ls->xbzrle_buf, len);
@@ -226,8 +231,9 @@ static bool ram_load_xbzrle(RAMLoadState *ls, QEMUFile *f, uint8_t *host,
         return qemu_file_check(f, errp);
     }
     if (xbzrle_decode_buffer(ls->xbzrle_buf, len, host, GW_PAGE_SIZE) < 0) {
-        return load_error(errp, "Failed to load XBZRLE page - decode error! "
-                                "(page 0x%" G_GINT64_MODIFIER "x)",
+        return load_error(errp,
+                          "Failed to load XBZRLE page - decode error! "
+                          "(page 0x%" G_GINT64_MODIFIER "x)",
                           page << GW_PAGE_SHIFT);
     }
     set_bit_atomic(page, ls->touched);
@@ -238,15 +244,15 @@ static bool ram_load_xbzrle(RAMLoadState *ls, QEMUFile *f, uint8_t *host,
  * Post-copy: the whole page is read aside, then placed in one atomic step
  * (a vCPU may be touching it), or found already there.
  */
-static bool ram_load_postcopy_page(RAMLoadState *ls, QEMUFile *f,
-                                   uint64_t addr, uint64_t flags,
-                                   GError **errp)
+static bool ram_load_postcopy_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
+                                   uint64_t flags, GError **errp)
 {
     const void *data = NULL;
 
     if (flags & (RAM_SAVE_FLAG_XBZRLE | RAM_SAVE_FLAG_COMPRESS_PAGE)) {
-        return load_error(errp, "%s page in post-copy (only whole pages "
-                                "can be placed)",
+        return load_error(errp,
+                          "%s page in post-copy (only whole pages "
+                          "can be placed)",
                           (flags & RAM_SAVE_FLAG_XBZRLE) ? "XBZRLE"
                                                          : "compressed");
     }
@@ -342,8 +348,9 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
             return qemu_file_check(f, errp);
         }
         if (flags & ~RAM_LOAD_FLAGS) {
-            return load_error(errp, "Unknown combination of migration flags: "
-                                    "0x%" G_GINT64_MODIFIER "x%s",
+            return load_error(errp,
+                              "Unknown combination of migration flags: "
+                              "0x%" G_GINT64_MODIFIER "x%s",
                               flags,
                               (flags & RAM_SAVE_FLAG_MULTIFD_FLUSH)
                                   ? " (MULTIFD_FLUSH: godwit's multifd syncs "
@@ -367,15 +374,17 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
             break;
         case RAM_SAVE_FLAG_EOS:
             if (addr || (flags & RAM_SAVE_FLAG_CONTINUE)) {
-                return load_error(errp, "malformed end-of-section record "
-                                        "0x%" G_GINT64_MODIFIER "x",
+                return load_error(errp,
+                                  "malformed end-of-section record "
+                                  "0x%" G_GINT64_MODIFIER "x",
                                   hdr);
             }
             /* every page of the section is in place before the next */
             return ram_decompress_wait(errp) && multifd_recv_sync_main(errp);
         default:
-            return load_error(errp, "Unknown combination of migration flags: "
-                                    "0x%" G_GINT64_MODIFIER "x",
+            return load_error(errp,
+                              "Unknown combination of migration flags: "
+                              "0x%" G_GINT64_MODIFIER "x",
                               flags);
         }
     }
@@ -390,15 +399,17 @@ bool ram_load_postcopy_discard(const char *block, uint64_t start,
     RAMBlock *rb = ram_find_block(ls, block);
 
     if (!rb) {
-        return load_error(errp, "ram_discard_range: Failed to find block "
-                                "'%s'",
+        return load_error(errp,
+                          "ram_discard_range: Failed to find block "
+                          "'%s'",
                           block);
     }
     if ((start | length) & (GW_PAGE_SIZE - 1) || start + length < start ||
         start + length > rb->used_length) {
-        return load_error(errp, "ram_block_discard_range: Bad range %s: "
-                                "start: 0x%" G_GINT64_MODIFIER
-                                "x length: 0x%" G_GINT64_MODIFIER "x",
+        return load_error(errp,
+                          "ram_block_discard_range: Bad range %s: "
+                          "start: 0x%" G_GINT64_MODIFIER
+                          "x length: 0x%" G_GINT64_MODIFIER "x",
                           block, start, length);
     }
     /*
@@ -407,14 +418,15 @@ bool ram_load_postcopy_discard(const char *block, uint64_t start,
      * memfd range costs ~5 ms even when it holds nothing).
      */
     if (ls->touched) {
-        uint64_t p0 = start >> GW_PAGE_SHIFT, p1 = (start + length) >> GW_PAGE_SHIFT;
+        uint64_t p0 = start >> GW_PAGE_SHIFT,
+                 p1 = (start + length) >> GW_PAGE_SHIFT;
         for (uint64_t p = bitmap_find_next(ls->touched, p1, p0); p < p1;) {
             uint64_t e = bitmap_find_next_zero(ls->touched, p1, p);
             if (!ram_block_discard_range(rb, p << GW_PAGE_SHIFT,
                                          (e - p) << GW_PAGE_SHIFT)) {
-                return load_error(errp, "cannot discard 0x%" G_GINT64_MODIFIER
-                                        "x bytes at 0x%" G_GINT64_MODIFIER
-                                        "x of %s",
+                return load_error(errp,
+                                  "cannot discard 0x%" G_GINT64_MODIFIER
+                                  "x bytes at 0x%" G_GINT64_MODIFIER "x of %s",
                                   (e - p) << GW_PAGE_SHIFT, p << GW_PAGE_SHIFT,
                                   block);
             }
@@ -452,7 +464,8 @@ bool ram_load_postcopy_listen(PostcopyRequestFn req, void *opaque,
             break;
         }
         uint64_t p1 = e >> GW_PAGE_SHIFT;
-        for (uint64_t p = bitmap_find_next_zero(touched, p1, s >> GW_PAGE_SHIFT);
+        for (uint64_t p =
+                 bitmap_find_next_zero(touched, p1, s >> GW_PAGE_SHIFT);
              p < p1;) {
             uint64_t q = bitmap_find_next(touched, p1, p);
             if (!ram_block_discard_range(rb, p << GW_PAGE_SHIFT,
@@ -464,8 +477,8 @@ bool ram_load_postcopy_listen(PostcopyRequestFn req, void *opaque,
         }
         pos = e;
     }
-    PostcopyRam *pr = postcopy_ram_new(rb->host, rb->used_length, touched,
-                                       req, opaque, errp);
+    PostcopyRam *pr =
+        postcopy_ram_new(rb->host, rb->used_length, touched, req, opaque, errp);
     if (!pr) {
         return false;
     }
@@ -479,7 +492,6 @@ bool ram_load_postcopy_listen(PostcopyRequestFn req, void *opaque,
     }
     return true;
 }
-
 
 bool ram_load_postcopy_stats(PostcopyRamStats *st)
 {

@@ -32,8 +32,8 @@ RAMStats ram_stats;
 typedef struct RAMBlockState {
     RAMBlock *rb;
     uint64_t pages;
-    unsigned long *bmap;         /* pages to send */
-    unsigned long *clear_chunks; /* chunks whose dirty log to re-arm */
+    unsigned long *bmap;          /* pages to send */
+    unsigned long *clear_chunks;  /* chunks whose dirty log to re-arm */
     unsigned long *postcopy_sent; /* pages sent since post-copy began */
 } RAMBlockState;
 
@@ -49,9 +49,9 @@ typedef struct RAMState {
     Machine *m;
     RAMBlockState blocks[RAM_MAX_BLOCKS];
     int nr_blocks;
-    int cur_block;       /* scan position */
+    int cur_block; /* scan position */
     uint64_t cur_page;
-    RAMBlock *last_sent; /* for RAM_SAVE_FLAG_CONTINUE */
+    RAMBlock *last_sent;  /* for RAM_SAVE_FLAG_CONTINUE */
     uint64_t dirty_pages; /* bits set in every bmap */
     bool bulk_stage;
     bool active;
@@ -59,8 +59,8 @@ typedef struct RAMState {
     /* requests: queued by the return path thread, served by ours */
     GMutex req_lock;
     GCond req_cond;
-    GQueue requests;          /* of RAMRequest, protected by req_lock */
-    atomic_uint req_queued;   /* requests in the queue */
+    GQueue requests;        /* of RAMRequest, protected by req_lock */
+    atomic_uint req_queued; /* requests in the queue */
     int64_t last_sync_us;
     /* auto-converge periods: at least one second between checks */
     int64_t period_start_us;
@@ -392,8 +392,8 @@ bool ram_postcopy_start(QEMUFile *f, GError **errp)
     return qemu_file_check(f, errp);
 }
 
-bool ram_postcopy_queue_request(const char *block, uint64_t start,
-                                uint32_t len, GError **errp)
+bool ram_postcopy_queue_request(const char *block, uint64_t start, uint32_t len,
+                                GError **errp)
 {
     RAMState *rs = &ram_state;
     RAMBlockState *b = NULL;
@@ -409,8 +409,8 @@ bool ram_postcopy_queue_request(const char *block, uint64_t start,
                     "ram_save_queue_pages no block '%s'", block);
         return false;
     }
-    if (!len || (start | len) & (GW_PAGE_SIZE - 1) ||
-        start + len < start || start + len > b->rb->used_length) {
+    if (!len || (start | len) & (GW_PAGE_SIZE - 1) || start + len < start ||
+        start + len > b->rb->used_length) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "ram_save_queue_pages request overrun, start=0x%" PRIx64
                     " len=0x%x blocklen=0x%" PRIx64,
@@ -571,9 +571,9 @@ static int ram_save_iterate_postcopy(RAMState *rs, QEMUFile *f)
             done = 1;
             break;
         }
-        if ((i & 63) == 0 && (qemu_file_get_error(f) ||
-                              g_get_monotonic_time() - t0 >
-                                  RAM_ITERATE_MAX_US)) {
+        if ((i & 63) == 0 &&
+            (qemu_file_get_error(f) ||
+             g_get_monotonic_time() - t0 > RAM_ITERATE_MAX_US)) {
             break;
         }
     }

@@ -13,9 +13,9 @@
 
 struct RPWriter {
     GMutex lock;
-    QEMUFile *f;        /* protected by lock */
+    QEMUFile *f;          /* protected by lock */
     char last_block[256]; /* block of the last page request */
-    char *error;        /* first failure */
+    char *error;          /* first failure */
 };
 
 RPWriter *rp_writer_open(MigChannel *main_chan, GError **errp)
@@ -32,14 +32,13 @@ RPWriter *rp_writer_open(MigChannel *main_chan, GError **errp)
     return w;
 }
 
-/* Under the lock: header, body, flush; keeps the first failure. */
-static bool rp_send(RPWriter *w, uint16_t type, const uint8_t *data,
-                    uint16_t len)
+/* Lock held: header, body, flush; keeps the first failure. */
+static bool rp_send_locked(RPWriter *w, uint16_t type, const uint8_t *data,
+                           uint16_t len)
 {
     g_autoptr(GError) err = NULL;
     bool ok;
 
-    g_mutex_lock(&w->lock);
     qemu_put_be16(w->f, type);
     qemu_put_be16(w->f, len);
     qemu_put_buffer(w->f, data, len);
@@ -48,6 +47,16 @@ static bool rp_send(RPWriter *w, uint16_t type, const uint8_t *data,
     if (!ok && !w->error) {
         w->error = g_strdup_printf("return path: %s", err->message);
     }
+    return ok;
+}
+
+static bool rp_send(RPWriter *w, uint16_t type, const uint8_t *data,
+                    uint16_t len)
+{
+    bool ok;
+
+    g_mutex_lock(&w->lock);
+    ok = rp_send_locked(w, type, data, len);
     g_mutex_unlock(&w->lock);
     return ok;
 }
@@ -87,7 +96,10 @@ bool rp_send_req_pages(RPWriter *w, const char *block, uint64_t start,
     put_be32(buf, (uint32_t)(start >> 32));
     put_be32(buf + 4, (uint32_t)start);
     put_be32(buf + 8, len);
-    /* the lock covers the name too: two requesters race otherwise */
+    /*
+     * One lock over the choice and the send: a request for the same block
+     * must never overtake the REQ_PAGES_ID that names it.
+     */
     g_mutex_lock(&w->lock);
     if (strcmp(w->last_block, block)) {
         type = MIG_RP_MSG_REQ_PAGES_ID;
@@ -96,8 +108,9 @@ bool rp_send_req_pages(RPWriter *w, const char *block, uint64_t start,
         msglen += 1 + n;
         memcpy(w->last_block, block, n + 1);
     }
+    bool ok = rp_send_locked(w, type, buf, (uint16_t)msglen);
     g_mutex_unlock(&w->lock);
-    return rp_send(w, type, buf, (uint16_t)msglen);
+    return ok;
 }
 
 bool rp_send_recv_bitmap(RPWriter *w, const char *block,
@@ -189,8 +202,8 @@ static const struct {
 
 static uint32_t get_be32(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
 }
 
 /* RECV_BITMAP's payload names the block; the bitmap follows it. */
@@ -249,8 +262,7 @@ static bool rp_read_one(RPReader *r, char *block, bool *shut, GError **errp)
     }
     if (type == MIG_RP_MSG_INVALID || type >= MIG_RP_MSG_MAX) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "Received invalid message 0x%04x length 0x%04x", type,
-                    len);
+                    "Received invalid message 0x%04x length 0x%04x", type, len);
         return false;
     }
     if (rp_msgs[type].len != -1 && rp_msgs[type].len != len) {

@@ -10,18 +10,16 @@
 
 #include "godwit/ramblock.h"
 #include "migration/channel.h"
-#include "savevm.h"
+#include "savevm-int.h"
 
-#define SAVEVM_MAX_SECTIONS 300
-
-typedef struct SaveStateEntry {
+struct SaveStateEntry {
     const SaveStateHandler *ops;
     void *opaque;
     uint32_t instance_id;
     uint32_t section_id;
     bool loaded; /* destination: section seen (START/FULL) */
     bool ended;  /* destination: iterable's END seen */
-} SaveStateEntry;
+};
 
 static SaveStateEntry entries[SAVEVM_MAX_SECTIONS];
 static int nr_entries;
@@ -86,104 +84,6 @@ void qemu_savevm_state_header(QEMUFile *f)
     qemu_put_byte(f, QEMU_VM_CONFIGURATION);
     qemu_put_be32(f, strlen(GODWIT_MACHINE_TYPE));
     qemu_put_buffer(f, GODWIT_MACHINE_TYPE, strlen(GODWIT_MACHINE_TYPE));
-}
-
-/* u8 QEMU_VM_COMMAND, be16 command, be16 length, then the data. */
-static void send_command(QEMUFile *f, uint16_t cmd, uint16_t len,
-                         const uint8_t *data)
-{
-    qemu_put_byte(f, QEMU_VM_COMMAND);
-    qemu_put_be16(f, cmd);
-    qemu_put_be16(f, len);
-    if (len) {
-        qemu_put_buffer(f, data, len);
-    }
-}
-
-static void put_be64_at(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-    }
-}
-
-void qemu_savevm_send_open_return_path(QEMUFile *f)
-{
-    send_command(f, MIG_CMD_OPEN_RETURN_PATH, 0, NULL);
-}
-
-void qemu_savevm_send_ping(QEMUFile *f, uint32_t value)
-{
-    uint8_t buf[4] = {value >> 24, value >> 16, value >> 8, value};
-
-    send_command(f, MIG_CMD_PING, sizeof(buf), buf);
-}
-
-void qemu_savevm_send_postcopy_advise(QEMUFile *f)
-{
-    uint8_t buf[16];
-
-    /* every block has 4 KiB pages: the summary is that one size */
-    put_be64_at(buf, GW_PAGE_SIZE);
-    put_be64_at(buf + 8, GW_PAGE_SIZE);
-    send_command(f, MIG_CMD_POSTCOPY_ADVISE, sizeof(buf), buf);
-}
-
-void qemu_savevm_send_postcopy_listen(QEMUFile *f)
-{
-    send_command(f, MIG_CMD_POSTCOPY_LISTEN, 0, NULL);
-}
-
-void qemu_savevm_send_postcopy_run(QEMUFile *f)
-{
-    send_command(f, MIG_CMD_POSTCOPY_RUN, 0, NULL);
-}
-
-void qemu_savevm_send_postcopy_ram_discard(QEMUFile *f, const char *block,
-                                           int n, const uint64_t *start,
-                                           const uint64_t *length)
-{
-    size_t nlen = strlen(block);
-    uint8_t buf[3 + 255 + 16 * MIG_DISCARD_MAX_PAIRS];
-    size_t len = 0;
-
-    g_assert(nlen <= 255 && n > 0 && n <= MIG_DISCARD_MAX_PAIRS);
-    buf[len++] = 0; /* version */
-    buf[len++] = (uint8_t)nlen;
-    memcpy(buf + len, block, nlen);
-    len += nlen;
-    buf[len++] = 0;
-    for (int i = 0; i < n; i++) {
-        put_be64_at(buf + len, start[i]);
-        put_be64_at(buf + len + 8, length[i]);
-        len += 16;
-    }
-    send_command(f, MIG_CMD_POSTCOPY_RAM_DISCARD, (uint16_t)len, buf);
-}
-
-void qemu_savevm_send_packaged(QEMUFile *f, const uint8_t *buf, size_t len)
-{
-    uint8_t hdr[4] = {len >> 24, len >> 16, len >> 8, len};
-
-    g_assert(len <= MIG_PACKAGED_MAX);
-    send_command(f, MIG_CMD_PACKAGED, sizeof(hdr), hdr);
-    qemu_put_buffer(f, buf, len);
-}
-
-void qemu_savevm_send_recv_bitmap(QEMUFile *f, const char *block)
-{
-    uint8_t buf[256];
-    size_t n = strlen(block);
-
-    g_assert(n <= 255);
-    buf[0] = (uint8_t)n;
-    memcpy(buf + 1, block, n);
-    send_command(f, MIG_CMD_RECV_BITMAP, (uint16_t)(n + 1), buf);
-}
-
-void qemu_savevm_send_postcopy_resume(QEMUFile *f)
-{
-    send_command(f, MIG_CMD_POSTCOPY_RESUME, 0, NULL);
 }
 
 bool qemu_savevm_state_setup(QEMUFile *f, GError **errp)
@@ -281,8 +181,8 @@ static bool complete_sections(QEMUFile *f, bool iterables, GError **errp)
         if (iter != iterables) {
             continue;
         }
-        section_header(f, se, iter ? QEMU_VM_SECTION_END
-                                   : QEMU_VM_SECTION_FULL);
+        section_header(f, se,
+                       iter ? QEMU_VM_SECTION_END : QEMU_VM_SECTION_FULL);
         ok = iter ? se->ops->save_complete(f, se->opaque, errp)
                   : se->ops->save_state(f, se->opaque, errp);
         if (!ok) {
@@ -334,12 +234,20 @@ void qemu_savevm_state_cleanup(void)
     }
 }
 
+const char *loadvm_first_missing_device(uint32_t *instance)
+{
+    for (int i = 0; i < nr_entries; i++) {
+        if (!is_iterable(entries[i].ops) && !entries[i].ended) {
+            *instance = entries[i].instance_id;
+            return entries[i].ops->idstr;
+        }
+    }
+    return NULL;
+}
+
 /* ---- loading ------------------------------------------------------------- */
 
-static bool load_fail(QEMUFile *f, GError **errp, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-
-static bool load_fail(QEMUFile *f, GError **errp, const char *fmt, ...)
+bool load_fail(QEMUFile *f, GError **errp, const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
@@ -373,8 +281,9 @@ static bool load_header(QEMUFile *f, GError **errp)
                          magic, QEMU_VM_FILE_MAGIC);
     }
     if (version == QEMU_VM_FILE_VERSION_COMPAT) {
-        return load_fail(f, errp, "SaveVM v2 format is obsolete and don't "
-                                  "work anymore");
+        return load_fail(f, errp,
+                         "SaveVM v2 format is obsolete and don't "
+                         "work anymore");
     }
     if (version != QEMU_VM_FILE_VERSION) {
         return load_fail(f, errp, "unsupported migration stream version %u",
@@ -432,15 +341,8 @@ static bool check_footer(QEMUFile *f, SaveStateEntry *se, uint32_t id,
     return !qemu_file_get_error(f) || load_fail(f, errp, "footer");
 }
 
-/* Maps the source's section ids to our entries (START/FULL announce them). */
-typedef struct SectionMap {
-    uint32_t ids[SAVEVM_MAX_SECTIONS];
-    SaveStateEntry *se[SAVEVM_MAX_SECTIONS];
-    _Atomic int n;
-} SectionMap;
-
-static bool load_section_start(QEMUFile *f, SectionMap *map, uint8_t type,
-                               GError **errp)
+bool load_section_start(QEMUFile *f, SectionMap *map, uint8_t type,
+                        GError **errp)
 {
     uint32_t id = qemu_get_be32(f);
     char idstr[256];
@@ -461,15 +363,14 @@ static bool load_section_start(QEMUFile *f, SectionMap *map, uint8_t type,
                          idstr, instance);
     }
     if (version > se->ops->version_id) {
-        return load_fail(f, errp, "savevm: unsupported version %u for '%s' "
-                                  "v%u",
+        return load_fail(f, errp,
+                         "savevm: unsupported version %u for '%s' "
+                         "v%u",
                          version, idstr, se->ops->version_id);
     }
-    if (se->loaded || (type == QEMU_VM_SECTION_START) !=
-                          is_iterable(se->ops)) {
+    if (se->loaded || (type == QEMU_VM_SECTION_START) != is_iterable(se->ops)) {
         return load_fail(f, errp, "unexpected %s section for '%s' %u",
-                         se->loaded ? "repeated" : "kind of", idstr,
-                         instance);
+                         se->loaded ? "repeated" : "kind of", idstr, instance);
     }
     if (map->n == SAVEVM_MAX_SECTIONS) {
         return load_fail(f, errp, "too many sections");
@@ -480,8 +381,9 @@ static bool load_section_start(QEMUFile *f, SectionMap *map, uint8_t type,
     atomic_store_explicit(&map->n, map->n + 1, memory_order_release);
     se->loaded = true;
     if (!se->ops->load_state(f, se->opaque, version, errp)) {
-        g_prefix_error(errp, "error while loading state for instance 0x%x "
-                             "of device '%s': ",
+        g_prefix_error(errp,
+                       "error while loading state for instance 0x%x "
+                       "of device '%s': ",
                        instance, idstr);
         return false;
     }
@@ -508,8 +410,9 @@ static bool load_section_part(QEMUFile *f, SectionMap *map, uint8_t type,
         return load_fail(f, errp, "Unknown savevm section %u", id);
     }
     if (!se->ops->load_state(f, se->opaque, se->ops->version_id, errp)) {
-        g_prefix_error(errp, "error while loading state section id %u(%s): ",
-                       id, se->ops->idstr);
+        g_prefix_error(errp,
+                       "error while loading state section id %u(%s): ", id,
+                       se->ops->idstr);
         return false;
     }
     if (type == QEMU_VM_SECTION_END) {
@@ -525,8 +428,9 @@ static bool load_trailer(QEMUFile *f, GError **errp)
         return true;
     }
     if (qemu_get_byte(f) != QEMU_VM_VMDESCRIPTION) {
-        return load_fail(f, errp, "unexpected data after the end of the "
-                                  "migration stream");
+        return load_fail(f, errp,
+                         "unexpected data after the end of the "
+                         "migration stream");
     }
     uint32_t len = qemu_get_be32(f);
     if (len > SAVEVM_VMDESC_MAX) {
@@ -539,7 +443,7 @@ static bool load_trailer(QEMUFile *f, GError **errp)
            load_fail(f, errp, "reading the VM description");
 }
 
-static bool load_check_complete(GError **errp)
+bool load_check_complete(GError **errp)
 {
     for (int i = 0; i < nr_entries; i++) {
         if (!entries[i].ended) {
@@ -553,367 +457,11 @@ static bool load_check_complete(GError **errp)
     return true;
 }
 
-/* ---- commands, destination side ----------------------------------------- */
-
-/* QEMU's PostcopyState, destination: the order commands may come in. */
-typedef enum PostcopyIncoming {
-    POSTCOPY_INCOMING_NONE,
-    POSTCOPY_INCOMING_ADVISE,
-    POSTCOPY_INCOMING_DISCARD,
-    POSTCOPY_INCOMING_LISTENING,
-    POSTCOPY_INCOMING_RUNNING,
-} PostcopyIncoming;
-
-static const char *const postcopy_incoming_names[] = {
-    "none", "advise", "discard", "listen", "running",
-};
-
-typedef struct LoadContext {
-    SectionMap *map;
-    PostcopyIncoming postcopy;
-    bool in_package;
-    bool return_path;
-    QEMUFile *main_f; /* the main stream (a package is read apart) */
-    /*
-     * Post-copy: from LISTEN on, the listen thread reads the main stream
-     * (pages) while this thread loads the rest of the package: loading a
-     * device may need guest pages (e.g. a vCPU task that walks the
-     * guest's GDT), which only the main stream brings.
-     */
-    pthread_t listen_thread;
-    bool listening;
-    bool listen_ok;     /* the listen thread's result */
-    GError *listen_err;
-    bool at_eof;        /* this context reads until EOF, checked by caller */
-} LoadContext;
-
-static const LoadvmCommandOps *command_ops;
-
-void qemu_loadvm_set_command_ops(const LoadvmCommandOps *ops)
-{
-    command_ops = ops;
-}
-
-static bool load_main(QEMUFile *f, LoadContext *ctx, GError **errp);
-
-static void *listen_thread(void *opaque)
-{
-    LoadContext *ctx = opaque;
-    LoadContext lctx = {
-        .map = ctx->map,
-        .postcopy = POSTCOPY_INCOMING_RUNNING,
-        .return_path = true,
-        .main_f = ctx->main_f,
-        .at_eof = true,
-    };
-
-    pthread_setname_np(pthread_self(), "mig/dst/listen");
-    for (;;) {
-        QEMUFile *nf;
-        ctx->listen_ok = load_main(lctx.main_f, &lctx, &ctx->listen_err);
-        /* a broken connection pauses; a malformed stream fails */
-        if (ctx->listen_ok || !command_ops->postcopy_pause ||
-            !qemu_file_get_error(lctx.main_f)) {
-            break;
-        }
-        nf = command_ops->postcopy_pause(lctx.main_f,
-                                         ctx->listen_err->message);
-        if (!nf) {
-            break;
-        }
-        g_clear_error(&ctx->listen_err);
-        lctx.main_f = ctx->main_f = nf;
-    }
-    if (!ctx->listen_ok && command_ops->postcopy_abort) {
-        /* nothing more arrives: let waiting threads go, the load fails */
-        command_ops->postcopy_abort();
-    }
-    return NULL;
-}
-
-/* Joins the listen thread: its result, or false with *errp. */
-static bool listen_join(LoadContext *ctx, GError **errp)
-{
-    pthread_join(ctx->listen_thread, NULL);
-    ctx->listening = false;
-    if (!ctx->listen_ok) {
-        g_propagate_error(errp, g_steal_pointer(&ctx->listen_err));
-        return false;
-    }
-    return true;
-}
-
-static bool command_wrong_state(QEMUFile *f, LoadContext *ctx,
-                                const char *cmd, GError **errp)
-{
-    return load_fail(f, errp, "%s in wrong postcopy state (%s)", cmd,
-                     postcopy_incoming_names[ctx->postcopy]);
-}
-
-static bool load_cmd_advise(QEMUFile *f, LoadContext *ctx, uint16_t len,
-                            GError **errp)
-{
-    uint64_t summary, tps;
-
-    if (ctx->postcopy != POSTCOPY_INCOMING_NONE) {
-        return command_wrong_state(f, ctx, "CMD_POSTCOPY_ADVISE", errp);
-    }
-    if (len != 16) {
-        /* 0 bytes: dirty bitmaps only, which godwit does not have */
-        return load_fail(f, errp, "CMD_POSTCOPY_ADVISE invalid length (%u)",
-                         len);
-    }
-    summary = qemu_get_be64(f);
-    tps = qemu_get_be64(f);
-    if (qemu_file_get_error(f)) {
-        return load_fail(f, errp, "CMD_POSTCOPY_ADVISE");
-    }
-    if (!command_ops || !command_ops->postcopy_advise(summary, tps, errp)) {
-        return false;
-    }
-    ctx->postcopy = POSTCOPY_INCOMING_ADVISE;
-    return true;
-}
-
-static bool load_cmd_discard(QEMUFile *f, LoadContext *ctx, uint16_t len,
-                             GError **errp)
-{
-    char block[256];
-    uint8_t b;
-
-    if (ctx->postcopy != POSTCOPY_INCOMING_ADVISE &&
-        ctx->postcopy != POSTCOPY_INCOMING_DISCARD) {
-        return command_wrong_state(f, ctx, "CMD_POSTCOPY_RAM_DISCARD", errp);
-    }
-    if (len < 1 + 1 + 1 + 1 + 2 * 8) {
-        return load_fail(f, errp,
-                         "CMD_POSTCOPY_RAM_DISCARD invalid length (%u)", len);
-    }
-    b = qemu_get_byte(f);
-    if (b != 0) {
-        return load_fail(f, errp,
-                         "CMD_POSTCOPY_RAM_DISCARD invalid version (%u)", b);
-    }
-    qemu_get_counted_string(f, block);
-    b = qemu_get_byte(f);
-    if (qemu_file_get_error(f)) {
-        return load_fail(f, errp, "CMD_POSTCOPY_RAM_DISCARD");
-    }
-    if (b != 0) {
-        return load_fail(f, errp, "CMD_POSTCOPY_RAM_DISCARD missing nil (%u)",
-                         b);
-    }
-    if (len < 3 + strlen(block) || (len - 3 - strlen(block)) % 16) {
-        return load_fail(f, errp,
-                         "CMD_POSTCOPY_RAM_DISCARD invalid length (%u)", len);
-    }
-    ctx->postcopy = POSTCOPY_INCOMING_DISCARD;
-    for (size_t left = len - 3 - strlen(block); left; left -= 16) {
-        uint64_t start = qemu_get_be64(f);
-        uint64_t length = qemu_get_be64(f);
-        if (qemu_file_get_error(f)) {
-            return load_fail(f, errp, "CMD_POSTCOPY_RAM_DISCARD");
-        }
-        if (!command_ops->postcopy_discard(block, start, length, errp)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool load_cmd_packaged(QEMUFile *f, LoadContext *ctx, bool *quit,
-                              GError **errp)
-{
-    uint32_t len = qemu_get_be32(f);
-    g_autofree uint8_t *buf = NULL;
-    MigChannel *mem;
-    QEMUFile *pf;
-    bool ok;
-
-    if (qemu_file_get_error(f)) {
-        return load_fail(f, errp, "CMD_PACKAGED");
-    }
-    if (ctx->in_package) {
-        return load_fail(f, errp, "CMD_PACKAGED inside a package");
-    }
-    if (len > MIG_PACKAGED_MAX) {
-        return load_fail(f, errp, "Unreasonably large packaged state: %u",
-                         len);
-    }
-    buf = g_malloc(len ? len : 1);
-    qemu_get_buffer(f, buf, len);
-    if (qemu_file_get_error(f)) {
-        return load_fail(f, errp, "reading a package of %u bytes", len);
-    }
-    mem = mig_channel_new_memory(errp);
-    if (!mem) {
-        return false;
-    }
-    struct iovec iov = {buf, len};
-    if (len && mig_channel_writev_all(mem, &iov, 1) != 1) {
-        mig_channel_close(mem, NULL);
-        return load_fail(f, errp, "cannot buffer the package");
-    }
-    if (!mig_channel_rewind(mem, errp)) {
-        mig_channel_close(mem, NULL);
-        return false;
-    }
-    pf = qemu_file_new_input(mem);
-    ctx->in_package = true;
-    ok = load_main(pf, ctx, errp);
-    ctx->in_package = false;
-    if (ok && ctx->postcopy != POSTCOPY_INCOMING_RUNNING) {
-        ok = load_fail(f, errp, "the package ended without CMD_POSTCOPY_RUN");
-    }
-    qemu_fclose(pf, NULL); /* closes the memory channel */
-    if (ctx->listening) {
-        if (!ok) {
-            /* the listen thread must not wait for a stream we give up */
-            qemu_file_shutdown(ctx->main_f);
-            listen_join(ctx, NULL);
-            return false;
-        }
-        /* it read the main stream to its EOF */
-        return listen_join(ctx, errp) && (*quit = true);
-    }
-    return ok;
-}
-
-/* One QEMU_VM_COMMAND; *quit is set after POSTCOPY_RUN (package ends). */
-static bool load_command(QEMUFile *f, LoadContext *ctx, bool *quit,
-                         GError **errp)
-{
-    uint16_t cmd = qemu_get_be16(f);
-    uint16_t len = qemu_get_be16(f);
-    static const uint16_t fixed_len[MIG_CMD_MAX] = {
-        [MIG_CMD_OPEN_RETURN_PATH] = 0, [MIG_CMD_PING] = 4,
-        [MIG_CMD_POSTCOPY_LISTEN] = 0, [MIG_CMD_POSTCOPY_RUN] = 0,
-        [MIG_CMD_PACKAGED] = 4, [MIG_CMD_POSTCOPY_RESUME] = 0,
-    };
-
-    if (qemu_file_get_error(f)) {
-        return load_fail(f, errp, "reading a command");
-    }
-    switch (cmd) {
-    case MIG_CMD_OPEN_RETURN_PATH:
-    case MIG_CMD_PING:
-    case MIG_CMD_POSTCOPY_LISTEN:
-    case MIG_CMD_POSTCOPY_RUN:
-    case MIG_CMD_PACKAGED:
-    case MIG_CMD_POSTCOPY_RESUME:
-        if (len != fixed_len[cmd]) {
-            return load_fail(f, errp, "command %u received with bad length "
-                                      "- expecting %u, received %u",
-                             cmd, fixed_len[cmd], len);
-        }
-        break;
-    default:
-        break;
-    }
-    switch (cmd) {
-    case MIG_CMD_OPEN_RETURN_PATH:
-        if (ctx->return_path) {
-            return load_fail(f, errp, "CMD_OPEN_RETURN_PATH called when RP "
-                                      "already open");
-        }
-        if (!command_ops || !command_ops->open_return_path(errp)) {
-            return false;
-        }
-        ctx->return_path = true;
-        return true;
-    case MIG_CMD_PING: {
-        uint32_t v = qemu_get_be32(f);
-        if (qemu_file_get_error(f)) {
-            return load_fail(f, errp, "CMD_PING");
-        }
-        if (!ctx->return_path) {
-            return load_fail(f, errp, "CMD_PING (0x%x) received with no "
-                                      "return path",
-                             v);
-        }
-        return command_ops->ping(v, errp);
-    }
-    case MIG_CMD_POSTCOPY_ADVISE:
-        return load_cmd_advise(f, ctx, len, errp);
-    case MIG_CMD_POSTCOPY_RAM_DISCARD:
-        return load_cmd_discard(f, ctx, len, errp);
-    case MIG_CMD_POSTCOPY_LISTEN:
-        if (ctx->postcopy != POSTCOPY_INCOMING_ADVISE &&
-            ctx->postcopy != POSTCOPY_INCOMING_DISCARD) {
-            return command_wrong_state(f, ctx, "CMD_POSTCOPY_LISTEN", errp);
-        }
-        if (!ctx->return_path) {
-            return load_fail(f, errp, "CMD_POSTCOPY_LISTEN without a return "
-                                      "path to ask for pages on");
-        }
-        if (!command_ops->postcopy_listen(errp)) {
-            return false;
-        }
-        ctx->postcopy = POSTCOPY_INCOMING_LISTENING;
-        if (ctx->in_package) {
-            int e = pthread_create(&ctx->listen_thread, NULL, listen_thread,
-                                   ctx);
-            if (e) {
-                return gw_error_errno(errp, e, "cannot create the post-copy "
-                                               "listen thread");
-            }
-            ctx->listening = true;
-        }
-        return true;
-    case MIG_CMD_POSTCOPY_RUN:
-        if (ctx->postcopy != POSTCOPY_INCOMING_LISTENING) {
-            return command_wrong_state(f, ctx, "CMD_POSTCOPY_RUN", errp);
-        }
-        /* every device section came before RUN: it must be complete */
-        for (int i = 0; i < nr_entries; i++) {
-            if (!is_iterable(entries[i].ops) && !entries[i].ended) {
-                return load_fail(f, errp, "CMD_POSTCOPY_RUN before section "
-                                          "'%s' instance %u",
-                                 entries[i].ops->idstr,
-                                 entries[i].instance_id);
-            }
-        }
-        if (!command_ops->postcopy_run(errp)) {
-            return false;
-        }
-        ctx->postcopy = POSTCOPY_INCOMING_RUNNING;
-        *quit = true;
-        return true;
-    case MIG_CMD_PACKAGED:
-        return load_cmd_packaged(f, ctx, quit, errp);
-    case MIG_CMD_RECV_BITMAP: {
-        char block[256];
-        if (ctx->postcopy != POSTCOPY_INCOMING_RUNNING || ctx->in_package) {
-            return command_wrong_state(f, ctx, "CMD_RECV_BITMAP", errp);
-        }
-        qemu_get_counted_string(f, block);
-        if (qemu_file_get_error(f)) {
-            return load_fail(f, errp, "CMD_RECV_BITMAP");
-        }
-        if (len != 1 + strlen(block)) {
-            return load_fail(f, errp, "CMD_RECV_BITMAP: invalid length %u "
-                                      "for block '%s'",
-                             len, block);
-        }
-        return command_ops->recv_bitmap(block, errp);
-    }
-    case MIG_CMD_POSTCOPY_RESUME:
-        if (ctx->postcopy != POSTCOPY_INCOMING_RUNNING || ctx->in_package) {
-            return command_wrong_state(f, ctx, "CMD_POSTCOPY_RESUME", errp);
-        }
-        return command_ops->postcopy_resume(errp);
-    default:
-        return load_fail(f, errp, "migration command %u is not supported by "
-                                  "godwit (len %u)",
-                         cmd, len);
-    }
-}
-
 /*
  * Sections and commands until EOF (the main stream) or, in a package,
  * until POSTCOPY_RUN or the package's end.
  */
-static bool load_main(QEMUFile *f, LoadContext *ctx, GError **errp)
+bool load_main(QEMUFile *f, LoadContext *ctx, GError **errp)
 {
     for (;;) {
         bool ok, quit = false;
@@ -948,8 +496,9 @@ static bool load_main(QEMUFile *f, LoadContext *ctx, GError **errp)
         case QEMU_VM_SECTION_PART:
         case QEMU_VM_SECTION_END:
             ok = !ctx->in_package ? load_section_part(f, ctx->map, type, errp)
-                                  : load_fail(f, errp, "RAM section inside "
-                                                       "a package");
+                                  : load_fail(f, errp,
+                                              "RAM section inside "
+                                              "a package");
             break;
         case QEMU_VM_COMMAND:
             ok = load_command(f, ctx, &quit, errp);
@@ -974,15 +523,18 @@ static bool load_main(QEMUFile *f, LoadContext *ctx, GError **errp)
 bool qemu_loadvm_state(QEMUFile *f, GError **errp)
 {
     g_autofree SectionMap *map = g_new0(SectionMap, 1);
-    LoadContext ctx = {.map = map, .main_f = f};
+    GMutex main_lock;
+    LoadContext ctx = {.map = map, .main_f = f, .main_lock = &main_lock};
     bool ok = load_header(f, errp);
 
     for (int i = 0; i < nr_entries; i++) {
         entries[i].loaded = entries[i].ended = false;
     }
+    g_mutex_init(&main_lock);
     if (ok) {
         ok = load_main(f, &ctx, errp);
     }
+    g_mutex_clear(&main_lock);
     for (int i = 0; i < nr_entries; i++) {
         if (entries[i].ops->load_cleanup) {
             entries[i].ops->load_cleanup(entries[i].opaque);

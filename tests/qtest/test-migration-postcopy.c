@@ -42,16 +42,17 @@ static MigPair *pair_start(const char *mem, const char *payload,
     *uri = g_strdup_printf("unix:%s", sock);
     mp->dst = gwt_start("dst", "-m %s -smp 2 %s -incoming defer", mem,
                         dst_paused ? "-S" : "");
-    mp->src = gwt_start("src", "-m %s -smp 2 -kernel %s -append '%s'", mem,
-                        elf, append);
+    mp->src = gwt_start("src", "-m %s -smp 2 -kernel %s -append '%s'", mem, elf,
+                        append);
     g_assert_true(gwt_wait_serial(mp->src, "READY", 60000));
     return mp;
 }
 
 static void incoming(MigPair *mp, const char *uri)
 {
-    gwt_qmp_void(mp->dst, "{'execute': 'migrate-incoming', 'arguments': "
-                          "{'uri': '%s'}}",
+    gwt_qmp_void(mp->dst,
+                 "{'execute': 'migrate-incoming', 'arguments': "
+                 "{'uri': '%s'}}",
                  uri);
 }
 
@@ -78,16 +79,16 @@ static void test_paused(gconstpointer data)
 {
     bool after_pass = GPOINTER_TO_INT(data);
     g_autofree char *uri = NULL;
-    MigPair *mp = pair_start("256M", "verify", "vm=2 vm-bytes=32M", true,
-                             &uri);
+    MigPair *mp = pair_start("256M", "verify", "vm=2 vm-bytes=32M", true, &uri);
 
     postcopy_caps(mp, NULL);
     mig_set_cap(mp->src, "events", true);
     incoming(mp, uri);
     /* slow enough that precopy is still going when we switch */
     mig_set_speed(mp->src, 32 << 20, 1);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
-                          "{'uri': '%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': "
+                 "{'uri': '%s'}}",
                  uri);
     /* pass 1 is the setup's sync; pass 2 ends the first pass over RAM */
     for (int64_t pass = 0; after_pass && pass < 2;) {
@@ -122,14 +123,15 @@ static void test_paused(gconstpointer data)
 static void test_running(void)
 {
     g_autofree char *uri = NULL;
-    MigPair *mp = pair_start("256M", "verify", "vm=2 vm-bytes=32M", false,
-                             &uri);
+    MigPair *mp =
+        pair_start("256M", "verify", "vm=2 vm-bytes=32M", false, &uri);
 
     postcopy_caps(mp, "postcopy-blocktime");
     incoming(mp, uri);
     /* the background push trickles: most pages come on request */
-    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
-                          "'arguments': {'max-postcopy-bandwidth': %d}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate-set-parameters', "
+                 "'arguments': {'max-postcopy-bandwidth': %d}}",
                  16 << 20);
     g_autofree char *out = gwt_hmp(mp->src, "migrate -d %s", uri);
     g_assert_cmpstr(out, ==, "");
@@ -185,14 +187,14 @@ static void test_running(void)
 static void test_converges(void)
 {
     g_autofree char *uri = NULL;
-    MigPair *mp = pair_start("512M", "stress", "vm=2 vm-bytes=64M", true,
-                             &uri);
+    MigPair *mp = pair_start("512M", "stress", "vm=2 vm-bytes=64M", true, &uri);
 
     postcopy_caps(mp, NULL);
     incoming(mp, uri);
     mig_set_speed(mp->src, 8 << 20, 100);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
-                          "{'uri': '%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': "
+                 "{'uri': '%s'}}",
                  uri);
     gwt_sleep_ms(3000);
     g_autofree char *st0 = mig_status(mp->src);
@@ -213,24 +215,28 @@ static void test_refused(void)
 
     g_autofree char *e1 =
         gwt_qmp_err(p, "{'execute': 'migrate-start-postcopy'}");
-    g_assert_cmpstr(e1, ==, "Enable postcopy with migrate_set_capability "
-                            "before the start of migration");
+    g_assert_cmpstr(e1, ==,
+                    "Enable postcopy with migrate_set_capability "
+                    "before the start of migration");
     mig_set_cap(p, "postcopy-ram", true);
     g_autofree char *e2 =
         gwt_qmp_err(p, "{'execute': 'migrate-start-postcopy'}");
-    g_assert_cmpstr(e2, ==, "Postcopy must be started after migration has "
-                            "been started");
+    g_assert_cmpstr(e2, ==,
+                    "Postcopy must be started after migration has "
+                    "been started");
     g_autofree char *e3 = gwt_qmp_err(
         p, "{'execute': 'migrate-set-capabilities', 'arguments': "
            "{'capabilities': [{'capability': 'multifd', 'state': true}]}}");
     g_assert_cmpstr(e3, ==, "Postcopy is not yet compatible with multifd");
     g_autofree char *e6 = gwt_qmp_err(p, "{'execute': 'migrate-pause'}");
-    g_assert_cmpstr(e6, ==, "migrate-pause is currently only supported "
-                            "during postcopy-active state");
+    g_assert_cmpstr(e6, ==,
+                    "migrate-pause is currently only supported "
+                    "during postcopy-active state");
     g_autofree char *e7 = gwt_qmp_err(
         p, "{'execute': 'migrate-recover', 'arguments': {'uri': 'unix:/x'}}");
-    g_assert_cmpstr(e7, ==, "Migrate recover can only be run when postcopy "
-                            "is paused.");
+    g_assert_cmpstr(e7, ==,
+                    "Migrate recover can only be run when postcopy "
+                    "is paused.");
     /* exec: has no way back for page requests */
     gwt_qmp_void(p, "{'execute': 'migrate', 'arguments': "
                     "{'uri': 'exec:cat > /dev/null'}}");
@@ -268,30 +274,32 @@ static void test_recover(gconstpointer data)
     bool running = GPOINTER_TO_INT(data);
     const int cuts = 3;
     g_autofree char *dst_uri = NULL;
-    MigPair *mp = pair_start("256M", "verify", "vm=2 vm-bytes=32M", !running,
-                             &dst_uri);
+    MigPair *mp =
+        pair_start("256M", "verify", "vm=2 vm-bytes=32M", !running, &dst_uri);
     MigProxy *proxy;
     char path[64];
 
     postcopy_caps(mp, NULL);
     incoming(mp, dst_uri);
     /* slow enough that every cut falls inside post-copy */
-    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
-                          "'arguments': {'max-postcopy-bandwidth': %d}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate-set-parameters', "
+                 "'arguments': {'max-postcopy-bandwidth': %d}}",
                  24 << 20);
     g_snprintf(path, sizeof(path), "proxy0.sock");
     g_autofree char *p0 = mig_path(mp, path);
     proxy = mig_proxy_new(p0, dst_uri + strlen("unix:"));
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
-                          "{'uri': 'unix:%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': "
+                 "{'uri': 'unix:%s'}}",
                  p0);
     gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
     g_assert_true(mig_wait_status(mp->src, "postcopy-active", 30000));
     for (int i = 1; i <= cuts; i++) {
         /* a few MiB further into the post-copy stream each time */
-        mig_proxy_cut_at(proxy, mig_proxy_bytes(proxy) +
-                                    (uint64_t)g_test_rand_int_range(1, 8) *
-                                        (1 << 20));
+        mig_proxy_cut_at(proxy,
+                         mig_proxy_bytes(proxy) +
+                             (uint64_t)g_test_rand_int_range(1, 8) * (1 << 20));
         g_assert_true(mig_wait_status(mp->src, "postcopy-paused", 30000));
         g_assert_true(mig_wait_status(mp->dst, "postcopy-paused", 30000));
         g_test_message("cut %d after %" G_GUINT64_FORMAT " bytes", i,
@@ -302,24 +310,27 @@ static void test_recover(gconstpointer data)
         g_assert_cmpstr(run, ==, "finish-migrate");
         g_autofree char *e = gwt_qmp_err(mp->src, "{'execute': "
                                                   "'migrate_cancel'}");
-        g_assert_cmpstr(e, ==, "Postcopy migration in progress, cannot "
-                               "cancel.");
+        g_assert_cmpstr(e, ==,
+                        "Postcopy migration in progress, cannot "
+                        "cancel.");
 
         g_snprintf(path, sizeof(path), "rec%d.sock", i);
         g_autofree char *rec = mig_path(mp, path);
         g_snprintf(path, sizeof(path), "proxy%d.sock", i);
         g_autofree char *pp = mig_path(mp, path);
-        gwt_qmp_void(mp->dst, "{'execute': 'migrate-recover', 'arguments': "
-                              "{'uri': 'unix:%s'}}",
+        gwt_qmp_void(mp->dst,
+                     "{'execute': 'migrate-recover', 'arguments': "
+                     "{'uri': 'unix:%s'}}",
                      rec);
         proxy = mig_proxy_new(pp, rec);
         if (i % 2) {
-            gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
-                                  "{'uri': 'unix:%s', 'resume': true}}",
+            gwt_qmp_void(mp->src,
+                         "{'execute': 'migrate', 'arguments': "
+                         "{'uri': 'unix:%s', 'resume': true}}",
                          pp);
         } else {
-            g_autofree char *out = gwt_hmp(mp->src, "migrate -d -r unix:%s",
-                                           pp);
+            g_autofree char *out =
+                gwt_hmp(mp->src, "migrate -d -r unix:%s", pp);
             g_assert_cmpstr(out, ==, "");
         }
         if (i < cuts) {
@@ -347,14 +358,14 @@ static void test_recover(gconstpointer data)
 static void test_return_path(void)
 {
     g_autofree char *uri = NULL;
-    MigPair *mp = pair_start("128M", "verify", "vm=1 vm-bytes=16M", true,
-                             &uri);
+    MigPair *mp = pair_start("128M", "verify", "vm=1 vm-bytes=16M", true, &uri);
 
     mig_set_cap(mp->src, "return-path", true);
     incoming(mp, uri);
     mig_set_speed(mp->src, 0, 300);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
-                          "{'uri': '%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': "
+                 "{'uri': '%s'}}",
                  uri);
     g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
