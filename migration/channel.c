@@ -658,6 +658,12 @@ static bool mig_accept_retry(int err)
            err == EPROTO;
 }
 
+bool mig_listener_wait(MigListener *l, int timeout_ms)
+{
+    return l->fd >= 0 && mig_poll(l->fd, POLLIN, l->cancel_fd, &l->shutdown,
+                                  timeout_ms) == MIG_POLL_READY;
+}
+
 int mig_listener_accept_fd(MigListener *l, GError **errp)
 {
     int fd;

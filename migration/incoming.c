@@ -16,6 +16,7 @@
 #include "migration-int.h"
 #include "migration/options.h"
 #include "multifd.h"
+#include "postcopy-preempt.h"
 #include "ram.h"
 #include "return-path.h"
 #include "savevm.h"
@@ -152,6 +153,30 @@ static void postcopy_request(void *opaque, uint64_t offset, uint64_t len)
     g_mutex_unlock(&incoming.rp_lock);
 }
 
+/* postcopy-preempt: the source's second connection, on listener `l`. */
+static bool preempt_accept(MigListener *l, GError **errp)
+{
+    MigChannel *c;
+
+    if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
+        return true;
+    }
+    /* it was opened with the main channel: it is there, or never comes */
+    if (!l || !mig_listener_wait(l, 5000)) {
+        g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "postcopy-preempt: the source did not open the "
+                            "preempt channel (postcopy-preempt must be on at "
+                            "both ends)");
+        return false;
+    }
+    c = mig_accept(l, errp);
+    if (!c) {
+        return false;
+    }
+    incoming.preempt = preempt_reader_start(c, errp);
+    return incoming.preempt != NULL;
+}
+
 /*
  * Listen thread: the connection broke after the switch. The guest keeps
  * running on what it has (vCPUs needing a missing page wait); everything
@@ -163,6 +188,8 @@ static QEMUFile *cmd_postcopy_pause(QEMUFile *old, const char *why)
     MigChannel *chan = NULL;
     RPWriter *rp;
 
+    preempt_reader_stop(incoming.preempt);
+    incoming.preempt = NULL;
     g_mutex_lock(&incoming.rp_lock);
     rp = incoming.rp;
     incoming.rp = NULL;
@@ -191,6 +218,10 @@ static QEMUFile *cmd_postcopy_pause(QEMUFile *old, const char *why)
             return NULL; /* quitting */
         }
         chan = mig_accept(l, &err);
+        if (chan && !preempt_accept(l, &err)) {
+            mig_channel_close(chan, NULL);
+            chan = NULL;
+        }
         g_mutex_lock(&incoming.rp_lock);
         incoming.recover_listener = NULL;
         g_mutex_unlock(&incoming.rp_lock);
@@ -308,6 +339,11 @@ bool migration_incoming_recover(const char *uri, GError **errp)
     if (!l) {
         return false;
     }
+    if (migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT) &&
+        !mig_listener_set_connections(l, 2, errp)) {
+        mig_listener_close(l);
+        return false;
+    }
     g_mutex_lock(&incoming.rp_lock);
     g_free(incoming.address);
     incoming.address = mig_listener_address(l);
@@ -352,6 +388,12 @@ static bool cmd_postcopy_listen(GError **errp)
     if (!ram_load_postcopy_listen(postcopy_request, NULL, errp)) {
         return false;
     }
+    bool ok = preempt_accept(incoming.listener, errp);
+    mig_listener_close(incoming.listener);
+    incoming.listener = NULL;
+    if (!ok) {
+        return false;
+    }
     incoming_set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
     return true;
 }
@@ -374,6 +416,23 @@ static bool cmd_postcopy_run(GError **errp)
     return true;
 }
 
+/* Listen thread: the main stream ended; the preempt channel ends too. */
+static bool cmd_postcopy_listen_done(GError **errp)
+{
+    PreemptReader *r = incoming.preempt;
+
+    incoming.preempt = NULL;
+    return !r || preempt_reader_finish(r, errp);
+}
+
+/* Listen thread failed: no page comes any more; let every waiter go. */
+static void cmd_postcopy_abort(void)
+{
+    preempt_reader_stop(incoming.preempt);
+    incoming.preempt = NULL;
+    ram_load_postcopy_end();
+}
+
 static const LoadvmCommandOps incoming_command_ops = {
     .open_return_path = cmd_open_return_path,
     .ping = cmd_ping,
@@ -381,7 +440,8 @@ static const LoadvmCommandOps incoming_command_ops = {
     .postcopy_discard = ram_load_postcopy_discard,
     .postcopy_listen = cmd_postcopy_listen,
     .postcopy_run = cmd_postcopy_run,
-    .postcopy_abort = ram_load_postcopy_end,
+    .postcopy_abort = cmd_postcopy_abort,
+    .postcopy_listen_done = cmd_postcopy_listen_done,
     .postcopy_pause = cmd_postcopy_pause,
     .recv_bitmap = cmd_recv_bitmap,
     .postcopy_resume = cmd_postcopy_resume,
@@ -489,8 +549,11 @@ static void *incoming_thread(void *opaque)
     pthread_setname_np(pthread_self(), "mig/dst/main");
     chan = n ? incoming_accept_multifd(chans, n, &err)
              : mig_accept(incoming.listener, &err);
-    mig_listener_close(incoming.listener);
-    incoming.listener = NULL;
+    /* postcopy-preempt's connection is accepted at LISTEN */
+    if (!chan || !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
+        mig_listener_close(incoming.listener);
+        incoming.listener = NULL;
+    }
     if (chan) {
         QEMUFile *f = qemu_file_new_input(chan);
         g_mutex_lock(&incoming.rp_lock);
@@ -523,6 +586,12 @@ static void *incoming_thread(void *opaque)
             g_clear_error(&err);
             g_set_error_literal(&err, GW_ERROR, GW_ERROR_GENERIC, mf_err);
         }
+        if (incoming.listener) {
+            mig_listener_close(incoming.listener);
+            incoming.listener = NULL;
+        }
+        preempt_reader_stop(incoming.preempt);
+        incoming.preempt = NULL;
         /* A complete load stands even if the stream's end was untidy.
          * (After a recovery the stream is another one.) */
         g_mutex_lock(&incoming.rp_lock);
@@ -571,9 +640,13 @@ bool migration_incoming_start(const char *uri, GError **errp)
     if (!incoming.listener) {
         return false;
     }
-    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD) &&
-        !mig_listener_set_connections(incoming.listener,
-                                      migrate_multifd_channels() + 1u, errp)) {
+    unsigned conns = migrate_cap(MIGRATION_CAPABILITY_MULTIFD)
+                         ? migrate_multifd_channels() + 1u
+                         : migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)
+                               ? 2u
+                               : 1u;
+    if (conns > 1 &&
+        !mig_listener_set_connections(incoming.listener, conns, errp)) {
         mig_listener_close(incoming.listener);
         incoming.listener = NULL;
         return false;

@@ -72,6 +72,7 @@ typedef struct MigrationState {
     atomic_bool start_postcopy;
     atomic_bool postcopy;        /* the destination runs the guest */
     struct RPReader *rp;         /* the return path, owned by the thread */
+    QEMUFile *preempt_file;      /* postcopy-preempt's channel, or NULL */
     /* What the return path said, protected by lock. */
     bool rp_shut;
     uint32_t rp_shut_value;
@@ -123,6 +124,9 @@ bool postcopy_start(MigrationState *s, QEMUFile *f, int64_t *stop_us,
                     GError **errp);
 bool postcopy_complete(MigrationState *s, QEMUFile *f, GError **errp);
 bool postcopy_pause(MigrationState *s, QEMUFile **fp, GError **errp);
+/* postcopy-preempt: the second connection (a no-op without the cap). */
+bool postcopy_preempt_connect(MigrationState *s, GError **errp);
+void postcopy_preempt_close(MigrationState *s);
 
 /* The migration thread body (migration.c). */
 void *migration_thread(void *opaque);
@@ -164,6 +168,9 @@ typedef struct MigrationIncomingState {
     MigChannel *chan;
     struct RPWriter *rp;
     atomic_bool postcopy_ran; /* POSTCOPY_RUN started the guest */
+    /* postcopy-preempt: the listener stays open for the second
+     * connection, accepted at LISTEN; its reader places pages. */
+    struct PreemptReader *preempt;
     /* Recovery, under rp_lock: migrate-recover's listener, quitting. */
     GCond recover_cond;
     MigListener *recover_listener;

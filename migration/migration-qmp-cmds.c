@@ -11,6 +11,7 @@
 #include "migration-int.h"
 #include "migration/options.h"
 #include "multifd.h"
+#include "postcopy-preempt.h"
 #include "ram.h"
 
 static JsonNode *qmp_migrate(JsonObject *args, GError **errp)
@@ -319,6 +320,7 @@ static void postcopy_blocktime_info(JsonObject *o)
     json_object_set_int_member(lat, "p50-us", st.fault_latency_us_p50);
     json_object_set_int_member(lat, "p99-us", st.fault_latency_us_p99);
     json_object_set_int_member(lat, "max-us", st.fault_latency_us_max);
+    json_object_set_int_member(lat, "preempt-pages", preempt_pages_placed());
     json_object_set_object_member(o, "x-postcopy-fault-latency", lat);
     if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME) ||
         !st.blocktime_available) {

@@ -329,6 +329,7 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
     }
     rp_reader_stop(s->rp);
     s->rp = NULL;
+    postcopy_preempt_close(s);
     if (f && !qemu_fclose(f, ok ? &close_err : NULL)) {
         ok = false;
         if (!err && close_err) {
@@ -406,6 +407,9 @@ static bool migration_setup(MigrationState *s, QEMUFile **fp, GError **errp)
     }
     if (migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
         qemu_savevm_send_postcopy_advise(*fp);
+        if (!postcopy_preempt_connect(s, errp)) {
+            return false;
+        }
     }
     /* the destination knows the main channel by its first bytes */
     qemu_fflush(*fp);

@@ -56,7 +56,7 @@
     X(BACKGROUND_SNAPSHOT, "background-snapshot", false,                       \
       "snapshot RAM as of the start with write protection")                    \
     X(ZERO_COPY_SEND, "zero-copy-send", false, "MSG_ZEROCOPY multifd sends")   \
-    X(POSTCOPY_PREEMPT, "postcopy-preempt", false,                             \
+    X(POSTCOPY_PREEMPT, "postcopy-preempt", true ,                             \
       "post-copy page requests on their own channel")                          \
     X(SWITCHOVER_ACK, "switchover-ack", false,                                 \
       "wait for the destination's SWITCHOVER_ACK")                             \

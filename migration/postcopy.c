@@ -229,6 +229,7 @@ bool postcopy_start(MigrationState *s, QEMUFile *f, int64_t *stop_us,
     if (!qemu_file_check(f, errp)) {
         return false;
     }
+    ram_postcopy_set_preempt(s->preempt_file);
     atomic_store(&s->postcopy, true);
     /* as QEMU: the downtime of post-copy ends when the package is out */
     atomic_store(&s->downtime_ms, (g_get_monotonic_time() - *stop_us) / 1000);
@@ -267,11 +268,44 @@ static bool have_ack(MigrationState *s)
     return s->resume_acked;
 }
 
+bool postcopy_preempt_connect(MigrationState *s, GError **errp)
+{
+    MigChannel *c;
+
+    if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
+        return true;
+    }
+    c = mig_connect(&s->uri, s->connect_cancel_fd, errp);
+    if (!c) {
+        g_prefix_error(errp, "postcopy-preempt channel: ");
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->preempt_file = qemu_file_new_output(c);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+void postcopy_preempt_close(MigrationState *s)
+{
+    QEMUFile *pf;
+
+    ram_postcopy_set_preempt(NULL);
+    g_mutex_lock(&s->lock);
+    pf = s->preempt_file;
+    s->preempt_file = NULL;
+    g_mutex_unlock(&s->lock);
+    if (pf) {
+        qemu_fclose(pf, NULL);
+    }
+}
+
 /* Drops the broken connection (stream and return path). */
 static void postcopy_drop_connection(MigrationState *s, QEMUFile **fp)
 {
     rp_reader_stop(s->rp);
     s->rp = NULL;
+    postcopy_preempt_close(s);
     g_mutex_lock(&s->lock);
     s->chan = NULL;
     g_clear_pointer(&s->rp_error, g_free);
@@ -300,9 +334,10 @@ static bool postcopy_resume_once(MigrationState *s, QEMUFile **fp,
     g_mutex_unlock(&s->lock);
     *fp = qemu_file_new_output(chan);
     s->rp = rp_reader_start(chan, &rp_ops, s, errp);
-    if (!s->rp) {
+    if (!s->rp || !postcopy_preempt_connect(s, errp)) {
         return false;
     }
+    ram_postcopy_set_preempt(s->preempt_file);
     qemu_savevm_send_recv_bitmap(*fp, current_machine->ram->idstr);
     qemu_fflush(*fp);
     if (!qemu_file_check(*fp, errp) ||
@@ -371,6 +406,9 @@ bool postcopy_pause(MigrationState *s, QEMUFile **fp, GError **errp)
 /* Everything sent: END, EOF, then the destination's word that it is done. */
 bool postcopy_complete(MigrationState *s, QEMUFile *f, GError **errp)
 {
+    /* the destination reads the preempt channel to its end before EOF
+     * on the main stream lets it unregister the RAM */
+    postcopy_preempt_close(s);
     return qemu_savevm_state_complete_postcopy(f, errp) &&
            rp_await_shut(s, f, errp);
 }

@@ -507,6 +507,22 @@ bool ram_load_postcopy_stats(PostcopyRamStats *st)
     return ok;
 }
 
+bool ram_load_postcopy_place(uint64_t addr, const void *data, GError **errp)
+{
+    RAMLoadState *ls = &load_state;
+
+    if (!ls->postcopy) {
+        return load_error(errp, "a post-copy page before LISTEN");
+    }
+    if (addr >= ls->m->ram->used_length) {
+        return load_error(errp, "Illegal RAM offset 0x%" G_GINT64_MODIFIER
+                                "x in block %s (0x%" G_GINT64_MODIFIER
+                                "x bytes)",
+                          addr, ls->m->ram->idstr, ls->m->ram->used_length);
+    }
+    return postcopy_ram_place(ls->postcopy, addr, data, errp);
+}
+
 const unsigned long *ram_load_postcopy_received_map(void)
 {
     return load_state.postcopy ? postcopy_ram_received_map(load_state.postcopy)

@@ -61,6 +61,10 @@ typedef struct RAMState {
     GCond req_cond;
     GQueue requests;        /* of RAMRequest, protected by req_lock */
     atomic_uint req_queued; /* requests in the queue */
+    /* postcopy-preempt: requested pages go here, with their own CONTINUE
+     * state (the block last named on this stream) */
+    QEMUFile *preempt;
+    RAMBlock *preempt_last_sent;
     int64_t last_sync_us;
     /* auto-converge periods: at least one second between checks */
     int64_t period_start_us;
@@ -523,10 +527,22 @@ static RAMRequest *ram_postcopy_next_request(RAMState *rs)
  * yet, then moves the background scan to just after them: the guest's
  * neighbourhood comes next (Yabusame's pre-caching). Returns pages sent.
  */
-static uint64_t ram_postcopy_serve(RAMState *rs, QEMUFile *f)
+void ram_postcopy_set_preempt(QEMUFile *pf)
 {
+    ram_state.preempt = pf;
+    ram_state.preempt_last_sent = NULL;
+}
+
+static uint64_t ram_postcopy_serve(RAMState *rs, QEMUFile *main_f)
+{
+    QEMUFile *f = rs->preempt ? rs->preempt : main_f;
+    RAMBlock *main_last = rs->last_sent;
     uint64_t sent = 0;
     RAMRequest *r;
+
+    if (rs->preempt) {
+        rs->last_sent = rs->preempt_last_sent;
+    }
 
     while ((r = ram_postcopy_next_request(rs))) {
         RAMBlockState *b = r->b;
@@ -546,6 +562,14 @@ static uint64_t ram_postcopy_serve(RAMState *rs, QEMUFile *f)
         rs->cur_page = r->page + r->npages;
         g_free(r);
     }
+    if (rs->preempt) {
+        rs->preempt_last_sent = rs->last_sent;
+        rs->last_sent = main_last;
+        if (sent) {
+            qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+            ram_account(8);
+        }
+    }
     if (sent) {
         qemu_fflush(f); /* a vCPU waits for these */
     }
@@ -560,6 +584,11 @@ static int ram_save_iterate_postcopy(RAMState *rs, QEMUFile *f)
 
     for (uint64_t i = 1;; i++) {
         ram_postcopy_serve(rs, f);
+        if (rs->preempt && qemu_file_get_error(rs->preempt)) {
+            qemu_file_set_error(f, -EIO, "postcopy-preempt channel: %s",
+                                qemu_file_error_message(rs->preempt));
+            return -EIO;
+        }
         if (migration_rate_exceeded(f)) {
             break;
         }

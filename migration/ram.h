@@ -112,6 +112,8 @@ void ram_postcopy_wait_request(int64_t until_us);
 bool ram_postcopy_resume_bitmap(const char *block, const uint8_t *map,
                                 uint64_t size, GError **errp);
 void ram_postcopy_kick(void);
+/* postcopy-preempt: requested pages go on `pf` from now (NULL: main). */
+void ram_postcopy_set_preempt(QEMUFile *pf);
 
 /* Pages in the migration bitmap (dirty, not sent yet). */
 uint64_t ram_dirty_pages(void);
@@ -205,6 +207,8 @@ bool ram_load_postcopy_stats(PostcopyRamStats *st);
 /* Recovery (listen thread): the received pages; ask again for the pages
  * threads wait on. */
 const unsigned long *ram_load_postcopy_received_map(void);
+/* Any thread after LISTEN (the preempt channel's): places one page. */
+bool ram_load_postcopy_place(uint64_t addr, const void *data, GError **errp);
 void ram_load_postcopy_rerequest(void);
 /* The end (or abandon) of post-copy: uffd freed, waiters woken. */
 void ram_load_postcopy_end(void);

@@ -140,6 +140,9 @@ static void *listen_thread(void *opaque)
     for (;;) {
         QEMUFile *nf;
         ctx->listen_ok = load_main(lctx.main_f, &lctx, &ctx->listen_err);
+        if (ctx->listen_ok && command_ops && command_ops->postcopy_listen_done) {
+            ctx->listen_ok = command_ops->postcopy_listen_done(&ctx->listen_err);
+        }
         /* a broken connection pauses; a malformed stream fails */
         if (ctx->listen_ok || !command_ops || !command_ops->postcopy_pause ||
             !qemu_file_get_error(lctx.main_f)) {

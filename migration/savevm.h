@@ -102,6 +102,8 @@ typedef struct LoadvmCommandOps {
     bool (*postcopy_run)(GError **errp);
     /* The listen thread failed: no page will come; free the waiters. */
     void (*postcopy_abort)(void);
+    /* The listen thread read the main stream to its EOF. */
+    bool (*postcopy_listen_done)(GError **errp);
     /*
      * Recovery. postcopy_pause: the main stream `old` broke (`why`) after
      * the switch; closes it, waits for a new connection (migrate-recover)

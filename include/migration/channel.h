@@ -159,6 +159,8 @@ MigListener *mig_listen(const MigUri *uri, GError **errp);
 MigChannel *mig_accept(MigListener *l, GError **errp);
 char *mig_listener_address(MigListener *l);
 void mig_listener_shutdown(MigListener *l); /* any thread: accept fails */
+/* Sockets: whether a connection is waiting (or comes within timeout_ms). */
+bool mig_listener_wait(MigListener *l, int timeout_ms);
 /*
  * A socket listener accepts exactly one connection, then closes; multifd
  * needs `n` (main channel + its channels). Before the first accept. False

@@ -57,65 +57,99 @@ static bool write_all(int fd, const uint8_t *p, size_t n)
     return true;
 }
 
-/* Waits for the connection; 100 ms polls so that free() can stop it. */
-static int accept_one(MigProxy *p)
+#define PROXY_MAX_PAIRS 4
+
+/* Closes both ends of every pair: each peer sees its connection break. */
+static void cut_all(int (*pairs)[2], int n)
 {
-    while (!atomic_load(&p->stop)) {
-        struct pollfd pfd = {p->lfd, POLLIN, 0};
-        if (poll(&pfd, 1, 100) > 0) {
-            return accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < 2; j++) {
+            if (pairs[i][j] >= 0) {
+                shutdown(pairs[i][j], SHUT_RDWR);
+                close(pairs[i][j]);
+                pairs[i][j] = -1;
+            }
         }
     }
-    return -1;
 }
 
+/*
+ * Forwards every connection made to the listener (the main channel and
+ * any other: post-copy's preempt channel) to a new connection to the
+ * target; 100 ms polls so that free() can stop it.
+ */
 static void *proxy_thread(void *opaque)
 {
     MigProxy *p = opaque;
-    g_autofree uint8_t *buf_src = g_malloc(PROXY_BUF);
-    int a = accept_one(p), b = -1;
+    g_autofree uint8_t *buf = g_malloc(PROXY_BUF);
+    int pairs[PROXY_MAX_PAIRS][2];
+    bool eof[PROXY_MAX_PAIRS][2] = {{false}}; /* that side sent its FIN */
+    int n = 0;
+    bool up = true;
 
-    if (a >= 0) {
-        b = unix_socket(p->target, false);
-    }
-    while (a >= 0 && b >= 0 && !atomic_load(&p->stop)) {
-        struct pollfd pfd[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    while (up && !atomic_load(&p->stop)) {
+        struct pollfd pfd[1 + 2 * PROXY_MAX_PAIRS];
         uint64_t cut = atomic_load(&p->cut_at);
         uint64_t sent = atomic_load(&p->bytes);
+        int nfd = 0;
+
         if (sent >= cut) {
             break;
         }
-        if (poll(pfd, 2, 100) <= 0) {
+        pfd[nfd++] = (struct pollfd){p->lfd, POLLIN, 0};
+        for (int i = 0; i < n; i++) {
+            /* a negative fd is ignored by poll(): a side that ended */
+            pfd[nfd++] =
+                (struct pollfd){eof[i][0] ? -1 : pairs[i][0], POLLIN, 0};
+            pfd[nfd++] =
+                (struct pollfd){eof[i][1] ? -1 : pairs[i][1], POLLIN, 0};
+        }
+        if (poll(pfd, nfd, 100) <= 0) {
             continue;
         }
-        if (pfd[0].revents) {
-            size_t want = PROXY_BUF;
-            if (cut - sent < want) {
-                want = (size_t)(cut - sent);
-            }
-            ssize_t n = read(a, buf_src, want);
-            if (n <= 0 || !write_all(b, buf_src, (size_t)n)) {
-                break;
-            }
-            atomic_fetch_add(&p->bytes, (uint64_t)n);
-        }
-        if (pfd[1].revents) {
-            uint8_t back[4096];
-            ssize_t n = read(b, back, sizeof(back));
-            if (n <= 0 || !write_all(a, back, (size_t)n)) {
-                break;
+        if (pfd[0].revents && n < PROXY_MAX_PAIRS) {
+            int a = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+            int b = a >= 0 ? unix_socket(p->target, false) : -1;
+            if (a >= 0 && b < 0) {
+                close(a);
+            } else if (a >= 0) {
+                pairs[n][0] = a;
+                pairs[n][1] = b;
+                n++;
             }
         }
+        for (int i = 0; up && i < (nfd - 1) / 2; i++) {
+            /* source -> destination: counted, cut at the offset */
+            if (pfd[1 + 2 * i].revents) {
+                size_t want = PROXY_BUF;
+                if (cut - sent < want) {
+                    want = (size_t)(cut - sent);
+                }
+                ssize_t r = read(pairs[i][0], buf, want);
+                if (r == 0) {
+                    /* a clean end passes through, the rest stays up */
+                    eof[i][0] = true;
+                    shutdown(pairs[i][1], SHUT_WR);
+                } else {
+                    up = r > 0 && write_all(pairs[i][1], buf, (size_t)r);
+                }
+                if (up && r > 0) {
+                    atomic_fetch_add(&p->bytes, (uint64_t)r);
+                    sent += (uint64_t)r;
+                }
+            }
+            if (up && pfd[2 + 2 * i].revents) {
+                ssize_t r = read(pairs[i][1], buf, PROXY_BUF);
+                if (r == 0) {
+                    eof[i][1] = true;
+                    shutdown(pairs[i][0], SHUT_WR);
+                } else {
+                    up = r > 0 && write_all(pairs[i][0], buf, (size_t)r);
+                }
+            }
+        }
     }
-    /* the cut: both peers see the connection break */
-    if (a >= 0) {
-        shutdown(a, SHUT_RDWR);
-        close(a);
-    }
-    if (b >= 0) {
-        shutdown(b, SHUT_RDWR);
-        close(b);
-    }
+    cut_all(pairs, n);
     atomic_store(&p->done, true);
     return NULL;
 }

@@ -120,13 +120,17 @@ static void test_paused(gconstpointer data)
  * Destination running: its vCPUs fault on missing pages and get them on
  * request; the verify guest checks all it reads. HMP on both sides.
  */
-static void test_running(void)
+static void test_running(gconstpointer data)
 {
+    bool preempt = GPOINTER_TO_INT(data);
     g_autofree char *uri = NULL;
     MigPair *mp =
         pair_start("256M", "verify", "vm=2 vm-bytes=32M", false, &uri);
 
     postcopy_caps(mp, "postcopy-blocktime");
+    if (preempt) {
+        postcopy_caps(mp, "postcopy-preempt");
+    }
     incoming(mp, uri);
     /* the background push trickles: most pages come on request */
     gwt_qmp_void(mp->src,
@@ -168,6 +172,19 @@ static void test_running(void)
         /* all-blocked time is within each vCPU's, and both are bounded */
         g_assert_cmpint(all, <=, v);
         g_assert_cmpint(v, <=, gwt_get_int(q, "total-time"));
+    }
+    /* with preempt, requested pages came on the second connection */
+    JsonObject *lat = gwt_get_obj(dq, "x-postcopy-fault-latency");
+    g_test_message("faults %" G_GINT64_FORMAT " p50 %" G_GINT64_FORMAT
+                   " us p99 %" G_GINT64_FORMAT " us, preempt pages %"
+                   G_GINT64_FORMAT,
+                   gwt_get_int(lat, "faults"), gwt_get_int(lat, "p50-us"),
+                   gwt_get_int(lat, "p99-us"),
+                   gwt_get_int(lat, "preempt-pages"));
+    if (preempt) {
+        g_assert_cmpint(gwt_get_int(lat, "preempt-pages"), >, 0);
+    } else {
+        g_assert_cmpint(gwt_get_int(lat, "preempt-pages"), ==, 0);
     }
     g_autofree char *dinfo = gwt_hmp(mp->dst, "info migrate");
     g_assert_nonnull(strstr(dinfo, "postcopy vcpu blocktime: ["));
@@ -271,7 +288,8 @@ static void test_refused(void)
  */
 static void test_recover(gconstpointer data)
 {
-    bool running = GPOINTER_TO_INT(data);
+    int mode = GPOINTER_TO_INT(data);
+    bool running = mode & 1, preempt = mode & 2;
     const int cuts = 3;
     g_autofree char *dst_uri = NULL;
     MigPair *mp =
@@ -279,7 +297,7 @@ static void test_recover(gconstpointer data)
     MigProxy *proxy;
     char path[64];
 
-    postcopy_caps(mp, NULL);
+    postcopy_caps(mp, preempt ? "postcopy-preempt" : NULL);
     incoming(mp, dst_uri);
     /* slow enough that every cut falls inside post-copy */
     gwt_qmp_void(mp->src,
@@ -381,13 +399,18 @@ int main(int argc, char **argv)
                          GINT_TO_POINTER(0), test_paused);
     g_test_add_data_func("/migration/postcopy/paused/after-precopy-pass",
                          GINT_TO_POINTER(1), test_paused);
-    g_test_add_func("/migration/postcopy/running", test_running);
+    g_test_add_data_func("/migration/postcopy/running", GINT_TO_POINTER(0),
+                         test_running);
+    g_test_add_data_func("/migration/postcopy/preempt/running",
+                         GINT_TO_POINTER(1), test_running);
     g_test_add_func("/migration/postcopy/converges", test_converges);
     g_test_add_func("/migration/postcopy/refused", test_refused);
     g_test_add_data_func("/migration/postcopy/recover/paused",
                          GINT_TO_POINTER(0), test_recover);
     g_test_add_data_func("/migration/postcopy/recover/running",
                          GINT_TO_POINTER(1), test_recover);
+    g_test_add_data_func("/migration/postcopy/preempt/recover",
+                         GINT_TO_POINTER(3), test_recover);
     g_test_add_func("/migration/return-path/precopy", test_return_path);
     return g_test_run();
 }

@@ -210,7 +210,8 @@ static void test_query_capabilities(void **state)
                              i == MIGRATION_CAPABILITY_MULTIFD ||
                              i == MIGRATION_CAPABILITY_POSTCOPY_RAM ||
                              i == MIGRATION_CAPABILITY_RETURN_PATH ||
-                             i == MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME);
+                             i == MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME ||
+                             i == MIGRATION_CAPABILITY_POSTCOPY_PREEMPT);
     }
 }
 
