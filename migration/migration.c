@@ -471,7 +471,9 @@ void *migration_thread(void *opaque)
         }
         if (atomic_load(&s->start_postcopy) &&
             migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
-            if (!postcopy_start(s, f, &stop_us, &err)) {
+            if (!postcopy_start(s, f, &stop_us, &err) &&
+                (!atomic_load(&s->postcopy) ||
+                 !postcopy_pause(s, &f, &err))) {
                 goto out;
             }
             window_reset(s, f);

@@ -224,13 +224,18 @@ bool postcopy_start(MigrationState *s, QEMUFile *f, int64_t *stop_us,
     if (!ok) {
         return false;
     }
+    /*
+     * The point of no return: from the first byte of the package on, the
+     * destination may run the guest and ask for pages (even before this
+     * thread is back from the send), and this side must never resume.
+     */
+    ram_postcopy_set_preempt(s->preempt_file);
+    atomic_store(&s->postcopy, true);
     qemu_savevm_send_packaged(f, buf, st.st_size);
     qemu_fflush(f);
     if (!qemu_file_check(f, errp)) {
         return false;
     }
-    ram_postcopy_set_preempt(s->preempt_file);
-    atomic_store(&s->postcopy, true);
     /* as QEMU: the downtime of post-copy ends when the package is out */
     atomic_store(&s->downtime_ms, (g_get_monotonic_time() - *stop_us) / 1000);
     return true;
