@@ -36,7 +36,7 @@
     X(POSTCOPY_RAM, "postcopy-ram", true ,                                     \
       "allow switching to post-copy (set on both sides)")                      \
     X(X_COLO, "x-colo", false, "COLO continuous checkpointing")                \
-    X(RELEASE_RAM, "release-ram", false,                                       \
+    X(RELEASE_RAM, "release-ram", true ,                                       \
       "post-copy: free migrated pages on the source")                          \
     X(BLOCK, "block", false, "migrate block devices")                          \
     X(RETURN_PATH, "return-path", true ,                                       \

@@ -414,8 +414,11 @@ bool postcopy_complete(MigrationState *s, QEMUFile *f, GError **errp)
     /* the destination reads the preempt channel to its end before EOF
      * on the main stream lets it unregister the RAM */
     postcopy_preempt_close(s);
-    return qemu_savevm_state_complete_postcopy(f, errp) &&
-           rp_await_shut(s, f, errp);
+    if (!qemu_savevm_state_complete_postcopy(f, errp)) {
+        return false;
+    }
+    ram_postcopy_release_sent(); /* all flushed with EOF */
+    return rp_await_shut(s, f, errp);
 }
 
 bool migrate_start_postcopy(GError **errp)

@@ -35,6 +35,7 @@ typedef struct RAMBlockState {
     unsigned long *bmap;          /* pages to send */
     unsigned long *clear_chunks;  /* chunks whose dirty log to re-arm */
     unsigned long *postcopy_sent; /* pages sent since post-copy began */
+    unsigned long *released;      /* release-ram: pages given back */
 } RAMBlockState;
 
 /* A page request from the destination (post-copy), queued for sending. */
@@ -65,6 +66,8 @@ typedef struct RAMState {
      * state (the block last named on this stream) */
     QEMUFile *preempt;
     RAMBlock *preempt_last_sent;
+    /* release-ram: pages sent and not flushed yet (block << 48 | page) */
+    GArray *to_release;
     int64_t last_sync_us;
     /* auto-converge periods: at least one second between checks */
     int64_t period_start_us;
@@ -330,6 +333,51 @@ static bool ram_find_dirty(RAMState *rs, RAMBlockState **bp, uint64_t *pagep,
     return false;
 }
 
+/* release-ram: remember a page sent in post-copy, to free once flushed. */
+static void ram_postcopy_mark_release(RAMState *rs, RAMBlockState *b,
+                                      uint64_t page)
+{
+    if (rs->to_release) {
+        uint64_t v = (uint64_t)(b - rs->blocks) << 48 | page;
+        g_array_append_val(rs->to_release, v);
+    }
+}
+
+/*
+ * release-ram: gives back to the host the pages sent since the last call.
+ * Only when every stream they went on has been flushed (pages go by
+ * reference, read at flush time): at the start of each post-copy PART,
+ * the loop having flushed the last one.
+ */
+static void ram_postcopy_release(RAMState *rs)
+{
+    GArray *a = rs->to_release;
+
+    for (guint i = 0; a && i < a->len;) {
+        uint64_t v = g_array_index(a, uint64_t, i);
+        RAMBlockState *b = &rs->blocks[v >> 48];
+        uint64_t p = v & ((1ull << 48) - 1), n = 1;
+        /* runs of consecutive pages in one call */
+        while (i + n < a->len &&
+               g_array_index(a, uint64_t, i + n) == v + n) {
+            n++;
+        }
+        if (ram_block_discard_range(b->rb, p << GW_PAGE_SHIFT,
+                                    n << GW_PAGE_SHIFT)) {
+            bitmap_set_range(b->released, p, n);
+        }
+        i += n;
+    }
+    if (a) {
+        g_array_set_size(a, 0);
+    }
+}
+
+void ram_postcopy_release_sent(void)
+{
+    ram_postcopy_release(&ram_state);
+}
+
 /* Sends one dirty page; 1 sent, 0 nothing dirty, < 0 error. */
 static int ram_save_one(RAMState *rs, QEMUFile *f)
 {
@@ -349,6 +397,7 @@ static int ram_save_one(RAMState *rs, QEMUFile *f)
     rs->cur_page = page + 1;
     if (rs->postcopy) {
         set_bit(page, b->postcopy_sent);
+        ram_postcopy_mark_release(rs, b, page);
     }
     ram_save_page(rs, f, b, page);
     return 1;
@@ -390,6 +439,10 @@ bool ram_postcopy_start(QEMUFile *f, GError **errp)
         RAMBlockState *b = &rs->blocks[i];
         ram_send_discards(f, b);
         b->postcopy_sent = bitmap_new(b->pages);
+        if (migrate_cap(MIGRATION_CAPABILITY_RELEASE_RAM)) {
+            b->released = bitmap_new(b->pages);
+            rs->to_release = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+        }
     }
     ram_compress_flush(f);
     rs->postcopy = true;
@@ -463,6 +516,19 @@ bool ram_postcopy_resume_bitmap(const char *block, const uint8_t *map,
      * connection broke are lost); what it has, never. Holes of our RAM
      * read as zero there without being sent.
      */
+    /* pages lost with the connection and given back already: gone */
+    if (rs->to_release) {
+        g_array_set_size(rs->to_release, 0); /* never released: resent */
+    }
+    for (uint64_t p = 0; b->released && p < b->pages; p++) {
+        if (!test_bit(p, recv) && test_bit(p, b->released)) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "cannot resume: page 0x%" PRIx64 " of %s was freed "
+                        "(release-ram) before the destination received it",
+                        p << GW_PAGE_SHIFT, block);
+            return false;
+        }
+    }
     rs->dirty_pages = 0;
     for (uint64_t p = 0; p < b->pages; p++) {
         if (test_bit(p, recv)) {
@@ -551,6 +617,7 @@ static uint64_t ram_postcopy_serve(RAMState *rs, QEMUFile *main_f)
                 continue; /* on its way already */
             }
             set_bit(p, b->postcopy_sent);
+            ram_postcopy_mark_release(rs, b, p);
             if (test_bit(p, b->bmap)) {
                 clear_bit(p, b->bmap);
                 rs->dirty_pages--;
@@ -582,6 +649,7 @@ static int ram_save_iterate_postcopy(RAMState *rs, QEMUFile *f)
     int64_t t0 = g_get_monotonic_time();
     int done = 0;
 
+    ram_postcopy_release(rs);
     for (uint64_t i = 1;; i++) {
         ram_postcopy_serve(rs, f);
         if (rs->preempt && qemu_file_get_error(rs->preempt)) {
@@ -740,11 +808,16 @@ static void ram_save_cleanup(void *opaque)
         g_clear_pointer(&b->bmap, bitmap_free);
         g_clear_pointer(&b->clear_chunks, bitmap_free);
         g_clear_pointer(&b->postcopy_sent, bitmap_free);
+        g_clear_pointer(&b->released, bitmap_free);
     }
     g_mutex_lock(&rs->req_lock);
     g_queue_clear_full(&rs->requests, g_free);
     atomic_store(&rs->req_queued, 0);
     g_mutex_unlock(&rs->req_lock);
+    if (rs->to_release) {
+        g_array_free(rs->to_release, TRUE);
+        rs->to_release = NULL;
+    }
     rs->postcopy = false;
     rs->active = false;
     rs->dirty_pages = 0;

@@ -114,6 +114,8 @@ bool ram_postcopy_resume_bitmap(const char *block, const uint8_t *map,
 void ram_postcopy_kick(void);
 /* postcopy-preempt: requested pages go on `pf` from now (NULL: main). */
 void ram_postcopy_set_preempt(QEMUFile *pf);
+/* release-ram: frees the pages sent so far (every stream flushed). */
+void ram_postcopy_release_sent(void);
 
 /* Pages in the migration bitmap (dirty, not sent yet). */
 uint64_t ram_dirty_pages(void);

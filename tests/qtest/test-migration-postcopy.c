@@ -372,6 +372,49 @@ static void test_recover(gconstpointer data)
     mig_pair_free(mp);
 }
 
+/* populated bytes of the guest's RAM (x-query-ram-hash) */
+static int64_t ram_populated(GwProc *p)
+{
+    JsonNode *r = gwt_qmp_ok(p, "{'execute': 'x-query-ram-hash'}");
+    JsonObject *b = json_array_get_object_element(json_node_get_array(r), 0);
+    int64_t v = gwt_get_int(b, "populated");
+
+    json_node_unref(r);
+    return v;
+}
+
+/*
+ * release-ram (source only): pages sent in post-copy are given back to
+ * the host as they go; the destination's guest has all of them.
+ */
+static void test_release_ram(void)
+{
+    g_autofree char *uri = NULL;
+    MigPair *mp =
+        pair_start("256M", "verify", "vm=2 vm-bytes=32M", false, &uri);
+
+    postcopy_caps(mp, NULL);
+    mig_set_cap(mp->src, "release-ram", true);
+    incoming(mp, uri);
+    int64_t before = ram_populated(mp->src);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
+                          "{'uri': '%s'}}",
+                 uri);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
+    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_assert_cmpstr(st, ==, "completed");
+    g_assert_true(mig_wait_status(mp->dst, "completed", 30000));
+    int64_t after = ram_populated(mp->src);
+    g_test_message("source populated: %" G_GINT64_FORMAT " -> %"
+                   G_GINT64_FORMAT " bytes",
+                   before, after);
+    g_assert_cmpint(after, <, before / 4);
+    gwt_qmp_void(mp->dst, "{'execute': 'x-guest-request'}");
+    g_assert_true(gwt_wait_serial_count(mp->dst, "verify ok", 2, 30000));
+    g_assert_cmpint(gwt_serial_count(mp->dst, "FAILED"), ==, 0);
+    mig_pair_free(mp);
+}
+
 /* The return-path capability alone: precopy ends on the destination's SHUT. */
 static void test_return_path(void)
 {
@@ -405,6 +448,7 @@ int main(int argc, char **argv)
                          GINT_TO_POINTER(1), test_running);
     g_test_add_func("/migration/postcopy/converges", test_converges);
     g_test_add_func("/migration/postcopy/refused", test_refused);
+    g_test_add_func("/migration/postcopy/release-ram", test_release_ram);
     g_test_add_data_func("/migration/postcopy/recover/paused",
                          GINT_TO_POINTER(0), test_recover);
     g_test_add_data_func("/migration/postcopy/recover/running",

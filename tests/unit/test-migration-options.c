@@ -211,7 +211,8 @@ static void test_query_capabilities(void **state)
                              i == MIGRATION_CAPABILITY_POSTCOPY_RAM ||
                              i == MIGRATION_CAPABILITY_RETURN_PATH ||
                              i == MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME ||
-                             i == MIGRATION_CAPABILITY_POSTCOPY_PREEMPT);
+                             i == MIGRATION_CAPABILITY_POSTCOPY_PREEMPT ||
+                             i == MIGRATION_CAPABILITY_RELEASE_RAM);
     }
 }
 
@@ -596,8 +597,8 @@ static void test_set_capabilities(void **state)
          "Invalid parameter type for 'capabilities[0]', expected: object"},
         {"{\"capabilities\": [], \"x\": 1}", "Parameter 'x' is unexpected"},
         {"{\"capabilities\": [{\"capability\": \"events\", \"state\": true},"
-         " {\"capability\": \"release-ram\", \"state\": true}]}",
-         "Capability 'release-ram' is not supported by godwit yet"},
+         " {\"capability\": \"x-colo\", \"state\": true}]}",
+         "Capability 'x-colo' is not supported by godwit yet"},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -607,12 +608,12 @@ static void test_set_capabilities(void **state)
     assert_qmp_ok("migrate-set-capabilities", "{\"capabilities\": []}");
     /* turning an unimplemented one off is fine; the last entry wins */
     assert_qmp_ok("migrate-set-capabilities",
-                  "{\"capabilities\": [{\"capability\": \"release-ram\", "
+                  "{\"capabilities\": [{\"capability\": \"x-colo\", "
                   "\"state\": false}, {\"capability\": \"events\", "
                   "\"state\": false}, {\"capability\": \"events\", "
                   "\"state\": true}]}");
     assert_true(migrate_cap(MIGRATION_CAPABILITY_EVENTS));
-    assert_false(migrate_cap(MIGRATION_CAPABILITY_RELEASE_RAM));
+    assert_false(migrate_cap(MIGRATION_CAPABILITY_X_COLO));
     /* capabilities not named keep their state */
     assert_qmp_ok("migrate-set-capabilities",
                   "{\"capabilities\": [{\"capability\": "
