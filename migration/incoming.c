@@ -642,9 +642,8 @@ bool migration_incoming_start(const char *uri, GError **errp)
     }
     unsigned conns = migrate_cap(MIGRATION_CAPABILITY_MULTIFD)
                          ? migrate_multifd_channels() + 1u
-                         : migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)
-                               ? 2u
-                               : 1u;
+                     : migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT) ? 2u
+                                                                          : 1u;
     if (conns > 1 &&
         !mig_listener_set_connections(incoming.listener, conns, errp)) {
         mig_listener_close(incoming.listener);

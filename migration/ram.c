@@ -358,8 +358,7 @@ static void ram_postcopy_release(RAMState *rs)
         RAMBlockState *b = &rs->blocks[v >> 48];
         uint64_t p = v & ((1ull << 48) - 1), n = 1;
         /* runs of consecutive pages in one call */
-        while (i + n < a->len &&
-               g_array_index(a, uint64_t, i + n) == v + n) {
+        while (i + n < a->len && g_array_index(a, uint64_t, i + n) == v + n) {
             n++;
         }
         if (ram_block_discard_range(b->rb, p << GW_PAGE_SHIFT,

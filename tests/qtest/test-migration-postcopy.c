@@ -48,6 +48,21 @@ static MigPair *pair_start(const char *mem, const char *payload,
     return mp;
 }
 
+/* Waits for a MIGRATION event announcing `status` (events capability). */
+static bool wait_mig_event(GwProc *p, const char *status, int timeout_ms)
+{
+    int64_t end = gwt_now_ms() + timeout_ms;
+
+    while (gwt_now_ms() < end) {
+        g_autoptr(JsonObject) ev = gwt_wait_event(p, "MIGRATION", 1000);
+        if (ev &&
+            !strcmp(gwt_get_str(gwt_get_obj(ev, "data"), "status"), status)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void incoming(MigPair *mp, const char *uri)
 {
     gwt_qmp_void(mp->dst,
@@ -175,12 +190,11 @@ static void test_running(gconstpointer data)
     }
     /* with preempt, requested pages came on the second connection */
     JsonObject *lat = gwt_get_obj(dq, "x-postcopy-fault-latency");
-    g_test_message("faults %" G_GINT64_FORMAT " p50 %" G_GINT64_FORMAT
-                   " us p99 %" G_GINT64_FORMAT " us, preempt pages %"
-                   G_GINT64_FORMAT,
-                   gwt_get_int(lat, "faults"), gwt_get_int(lat, "p50-us"),
-                   gwt_get_int(lat, "p99-us"),
-                   gwt_get_int(lat, "preempt-pages"));
+    g_test_message(
+        "faults %" G_GINT64_FORMAT " p50 %" G_GINT64_FORMAT
+        " us p99 %" G_GINT64_FORMAT " us, preempt pages %" G_GINT64_FORMAT,
+        gwt_get_int(lat, "faults"), gwt_get_int(lat, "p50-us"),
+        gwt_get_int(lat, "p99-us"), gwt_get_int(lat, "preempt-pages"));
     if (preempt) {
         g_assert_cmpint(gwt_get_int(lat, "preempt-pages"), >, 0);
     } else {
@@ -298,6 +312,8 @@ static void test_recover(gconstpointer data)
     char path[64];
 
     postcopy_caps(mp, preempt ? "postcopy-preempt" : NULL);
+    mig_set_cap(mp->src, "events", true);
+    mig_set_cap(mp->dst, "events", true);
     incoming(mp, dst_uri);
     /* slow enough that every cut falls inside post-copy */
     gwt_qmp_void(mp->src,
@@ -312,14 +328,15 @@ static void test_recover(gconstpointer data)
                  "{'uri': 'unix:%s'}}",
                  p0);
     gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
-    g_assert_true(mig_wait_status(mp->src, "postcopy-active", 30000));
+    g_assert_true(wait_mig_event(mp->src, "postcopy-active", 30000));
+    g_assert_true(wait_mig_event(mp->dst, "postcopy-active", 30000));
     for (int i = 1; i <= cuts; i++) {
         /* a few MiB further into the post-copy stream each time */
         mig_proxy_cut_at(proxy,
                          mig_proxy_bytes(proxy) +
                              (uint64_t)g_test_rand_int_range(1, 8) * (1 << 20));
-        g_assert_true(mig_wait_status(mp->src, "postcopy-paused", 30000));
-        g_assert_true(mig_wait_status(mp->dst, "postcopy-paused", 30000));
+        g_assert_true(wait_mig_event(mp->src, "postcopy-paused", 30000));
+        g_assert_true(wait_mig_event(mp->dst, "postcopy-paused", 30000));
         g_test_message("cut %d after %" G_GUINT64_FORMAT " bytes", i,
                        mig_proxy_bytes(proxy));
         mig_proxy_free(proxy);
@@ -351,10 +368,11 @@ static void test_recover(gconstpointer data)
                 gwt_hmp(mp->src, "migrate -d -r unix:%s", pp);
             g_assert_cmpstr(out, ==, "");
         }
-        if (i < cuts) {
-            g_assert_true(mig_wait_status(mp->src, "postcopy-active", 30000));
-            g_assert_true(mig_wait_status(mp->dst, "postcopy-active", 30000));
-        }
+        /* QEMU's sequence, announced on both sides */
+        g_assert_true(wait_mig_event(mp->src, "postcopy-recover", 30000));
+        g_assert_true(wait_mig_event(mp->src, "postcopy-active", 30000));
+        g_assert_true(wait_mig_event(mp->dst, "postcopy-recover", 30000));
+        g_assert_true(wait_mig_event(mp->dst, "postcopy-active", 30000));
     }
     gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
                           "'arguments': {'max-postcopy-bandwidth': 0}}");
@@ -397,16 +415,17 @@ static void test_release_ram(void)
     mig_set_cap(mp->src, "release-ram", true);
     incoming(mp, uri);
     int64_t before = ram_populated(mp->src);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
-                          "{'uri': '%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': "
+                 "{'uri': '%s'}}",
                  uri);
     gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
     g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     g_assert_true(mig_wait_status(mp->dst, "completed", 30000));
     int64_t after = ram_populated(mp->src);
-    g_test_message("source populated: %" G_GINT64_FORMAT " -> %"
-                   G_GINT64_FORMAT " bytes",
+    g_test_message("source populated: %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT
+                   " bytes",
                    before, after);
     g_assert_cmpint(after, <, before / 4);
     gwt_qmp_void(mp->dst, "{'execute': 'x-guest-request'}");
