@@ -493,7 +493,7 @@ static void test_parameters_refused(void)
     g_autofree char *e2 = gwt_qmp_err(p, "{'execute': "
                                          "'migrate-set-capabilities', "
                                          "'arguments': {'capabilities': "
-                                         "[{'capability': 'postcopy-ram', "
+                                         "[{'capability': 'x-colo', "
                                          "'state': true}]}}");
     g_assert_nonnull(strstr(e2, "not supported by godwit yet"));
     gwt_free(p);
