@@ -94,7 +94,7 @@ static void test_paused(gconstpointer data)
 {
     bool after_pass = GPOINTER_TO_INT(data);
     g_autofree char *uri = NULL;
-    MigPair *mp = pair_start("256M", "verify", "vm=2 vm-bytes=32M", true, &uri);
+    MigPair *mp = pair_start("128M", "verify", "vm=2 vm-bytes=16M", true, &uri);
 
     postcopy_caps(mp, NULL);
     mig_set_cap(mp->src, "events", true);
@@ -140,7 +140,7 @@ static void test_running(gconstpointer data)
     bool preempt = GPOINTER_TO_INT(data);
     g_autofree char *uri = NULL;
     MigPair *mp =
-        pair_start("256M", "verify", "vm=2 vm-bytes=32M", false, &uri);
+        pair_start("128M", "verify", "vm=2 vm-bytes=16M", false, &uri);
 
     postcopy_caps(mp, "postcopy-blocktime");
     if (preempt) {
@@ -307,7 +307,7 @@ static void test_recover(gconstpointer data)
     const int cuts = 3;
     g_autofree char *dst_uri = NULL;
     MigPair *mp =
-        pair_start("256M", "verify", "vm=2 vm-bytes=32M", !running, &dst_uri);
+        pair_start("128M", "verify", "vm=2 vm-bytes=16M", !running, &dst_uri);
     MigProxy *proxy;
     char path[64];
 
@@ -319,7 +319,7 @@ static void test_recover(gconstpointer data)
     gwt_qmp_void(mp->src,
                  "{'execute': 'migrate-set-parameters', "
                  "'arguments': {'max-postcopy-bandwidth': %d}}",
-                 24 << 20);
+                 16 << 20);
     g_snprintf(path, sizeof(path), "proxy0.sock");
     g_autofree char *p0 = mig_path(mp, path);
     proxy = mig_proxy_new(p0, dst_uri + strlen("unix:"));
@@ -331,10 +331,10 @@ static void test_recover(gconstpointer data)
     g_assert_true(wait_mig_event(mp->src, "postcopy-active", 30000));
     g_assert_true(wait_mig_event(mp->dst, "postcopy-active", 30000));
     for (int i = 1; i <= cuts; i++) {
-        /* a few MiB further into the post-copy stream each time */
-        mig_proxy_cut_at(proxy,
-                         mig_proxy_bytes(proxy) +
-                             (uint64_t)g_test_rand_int_range(1, 8) * (1 << 20));
+        /* up to 4 MiB further into the post-copy stream each time */
+        mig_proxy_cut_at(proxy, mig_proxy_bytes(proxy) +
+                                    (uint64_t)g_test_rand_int_range(1, 16) *
+                                        (256 << 10));
         g_assert_true(wait_mig_event(mp->src, "postcopy-paused", 30000));
         g_assert_true(wait_mig_event(mp->dst, "postcopy-paused", 30000));
         g_test_message("cut %d after %" G_GUINT64_FORMAT " bytes", i,
@@ -409,7 +409,7 @@ static void test_release_ram(void)
 {
     g_autofree char *uri = NULL;
     MigPair *mp =
-        pair_start("256M", "verify", "vm=2 vm-bytes=32M", false, &uri);
+        pair_start("128M", "verify", "vm=2 vm-bytes=16M", false, &uri);
 
     postcopy_caps(mp, NULL);
     mig_set_cap(mp->src, "release-ram", true);
