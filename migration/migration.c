@@ -588,7 +588,13 @@ bool migrate_start(const char *uri, GError **errp)
 
 bool migrate_cancel(GError **errp)
 {
-    if (migration_in_postcopy()) {
+    MigrationStatus st = migrate_status(&current_migration);
+
+    /* as QEMU, by status: from postcopy-active on (the switch under way
+     * included), the guest may be running on the destination */
+    if (migration_in_postcopy() || st == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
+        st == MIGRATION_STATUS_POSTCOPY_PAUSED ||
+        st == MIGRATION_STATUS_POSTCOPY_RECOVER) {
         g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
                             "Postcopy migration in progress, cannot cancel.");
         return false;
