@@ -317,6 +317,8 @@ static void test_cancel(gconstpointer data)
                                  "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
+    /* populated first, or the migration may be over before the cancel */
+    g_assert_true(gwt_wait_serial(mp->src, "pass=1 ", 60000));
     if (at == CANCEL_PRE_SWITCHOVER) {
         mig_set_cap(mp->src, "pause-before-switchover", true);
         mig_set_speed(mp->src, 0, 300);
@@ -356,6 +358,11 @@ static void test_destination_killed(void)
                                  "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
+    /*
+     * Its 128 MiB populated first: with untouched RAM the migration may
+     * complete in 10 ms, before anyone sees it active.
+     */
+    g_assert_true(gwt_wait_serial(mp->src, "pass=1 ", 60000));
     mig_set_speed(mp->src, 16 << 20, 1);
     gwt_qmp_void(mp->src,
                  "{'execute': 'migrate', "
