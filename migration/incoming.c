@@ -51,6 +51,20 @@ static void incoming_set_status(MigrationStatus st)
     }
 }
 
+/*
+ * Main loop: the loaded guest runs (or stays paused with -S). It sees a
+ * new generation: payloads check themselves.
+ */
+static void incoming_start_guest(void)
+{
+    hypercall_bump_generation();
+    if (runstate_autostart()) {
+        vm_start();
+    } else {
+        runstate_set(RUN_STATE_PAUSED);
+    }
+}
+
 /* Main loop, after the incoming thread ended. */
 static gboolean incoming_done_bh(gpointer opaque)
 {
@@ -69,13 +83,7 @@ static gboolean incoming_done_bh(gpointer opaque)
     if (atomic_load(&incoming.postcopy_ran)) {
         return G_SOURCE_REMOVE; /* the guest runs since POSTCOPY_RUN */
     }
-    /* The guest sees a new generation: payloads check themselves. */
-    hypercall_bump_generation();
-    if (runstate_autostart()) {
-        vm_start();
-    } else {
-        runstate_set(RUN_STATE_PAUSED);
-    }
+    incoming_start_guest();
     return G_SOURCE_REMOVE;
 }
 
@@ -323,15 +331,7 @@ bool migration_incoming_recover(const char *uri, GError **errp)
                             "Migrate recovery is triggered already");
         return false;
     }
-    if (!mig_uri_parse(uri, &parsed, errp)) {
-        return false;
-    }
-    if (parsed.kind != MIG_URI_TCP && parsed.kind != MIG_URI_UNIX) {
-        mig_uri_clear(&parsed);
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "post-copy recovery needs a tcp: or unix: URI, not "
-                    "'%s'",
-                    uri);
+    if (!postcopy_parse_recovery_uri(uri, &parsed, errp)) {
         return false;
     }
     l = mig_listen(&parsed, errp);
@@ -400,12 +400,7 @@ static bool cmd_postcopy_listen(GError **errp)
 
 static gboolean postcopy_run_bh(gpointer opaque)
 {
-    hypercall_bump_generation();
-    if (runstate_autostart()) {
-        vm_start();
-    } else {
-        runstate_set(RUN_STATE_PAUSED);
-    }
+    incoming_start_guest();
     return G_SOURCE_REMOVE;
 }
 

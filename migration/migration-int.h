@@ -124,6 +124,9 @@ bool postcopy_start(MigrationState *s, QEMUFile *f, int64_t *stop_us,
                     GError **errp);
 bool postcopy_complete(MigrationState *s, QEMUFile *f, GError **errp);
 bool postcopy_pause(MigrationState *s, QEMUFile **fp, GError **errp);
+/* A recovery's new address: tcp: or unix: only (both sides). */
+bool postcopy_parse_recovery_uri(const char *uri, MigUri *out,
+                                 GError **errp);
 /* postcopy-preempt: the second connection (a no-op without the cap). */
 bool postcopy_preempt_connect(MigrationState *s, GError **errp);
 void postcopy_preempt_close(MigrationState *s);

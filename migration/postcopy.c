@@ -442,6 +442,21 @@ bool migrate_start_postcopy(GError **errp)
     return true;
 }
 
+bool postcopy_parse_recovery_uri(const char *uri, MigUri *out, GError **errp)
+{
+    if (!mig_uri_parse(uri, out, errp)) {
+        return false;
+    }
+    if (out->kind != MIG_URI_TCP && out->kind != MIG_URI_UNIX) {
+        mig_uri_clear(out);
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "post-copy recovery needs a tcp: or unix: URI, not '%s'",
+                    uri);
+        return false;
+    }
+    return true;
+}
+
 bool migrate_resume(const char *uri, GError **errp)
 {
     MigrationState *s = migrate_get_current();
@@ -452,14 +467,7 @@ bool migrate_resume(const char *uri, GError **errp)
                             "Cannot resume if there is no paused migration");
         return false;
     }
-    if (!mig_uri_parse(uri, &parsed, errp)) {
-        return false;
-    }
-    if (parsed.kind != MIG_URI_TCP && parsed.kind != MIG_URI_UNIX) {
-        mig_uri_clear(&parsed);
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "post-copy recovery needs a tcp: or unix: URI, not '%s'",
-                    uri);
+    if (!postcopy_parse_recovery_uri(uri, &parsed, errp)) {
         return false;
     }
     g_mutex_lock(&s->lock);
