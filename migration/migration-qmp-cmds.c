@@ -350,7 +350,10 @@ static void destination_info(JsonObject *o)
     if (st == MIGRATION_STATUS_FAILED && mis->error_desc) {
         json_object_set_string_member(o, "error-desc", mis->error_desc);
     }
-    if (mis->address && st == MIGRATION_STATUS_SETUP) {
+    /* where it listens: for the source's migrate, or its migrate resume */
+    if (mis->address &&
+        (st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_POSTCOPY_PAUSED ||
+         st == MIGRATION_STATUS_POSTCOPY_RECOVER)) {
         add_socket_address(o, mis->address);
     }
     postcopy_blocktime_info(o);

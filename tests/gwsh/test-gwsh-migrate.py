@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""Migrations driven through gwsh: each flag's capability or parameter
+really set on the monitor of the side libvirt sends it to, RAM hashes
+equal and the verify guest ok after every completed migration, the
+post-copy switch after the first pass, --timeout with its actions, Ctrl-C
+and domjobabort leaving the source running as it was, and the job
+commands (domjobinfo, migrate-set*/get*, migrate-compcache,
+migrate-postcopy, --postcopy-resume, domdirtyrate-calc, domstats)."""
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gwshtest import GwshTestCase, main  # noqa: E402
+
+DEST = "godwit:///session"
+KEEP = {"GWSH_X_KEEP_SOURCE": "1"}
+MIB = 1 << 20
+# the verify payload: each page a function of (pfn, generation), checked
+# by the guest itself after a migration
+VERIFY = ("verify", "128M", "vm=1 vm-bytes=16M")
+# one that does not converge at a few MiB/s
+BUSY = ("verify", "128M", "vm=1 vm-bytes=32M")
+
+
+class Migrate(GwshTestCase):
+    def start(self, guest=VERIFY, name="vm1"):
+        kernel, mem, append = guest
+        self.g.start(name, kernel, mem, append)
+        self.assertTrue(self.g.wait_log(name, "verify", 60) or
+                        self.g.wait_log(name, "pass=", 1))
+
+    def caps(self, name):
+        q = self.g.qmp(name)
+        try:
+            return {c["capability"]: c["state"]
+                    for c in q.cmd("query-migrate-capabilities")}
+        finally:
+            q.close()
+
+    def params(self, name):
+        q = self.g.qmp(name)
+        try:
+            return q.cmd("query-migrate-parameters")
+        finally:
+            q.close()
+
+    def mig_status(self, name="vm1"):
+        q = self.g.qmp(name)
+        try:
+            return q.cmd("query-migrate").get("status", "none")
+        finally:
+            q.close()
+
+    def wait_mig(self, want, name="vm1", timeout=60):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = self.mig_status(name)
+            if st in want:
+                return st
+            time.sleep(0.05)
+        self.fail("migration of %s never reached %s (%s)" % (
+            name, want, self.mig_status(name)))
+
+    def verify_request(self, name="vm1"):
+        """The guest checks all its pages again on request."""
+        n = self.g.log(name).count("verify ok")
+        q = self.g.qmp(name)
+        q.cmd("x-guest-request")
+        q.close()
+        self.assertTrue(self.g.wait_log(name, "verify ok", 60, n + 1))
+        self.assertNotIn("FAILED", self.g.log(name))
+
+    def assert_source_intact(self, saved_caps, saved_params, name="vm1"):
+        """After a failed or cancelled migration: the source runs, its
+        capabilities and parameters are as before, nothing incoming is
+        left, and the guest's pages check out."""
+        self.assertEqual(self.status(name), "running")
+        self.assertEqual(self.caps(name), saved_caps)
+        self.assertEqual(self.params(name), saved_params)
+        self.assertFalse(os.path.exists(self.g.sock(name + ".incoming")))
+        self.verify_request(name)
+
+    # ---- the command of the issue's "Done when" ----------------------------
+
+    def test_live_autoconverge_verbose(self):
+        self.start()
+        pid = self.g.pid("vm1")
+        p = self.g.gwsh("migrate", "--live", "--verbose", "--auto-converge",
+                        "--suspend", "vm1", DEST, env=KEEP)
+        self.assertIn("Migration: [100 %]", p.stderr)
+        src, dst = self.caps("vm1.migrated"), self.caps("vm1")
+        self.assertTrue(src["auto-converge"] and not dst["auto-converge"])
+        for c in ("events", "return-path"):
+            self.assertTrue(src[c] and dst[c], c)
+        self.check_migrated()
+        self.assertNotEqual(self.g.pid("vm1"), pid)
+        out = self.g.gwsh("list").stdout
+        self.assertRegex(out, r"\n %-4s +vm1 +running" % self.g.pid("vm1"))
+        info = self.g.gwsh("domjobinfo", "vm1", "--completed").stdout
+        self.assertIn("Job type:         Completed", info)
+        self.assertIn("Operation:        Outgoing migration", info)
+        self.assertRegex(info, r"Memory total:     128\.000 MiB")
+        self.assertRegex(info, r"Total downtime:   \d+ +ms")
+
+    # ---- each flag on the monitor it belongs to ----------------------------
+
+    FLAG_TABLE = [
+        (["--auto-converge", "--auto-converge-initial", "30",
+          "--auto-converge-increment", "15", "--bandwidth", "500"],
+         {"auto-converge": True},
+         {"cpu-throttle-initial": 30, "cpu-throttle-increment": 15,
+          "max-bandwidth": 500 * MIB},
+         {"auto-converge": False}, {"cpu-throttle-initial": 20}),
+        (["--compressed"], {"xbzrle": True}, {}, {"xbzrle": True}, {}),
+        (["--comp-methods", "mt", "--comp-mt-level", "3",
+          "--comp-mt-threads", "2", "--comp-mt-dthreads", "1"],
+         {"compress": True}, {"compress-level": 3, "compress-threads": 2},
+         {"compress": True}, {"decompress-threads": 1, "compress-level": 1}),
+        (["--comp-methods", "xbzrle", "--comp-xbzrle-cache", "8388608"],
+         {"xbzrle": True}, {"xbzrle-cache-size": 8388608},
+         {"xbzrle": True}, {"xbzrle-cache-size": 8388608}),
+        (["--parallel", "--parallel-connections", "3", "--comp-methods",
+          "zstd", "--comp-zstd-level", "5"],
+         {"multifd": True}, {"multifd-channels": 3, "multifd-compression":
+                             "zstd", "multifd-zstd-level": 5},
+         {"multifd": True}, {"multifd-channels": 3, "multifd-compression":
+                             "zstd", "multifd-zstd-level": 5}),
+        (["--postcopy", "--postcopy-bandwidth", "100"],
+         {"postcopy-ram": True}, {"max-postcopy-bandwidth": 100 * MIB},
+         {"postcopy-ram": True}, {"max-postcopy-bandwidth": 0}),
+    ]
+
+    def test_flags_reach_both_monitors(self):
+        for flags, sc, sp, dc, dp in self.FLAG_TABLE:
+            with self.subTest(flags=flags):
+                self.start(("verify", "64M", "vm=1 vm-bytes=8M"))
+                self.g.gwsh("migrate", "--live", "--suspend", *flags,
+                            "vm1", DEST, env=KEEP)
+                for name, caps, params in (("vm1.migrated", sc, sp),
+                                           ("vm1", dc, dp)):
+                    have_c, have_p = self.caps(name), self.params(name)
+                    for k, v in caps.items():
+                        self.assertEqual(have_c[k], v, "%s %s" % (name, k))
+                    for k, v in params.items():
+                        self.assertEqual(have_p[k], v, "%s %s" % (name, k))
+                self.check_migrated()
+                self.g.gwsh("destroy", "vm1")
+                self.g.gwsh("destroy", "vm1.migrated")
+
+    # ---- post-copy and timeouts --------------------------------------------
+
+    def record(self):
+        fd, path = tempfile.mkstemp(suffix=".json", dir=self.g.tmp)
+        os.close(fd)
+        return path
+
+    def test_postcopy_after_precopy(self):
+        self.start(BUSY)
+        rec = self.record()
+        self.g.gwsh("migrate", "--live", "--postcopy",
+                    "--postcopy-after-precopy", "--bandwidth", "8",
+                    "--suspend", "--record", rec, "vm1", DEST, env=KEEP)
+        with open(rec) as f:
+            r = json.load(f)
+        marks = [m for m in r["marks"] if m["what"].startswith("postcopy")]
+        self.assertEqual(marks[0]["what"],
+                         "postcopy switch (after the first pass)")
+        before = [s for s in r["samples"] if s["t"] <= marks[0]["t"]]
+        self.assertGreaterEqual(before[-1]["passes"], 2)
+        self.assertLess(before[-2]["passes"], 2)
+        self.assertIn("postcopy-active", [s["status"] for s in r["samples"]])
+        self.assertEqual(r["result"]["status"], "completed")
+        self.check_migrated()
+
+    def test_timeout_suspend(self):
+        for extra in ([], ["--timeout-suspend"]):
+            with self.subTest(extra=extra):
+                self.start(BUSY)
+                rec = self.record()
+                self.g.gwsh("migrate", "--live", "--bandwidth", "8",
+                            "--timeout", "2", *extra, "--suspend",
+                            "--record", rec, "vm1", DEST, env=KEEP)
+                with open(rec) as f:
+                    r = json.load(f)
+                m = [x for x in r["marks"] if x["what"].startswith("susp")]
+                self.assertEqual(len(m), 1)
+                self.assertGreaterEqual(m[0]["t"], 2.0)
+                self.assertEqual(r["result"]["status"], "completed")
+                self.check_migrated()
+                self.g.gwsh("destroy", "vm1")
+                self.g.gwsh("destroy", "vm1.migrated")
+
+    def test_timeout_postcopy(self):
+        self.start(BUSY)
+        rec = self.record()
+        self.g.gwsh("migrate", "--live", "--postcopy", "--bandwidth", "8",
+                    "--timeout", "2", "--timeout-postcopy", "--suspend",
+                    "--record", rec, "vm1", DEST, env=KEEP)
+        with open(rec) as f:
+            r = json.load(f)
+        m = [x for x in r["marks"] if x["what"] == "postcopy switch "
+             "(timeout)"]
+        self.assertEqual(len(m), 1)
+        self.assertGreaterEqual(m[0]["t"], 2.0)
+        self.check_migrated()
+
+    # ---- cancelling --------------------------------------------------------
+
+    def test_ctrl_c_cancels(self):
+        self.start(BUSY)
+        caps, params = self.caps("vm1"), self.params("vm1")
+        p = self.g.popen("migrate", "--live", "--auto-converge",
+                         "--bandwidth", "4", "--verbose", "vm1", DEST)
+        self.wait_mig(("active",))
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("error: operation aborted: job 'migration out' "
+                      "canceled by client", err)
+        self.assert_source_intact(caps, params)
+
+    def test_domjobabort_and_job_commands(self):
+        self.start(BUSY)
+        caps, params = self.caps("vm1"), self.params("vm1")
+        p = self.g.popen("migrate", "--live", "--compressed",
+                         "--auto-converge", "--bandwidth", "4", "vm1", DEST)
+        self.wait_mig(("active",))
+        info = self.g.gwsh("domjobinfo", "vm1").stdout
+        for line in ("Job type:         Unbounded",
+                     "Operation:        Outgoing migration",
+                     "Memory total:     128.000 MiB",
+                     "Compression cache: 64.000 MiB"):
+            self.assertIn(line, info)
+        g = self.g.gwsh
+        g("migrate-setmaxdowntime", "vm1", "777")
+        self.assertEqual(g("migrate-getmaxdowntime", "vm1").stdout.strip(),
+                         "777")
+        g("migrate-setspeed", "vm1", "6")
+        self.assertEqual(g("migrate-getspeed", "vm1").stdout.strip(), "6")
+        g("migrate-setspeed", "vm1", "9", "--postcopy")
+        self.assertEqual(g("migrate-getspeed", "vm1", "--postcopy")
+                         .stdout.strip(), "9")
+        self.assertEqual(self.params("vm1")["max-postcopy-bandwidth"],
+                         9 * MIB)
+        self.assertEqual(g("migrate-compcache", "vm1", "--size", "16777216")
+                         .stdout.strip(), "Compression cache: 16.000 MiB")
+        r = g("migrate-postcopy", "vm1", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("switching to post-copy requires migration to be "
+                      "started with VIR_MIGRATE_POSTCOPY flag", r.stderr)
+        g("domjobabort", "vm1")
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("canceled by client", err)
+        # the commands above changed the source on purpose; the rest is
+        # as it was
+        for k, v in (("downtime-limit", 777), ("max-bandwidth", 6 * MIB),
+                     ("max-postcopy-bandwidth", 9 * MIB),
+                     ("xbzrle-cache-size", 16 * MIB)):
+            params[k] = v
+        self.assert_source_intact(caps, params)
+        r = g("domjobabort", "vm1", check=False)
+        self.assertEqual(r.stderr.splitlines()[0], "error: Requested "
+                         "operation is not valid: no job is active on the "
+                         "domain")
+
+    def test_postcopy_pause_and_resume(self):
+        self.start(BUSY)
+        p = self.g.popen("migrate", "--live", "--postcopy", "--bandwidth",
+                         "4", "--postcopy-bandwidth", "2", "--suspend", "vm1",
+                         DEST, env=KEEP)
+        self.wait_mig(("active",))
+        self.g.gwsh("migrate-postcopy", "vm1")
+        self.wait_mig(("postcopy-active",))
+        r = self.g.gwsh("domjobabort", "vm1", check=False)
+        self.assertIn("cannot abort migration in post-copy mode", r.stderr)
+        self.g.gwsh("domjobabort", "--postcopy", "vm1")
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("--postcopy-resume", err)
+        self.assertEqual(self.mig_status("vm1"), "postcopy-paused")
+        self.assertEqual(self.mig_status("vm1.incoming"), "postcopy-paused")
+        self.g.gwsh("migrate", "--live", "--postcopy", "--postcopy-resume",
+                    "--postcopy-bandwidth", "1000", "--suspend", "vm1", DEST,
+                    env=KEEP)
+        self.check_migrated()
+
+    # ---- what godwit lacks is refused, and nothing changes -----------------
+
+    def test_refusals_leave_source_as_it_was(self):
+        self.start()
+        caps, params = self.caps("vm1"), self.params("vm1")
+        r = self.g.gwsh("migrate", "--live", "--tls", "vm1", DEST,
+                        check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--tls: godwit has no migration TLS yet", r.stderr)
+        r = self.g.gwsh("migrate", "--live", "--parallel", "--zerocopy",
+                        "vm1", DEST, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("zero-copy-send", r.stderr)
+        self.assert_source_intact(caps, params)
+
+    def test_not_live_and_dirty_rate(self):
+        self.start()
+        self.g.gwsh("domdirtyrate-calc", "vm1", "--seconds", "1")
+        time.sleep(1.5)
+        out = self.g.gwsh("domstats", "--dirtyrate", "vm1").stdout
+        self.assertIn("dirtyrate.calc_status=2", out)
+        self.assertRegex(out, r"dirtyrate.megabytes_per_second=\d+")
+        r = self.g.gwsh("domdirtyrate-calc", "vm1", "--seconds", "61",
+                        check=False)
+        self.assertIn("must be between 1 and 60", r.stderr)
+        # without --live the source is paused first, as libvirt does
+        self.g.gwsh("migrate", "--suspend", "vm1", DEST, env=KEEP)
+        self.check_migrated()
+
+
+if __name__ == "__main__":
+    main()
