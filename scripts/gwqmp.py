@@ -1,99 +1,19 @@
-"""Minimal QMP client and godwit process helpers (Python 3 standard library).
+"""godwit process helpers for scripts/ (Python 3 standard library).
 
-Used by scripts/quickstart, scripts/bench and the demo. Speaks QMP over a
-unix socket: greeting, qmp_capabilities, commands with ids, events queued.
+Used by scripts/quickstart, scripts/bench and the demo. The QMP client is
+gwsh's (tools/gwsh/gwshlib/qmp.py): one client for the whole tree.
 """
-import json
 import os
 import shutil
 import signal
-import socket
+import sys
 import subprocess
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class QMPError(Exception):
-    pass
-
-
-class QMP:
-    def __init__(self, path, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        self.buf = b""
-        self.events = []
-        self.next_id = 1
-        self.greeting = self._read(timeout)
-        if "QMP" not in self.greeting:
-            raise QMPError("not a QMP server: %r" % self.greeting)
-        self.cmd("qmp_capabilities")
-
-    def _read(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("QMP: no reply")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise QMPError("QMP connection closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def execute(self, name, **args):
-        """Returns the whole reply ({'return': ...} or {'error': ...})."""
-        msg = {"execute": name, "id": self.next_id}
-        self.next_id += 1
-        if args:
-            msg["arguments"] = {k.replace("_", "-"): v for k, v in args.items()}
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            r = self._read()
-            if "event" in r:
-                self.events.append(r)
-                continue
-            return r
-
-    def cmd(self, name, **args):
-        """Returns the 'return' value; raises QMPError on an error reply."""
-        r = self.execute(name, **args)
-        if "error" in r:
-            raise QMPError("%s: %s" % (name, r["error"]["desc"]))
-        return r["return"]
-
-    def hmp(self, line):
-        return self.cmd("human-monitor-command", command_line=line)
-
-    def wait_event(self, name, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e["event"] == name:
-                    return self.events.pop(i)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                self.events.append(self._read(left))
-            except TimeoutError:
-                return None
-
-    def close(self):
-        self.sock.close()
+sys.path.insert(0, os.path.join(ROOT, "tools", "gwsh"))
+from gwshlib.qmp import QMP, QMPError  # noqa: E402,F401  (one client)
 
 
 class Godwit:

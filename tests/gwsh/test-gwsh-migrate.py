@@ -12,7 +12,6 @@ import signal
 import sys
 import tempfile
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gwshtest import GwshTestCase, main  # noqa: E402

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gwshtest import ROOT, GwshTestCase, main  # noqa: E402

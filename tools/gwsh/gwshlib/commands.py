@@ -8,14 +8,12 @@ so a script that passes them learns why instead of being ignored.
 import json
 import os
 import sys
-import time
 
 from . import jobinfo
-from .cmdtable import B, DOMAIN, N, S, Command, Opt, UsageError
+from .cmdtable import B, DOMAIN, N, S, Command, UsageError
 from .hosts import GwshError, LocalHost, STATE_NAMES
 from .migparams import MIB, UNLIMITED_MIBS
 from .migrate import ACTIVE, migrate_domain
-from .qmp import QMPError
 
 
 def _q(ctx, name):

@@ -77,7 +77,8 @@ class Interrupted:
 class Driver:
     def __init__(self, p, srcq, dstq, connect_uri, listen_uri,
                  verbose=False, out=sys.stderr, recorder=None,
-                 unlimited=UNLIMITED_MIBS * MIB, period=0.1):
+                 unlimited=UNLIMITED_MIBS * MIB, period=0.1,
+                 give_up=None):
         self.p = p
         self.srcq = srcq
         self.dstq = dstq
@@ -89,6 +90,7 @@ class Driver:
         self.rec = recorder
         self.unlimited = unlimited
         self.period = period
+        self.give_up = give_up  # s of precopy before cancelling, or None
         self.stopped_source = False
         self.switched = False
         self.timeout_done = False
@@ -170,6 +172,8 @@ class Driver:
                 self.srcq.cmd("migrate_cancel")
                 raise GwshError("operation failed: job 'migration out' "
                                 "failed due to I/O error (guest %s)" % rs)
+        if self.give_up and st in PRECOPY and elapsed >= self.give_up:
+            intr.hit = True
         if intr.hit:
             intr.hit = False
             if st in PRECOPY:
