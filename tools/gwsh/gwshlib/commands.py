@@ -113,8 +113,11 @@ def cmd_domjobinfo(ctx, o, rest):
         info = job["info"]
         op = job["operation"]
     else:
-        info = _q(ctx, name).cmd("query-migrate")
-        op = "Outgoing migration"
+        q = _q(ctx, name)
+        info = q.cmd("query-migrate")
+        incoming = q.cmd("query-status")["status"] == "inmigrate" or (
+            info.get("status", "none") != "none" and "ram" not in info)
+        op = "Incoming migration" if incoming else "Outgoing migration"
     if "rawstats" in o:
         print(json.dumps(info, indent=2))
         return

@@ -122,6 +122,10 @@ class LocalHost:
 
     def qmp(self, name, incoming=False, timeout=5.0):
         path = self.path(name, "qmp", incoming)
+        if not incoming and not os.path.exists(path):
+            # a destination still migrating in answers to its name (as
+            # libvirt's incoming domain does on its host)
+            path = self.path(name, "qmp", True)
         if not os.path.exists(path):
             raise GwshError("failed to get domain '%s'" % name)
         try:

@@ -5,8 +5,6 @@ The field names, units and column layout are virsh's (cmdDomjobinfo:
 scripts that scrape virsh keep working. godwit has no disks: the "Data"
 lines equal the "Memory" lines, as in virsh for a diskless guest.
 """
-import time
-
 UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
 
 
@@ -122,7 +120,7 @@ class Progress:
 
     def __init__(self, width=24):
         self.width = width
-        self.t0 = time.monotonic()
+        self.net = None
 
     def line(self, info):
         ram = info.get("ram") or {}
@@ -143,8 +141,12 @@ class Progress:
             parts.append(st)
         else:
             parts.append("pass %d" % ram.get("dirty-sync-count", 0))
-        if bps > dirty and rem:
-            eta = rem / (bps - dirty)
+        # the rate at which remaining RAM shrinks, smoothed over ~2 s of
+        # samples (one pass's dirty rate jumps at every sync)
+        net = bps - dirty
+        self.net = net if self.net is None else 0.9 * self.net + 0.1 * net
+        if self.net > 0 and rem:
+            eta = rem / self.net
             parts.append("ETA %d:%02d" % (eta // 60, eta % 60))
         else:
             parts.append("ETA --:--")
