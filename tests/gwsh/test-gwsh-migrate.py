@@ -9,6 +9,7 @@ migrate-postcopy, --postcopy-resume, domdirtyrate-calc, domstats)."""
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -304,6 +305,31 @@ class Migrate(GwshTestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("zero-copy-send", r.stderr)
         self.assert_source_intact(caps, params)
+
+    def test_migrateuri_and_dname(self):
+        """MIGRATEURI (positional, as virsh) is where the destination
+        listens and the source connects: a port already taken fails the
+        migration, with the source as it was; a free one works, and
+        --dname names the destination."""
+        self.start()
+        caps, params = self.caps("vm1"), self.params("vm1")
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        uri = "tcp://127.0.0.1:%d" % port
+        r = self.g.gwsh("migrate", "--live", "vm1", DEST, uri, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("127.0.0.1:%d" % port, r.stderr)
+        self.assert_source_intact(caps, params)
+        taken.close()
+        self.g.gwsh("migrate", "--live", "--suspend", "--dname", "vm2",
+                    "vm1", DEST, uri, env=KEEP)
+        self.assertEqual(self.status("vm1.migrated"), "postmigrate")
+        self.assertEqual(self.ram_hash("vm1.migrated"), self.ram_hash("vm2"))
+        self.assertFalse(os.path.exists(self.g.sock("vm1")))
+        self.g.gwsh("resume", "vm2")
+        self.assertTrue(self.g.wait_log("vm2", "verify ok", 60))
 
     def test_not_live_and_dirty_rate(self):
         self.start()

@@ -45,6 +45,22 @@ REFUSED = {
 }
 
 
+# virsh options that are one migration parameter each, and the side(s)
+# libvirt sends them to (qemu_migration_params.c's TPMap); applied once
+# their checks passed
+PARAMS = [
+    ("auto-converge-initial", SRC, "cpu-throttle-initial"),
+    ("auto-converge-increment", SRC, "cpu-throttle-increment"),
+    ("parallel-connections", BOTH, "multifd-channels"),
+    ("comp-mt-level", SRC, "compress-level"),
+    ("comp-mt-threads", SRC, "compress-threads"),
+    ("comp-mt-dthreads", DST, "decompress-threads"),
+    ("comp-xbzrle-cache", BOTH, "xbzrle-cache-size"),
+    ("comp-zlib-level", BOTH, "multifd-zlib-level"),
+    ("comp-zstd-level", BOTH, "multifd-zstd-level"),
+]
+
+
 class PlanError(Exception):
     pass
 
@@ -149,18 +165,6 @@ def _compression(f, p):
     for m in ("zlib", "zstd"):
         if m in methods:
             p.param(BOTH, "multifd-compression", m)
-    if "comp-mt-level" in f:
-        p.param(SRC, "compress-level", f["comp-mt-level"])
-    if "comp-mt-threads" in f:
-        p.param(SRC, "compress-threads", f["comp-mt-threads"])
-    if "comp-mt-dthreads" in f:
-        p.param(DST, "decompress-threads", f["comp-mt-dthreads"])
-    if "comp-xbzrle-cache" in f:
-        p.param(BOTH, "xbzrle-cache-size", f["comp-xbzrle-cache"])
-    if "comp-zlib-level" in f:
-        p.param(BOTH, "multifd-zlib-level", f["comp-zlib-level"])
-    if "comp-zstd-level" in f:
-        p.param(BOTH, "multifd-zstd-level", f["comp-zstd-level"])
 
 
 def _mibs(f, opt):
@@ -192,19 +196,16 @@ def plan(f):
                         "tune it")
     if "auto-converge" in f:
         p.cap(SRC, "auto-converge")
-    if "auto-converge-initial" in f:
-        p.param(SRC, "cpu-throttle-initial", f["auto-converge-initial"])
-    if "auto-converge-increment" in f:
-        p.param(SRC, "cpu-throttle-increment", f["auto-converge-increment"])
 
     if "parallel-connections" in f and "parallel" not in f:
         raise PlanError("invalid argument: Turn parallel migration on to "
                         "tune it")
     if "parallel" in f:
         p.cap(BOTH, "multifd")
-    if "parallel-connections" in f:
-        p.param(BOTH, "multifd-channels", f["parallel-connections"])
     _compression(f, p)
+    for opt, party, name in PARAMS:
+        if opt in f:
+            p.param(party, name, f[opt])
 
     if "postcopy" in f:
         if not p.live:
