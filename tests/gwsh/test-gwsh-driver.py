@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gwshtest import main  # noqa: E402
 from gwshlib.hosts import GwshError  # noqa: E402
 from gwshlib.migparams import MIB, plan  # noqa: E402
-from gwshlib.migrate import Driver, rollback  # noqa: E402
+from gwshlib.hosts import LocalHost, SshHost  # noqa: E402
+from gwshlib.migrate import Driver, parse_migrateuri, rollback  # noqa: E402
 
 
 class FakeQMP:
@@ -100,6 +101,29 @@ class Prepare(unittest.TestCase):
         self.assertTrue(d.stopped_source)
         rollback(d.srcq, ({}, {}), d.stopped_source)
         self.assertEqual(d.srcq.names()[-1], "cont")
+
+
+class Uris(unittest.TestCase):
+    def test_listen_and_connect(self):
+        local = LocalHost()
+        remote = SshHost("godwit+ssh://me@hostb:2222/session?keyfile=/k")
+        self.assertIn("-p", remote.ssh)
+        self.assertIn("me@hostb", remote.ssh)
+        cases = [
+            ((None, local, None), ("tcp:127.0.0.1:0", "tcp:127.0.0.1:0")),
+            ((None, local, "127.0.0.2"),
+             ("tcp:127.0.0.2:0", "tcp:127.0.0.2:0")),
+            ((None, remote, None), ("tcp:0.0.0.0:0", "tcp:hostb:0")),
+            (("tcp://hostb:4444", remote, None),
+             ("tcp:0.0.0.0:4444", "tcp:hostb:4444")),
+            (("tcp:10.0.0.2:4444", remote, "10.0.0.2"),
+             ("tcp:10.0.0.2:4444", "tcp:10.0.0.2:4444")),
+        ]
+        for args, want in cases:
+            self.assertEqual(parse_migrateuri(*args), want)
+        for bad in ("rdma://h:1", "tcp://h"):
+            with self.assertRaises(GwshError):
+                parse_migrateuri(bad, local, None)
 
 
 class Step(unittest.TestCase):

@@ -120,12 +120,17 @@ class LocalHost:
         return os.path.join(self.dir, "%s%s.%s" % (
             name, ".incoming" if incoming else "", ext))
 
-    def qmp(self, name, incoming=False, timeout=5.0):
+    def sock(self, name, incoming=False):
+        """The domain's QMP socket. A destination still migrating in
+        answers to its name too (as libvirt's incoming domain does on its
+        host) when no domain of that name runs there."""
         path = self.path(name, "qmp", incoming)
         if not incoming and not os.path.exists(path):
-            # a destination still migrating in answers to its name (as
-            # libvirt's incoming domain does on its host)
             path = self.path(name, "qmp", True)
+        return path
+
+    def qmp(self, name, incoming=False, timeout=5.0):
+        path = self.sock(name, incoming)
         if not os.path.exists(path):
             raise GwshError("failed to get domain '%s'" % name)
         try:
@@ -136,7 +141,7 @@ class LocalHost:
     def peer_pid(self, name, incoming=False):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            s.connect(self.path(name, "qmp", incoming))
+            s.connect(self.sock(name, incoming))
             cred = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                 struct.calcsize("3i"))
             return struct.unpack("3i", cred)[0]
@@ -250,11 +255,10 @@ class LocalHost:
             except OSError:
                 break
             time.sleep(0.01)
-        for ext in ("qmp",):
-            try:
-                os.unlink(self.path(name, ext, incoming))
-            except FileNotFoundError:
-                pass
+        try:
+            os.unlink(self.sock(name, incoming))
+        except FileNotFoundError:
+            pass
 
 
 def x_host(op, args):

@@ -232,10 +232,13 @@ def rollback(srcq, saved, stopped_source):
 
 def parse_migrateuri(uri, dst_host, listen_address):
     """(listen URI for migrate-incoming, connect URI for migrate)."""
+    local = isinstance(dst_host, LocalHost)
     if not uri:
-        listen = listen_address or (
-            "127.0.0.1" if isinstance(dst_host, LocalHost) else "0.0.0.0")
-        return ("tcp:%s:0" % listen, "tcp:%s:0" % dst_host.hostname)
+        listen = listen_address or ("127.0.0.1" if local else "0.0.0.0")
+        connect = dst_host.hostname
+        if local and listen_address not in (None, "0.0.0.0", "::"):
+            connect = listen_address
+        return ("tcp:%s:0" % listen, "tcp:%s:0" % connect)
     if uri.startswith("tcp://"):
         u = urllib.parse.urlsplit(uri)
         host, port = u.hostname, u.port
@@ -247,8 +250,7 @@ def parse_migrateuri(uri, dst_host, listen_address):
     if not host or not port:
         raise GwshError("invalid argument: migration URI %s needs a host "
                         "and a port" % uri)
-    listen = listen_address or ("127.0.0.1" if isinstance(
-        dst_host, LocalHost) else "0.0.0.0")
+    listen = listen_address or ("127.0.0.1" if local else "0.0.0.0")
     return ("tcp:%s:%s" % (listen, port), "tcp:%s:%s" % (host, port))
 
 
