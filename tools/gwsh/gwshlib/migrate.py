@@ -331,6 +331,12 @@ def migrate_domain(src_host, name, f, verbose=False, record=None,
             # either side loses it, so both are left as they are
             raise
         try:
+            # interrupted before the loop took over: stop the migration
+            if srcq.cmd("query-migrate").get("status") in PRECOPY:
+                srcq.cmd("migrate_cancel")
+        except (QMPError, OSError):
+            pass
+        try:
             dst_host.destroy(dname, incoming=True)
         except GwshError:
             pass
