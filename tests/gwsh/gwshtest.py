@@ -18,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("MESON_BUILD_ROOT") or os.path.join(ROOT, "build")
 GWSH = os.environ.get("GWSH") or os.path.join(BUILD, "gwsh")
 GUEST_DIR = os.environ.get("GUEST_DIR") or os.path.join(BUILD, "guest")
+GODWIT = os.environ.get("GODWIT") or os.path.join(BUILD, "godwit")
 sys.path.insert(0, os.path.join(ROOT, "tools", "gwsh"))
 from gwshlib.qmp import QMP  # noqa: E402
 

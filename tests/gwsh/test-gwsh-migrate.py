@@ -10,12 +10,14 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gwshtest import GwshTestCase, main  # noqa: E402
+from gwshtest import (GODWIT, GwshTestCase, accel_opts, main,  # noqa: E402
+                      payload)
 
 DEST = "godwit:///session"
 KEEP = {"GWSH_X_KEEP_SOURCE": "1"}
@@ -106,6 +108,31 @@ class Migrate(GwshTestCase):
         self.assertIn("Operation:        Outgoing migration", info)
         self.assertRegex(info, r"Memory total:     128\.000 MiB")
         self.assertRegex(info, r"Total downtime:   \d+ +ms")
+
+    def test_domain_started_by_hand(self):
+        """A godwit started by hand with its QMP socket in the run
+        directory is a domain: listed, and migrated with the command line
+        it was started with (its own serial file and monitors stay its
+        own)."""
+        os.makedirs(self.g.rundir, exist_ok=True)
+        own_log = os.path.join(self.g.tmp, "by-hand.log")
+        proc = subprocess.Popen(
+            [GODWIT, "-name", "vmh", "-m", "128M"] + accel_opts() +
+            ["-kernel", payload("verify"), "-append", "vm=1 vm-bytes=16M",
+             "-qmp", "unix:%s,server=on,wait=off" % self.g.sock("vmh"),
+             "-serial", "file:" + own_log],
+            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(proc.wait)
+        end = time.monotonic() + 30
+        while not os.path.exists(self.g.sock("vmh")):
+            self.assertLess(time.monotonic(), end)
+            time.sleep(0.02)
+        self.assertRegex(self.g.gwsh("list").stdout,
+                         r"\n %-4s +vmh +running" % proc.pid)
+        self.g.gwsh("migrate", "--live", "--suspend", "vmh", DEST, env=KEEP)
+        self.check_migrated("vmh")
+        # the destination logs in the run directory, not in the source's file
+        self.assertIn("verify ok", self.g.log("vmh"))
 
     # ---- each flag on the monitor it belongs to ----------------------------
 
