@@ -157,6 +157,11 @@ class Migrate(GwshTestCase):
                              "zstd", "multifd-zstd-level": 5},
          {"multifd": True}, {"multifd-channels": 3, "multifd-compression":
                              "zstd", "multifd-zstd-level": 5}),
+        (["--parallel", "--comp-methods", "zlib", "--comp-zlib-level", "4"],
+         {"multifd": True}, {"multifd-compression": "zlib",
+                             "multifd-zlib-level": 4},
+         {"multifd": True}, {"multifd-compression": "zlib",
+                             "multifd-zlib-level": 4}),
         (["--postcopy", "--postcopy-bandwidth", "100"],
          {"postcopy-ram": True}, {"max-postcopy-bandwidth": 100 * MIB},
          {"postcopy-ram": True}, {"max-postcopy-bandwidth": 0}),
