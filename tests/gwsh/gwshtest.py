@@ -32,6 +32,20 @@ def payload(name):
     return os.path.join(GUEST_DIR, name + ".elf")
 
 
+def wait_gone(pid, timeout=10):
+    """Until process `pid` has exited (a zombie counts: its sockets and
+    memory are gone)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except OSError:
+            return
+        time.sleep(0.01)
+
+
 class GwshEnv:
     """A run directory of its own ($XDG_RUNTIME_DIR) for one test."""
 
@@ -44,8 +58,22 @@ class GwshEnv:
     def gwsh(self, *args, check=True, timeout=120, env=None, **kw):
         e = dict(self.env)
         e.update(env or {})
-        p = subprocess.run([GWSH] + list(args), env=e, capture_output=True,
-                           text=True, timeout=timeout, **kw)
+        proc = subprocess.Popen([GWSH] + list(args), env=e, text=True,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, **kw)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM first: gwsh cancels a migration and rolls back
+            proc.terminate()
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            raise AssertionError("gwsh %s: still running after %d s" % (
+                " ".join(args), timeout))
+        p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         if check and p.returncode != 0:
             raise AssertionError("gwsh %s: exit %d\nstdout: %s\nstderr: %s"
                                  % (" ".join(args), p.returncode, p.stdout,
@@ -98,20 +126,32 @@ class GwshEnv:
         finally:
             s.close()
 
-    def cleanup(self):
-        """Kills every godwit behind a socket of this run directory."""
+    def kill_domains(self):
+        """Kills every process whose command line names this test's
+        directory (every godwit it started, through gwsh or not, even one
+        whose gwsh was killed half-way) and removes the sockets."""
+        mine = self.tmp.encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    if mine not in f.read():
+                        continue
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                continue
+            wait_gone(int(entry))
         try:
             names = os.listdir(self.rundir)
         except FileNotFoundError:
             names = []
         for f in names:
             if f.endswith(".qmp"):
-                pid = self.pid(f[:-4])
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                os.unlink(os.path.join(self.rundir, f))
+
+    def cleanup(self):
+        self.kill_domains()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

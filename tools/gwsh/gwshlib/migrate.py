@@ -58,20 +58,26 @@ def saved_caps(q, plan_):
 
 
 class Interrupted:
-    """SIGINT while a migration runs: a request to cancel it."""
+    """SIGINT, SIGTERM or SIGHUP while a migration runs: a request to
+    cancel it (Ctrl-C, `kill` or `timeout` around gwsh, its terminal
+    gone)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self):
         self.hit = False
-        self.old = None
+        self.old = {}
 
     def __enter__(self):
         def handler(signum, frame):
             self.hit = True
-        self.old = signal.signal(signal.SIGINT, handler)
+        for sig in self.SIGNALS:
+            self.old[sig] = signal.signal(sig, handler)
         return self
 
     def __exit__(self, *a):
-        signal.signal(signal.SIGINT, self.old)
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 class Driver:
