@@ -368,6 +368,14 @@ class Migrate(GwshTestCase):
         self.g.gwsh("resume", "vm2")
         self.assertTrue(self.g.wait_log("vm2", "verify ok", 60))
 
+    def test_paused_guest_stays_paused(self):
+        """A guest paused before the migration is paused on the
+        destination too, without --suspend (as libvirt)."""
+        self.start()
+        self.g.gwsh("suspend", "vm1")
+        self.g.gwsh("migrate", "--live", "vm1", DEST, env=KEEP)
+        self.check_migrated()
+
     def test_not_live_and_dirty_rate(self):
         self.start()
         self.g.gwsh("domdirtyrate-calc", "vm1", "--seconds", "1")

@@ -353,13 +353,15 @@ def migrate_domain(src_host, name, f, verbose=False, record=None,
         if isinstance(e, QMPError):
             raise GwshError("operation failed: %s" % e)
         raise
-    return _finish(p, info, srcq, dstq, src_host, name, dst_host, dname, rec)
+    # a guest paused before the migration stays paused, as in libvirt
+    return _finish(not p.suspend and status == "running", info, srcq, dstq,
+                   src_host, name, dst_host, dname, rec)
 
 
-def _finish(p, info, srcq, dstq, src_host, name, dst_host, dname, rec):
-    """Completed: the destination runs (unless --suspend), the source
-    quits, the destination takes the domain's name."""
-    if not p.suspend:
+def _finish(resume, info, srcq, dstq, src_host, name, dst_host, dname, rec):
+    """Completed: the destination runs if `resume`, the source quits, the
+    destination takes the domain's name."""
+    if resume:
         st = dstq.cmd("query-status")["status"]
         deadline = time.monotonic() + 30
         while st == "inmigrate" and time.monotonic() < deadline:
@@ -410,4 +412,5 @@ def _resume(p, f, srcq, src_host, name, dst_host, dname, verbose, mig):
     d.t0 = time.monotonic()
     srcq.cmd("migrate", uri=connect, resume=True)
     info = d.wait()
-    return _finish(p, info, srcq, dstq, src_host, name, dst_host, dname, None)
+    return _finish(not p.suspend, info, srcq, dstq, src_host, name, dst_host,
+                   dname, None)
