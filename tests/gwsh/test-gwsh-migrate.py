@@ -134,6 +134,24 @@ class Migrate(GwshTestCase):
         # the destination logs in the run directory, not in the source's file
         self.assertIn("verify ok", self.g.log("vmh"))
 
+    def test_source_quits_destination_takes_the_name(self):
+        """Without the test hook: the source quits, the destination is
+        the domain (listed, reachable, destroyable), nothing is left."""
+        self.start()
+        src = self.g.pid("vm1")
+        self.g.gwsh("migrate", "--live", "vm1", DEST)
+        dst = self.g.pid("vm1")
+        self.assertNotIn(dst, (None, src))
+        self.assertFalse(os.path.exists("/proc/%d/cmdline" % src) and
+                         "godwit" in open("/proc/%d/cmdline" % src).read())
+        self.assertRegex(self.g.gwsh("list").stdout,
+                         r"\n %-4s +vm1 +running" % dst)
+        self.assertTrue(self.g.wait_log("vm1", "verify ok", 60))
+        self.g.gwsh("destroy", "vm1")
+        self.assertEqual(sorted(f for f in os.listdir(self.g.rundir)
+                                if f.endswith(".qmp")), [])
+        self.assertNotIn(" vm1 ", self.g.gwsh("list").stdout)
+
     # ---- each flag on the monitor it belongs to ----------------------------
 
     FLAG_TABLE = [

@@ -233,7 +233,10 @@ class LocalHost:
                 os.replace(src, self.path(dname or name, ext))
 
     def destroy(self, name, incoming=False, graceful=False):
-        """Stops a domain: `quit` over QMP when graceful, else SIGKILL."""
+        """Stops a domain: `quit` over QMP when graceful, else SIGKILL.
+        Removes its socket if it is left (a killed godwit cannot): the one
+        resolved before stopping it, never another domain's."""
+        sock = self.sock(name, incoming)
         pid = self.peer_pid(name, incoming)
         if graceful:
             try:
@@ -256,7 +259,7 @@ class LocalHost:
                 break
             time.sleep(0.01)
         try:
-            os.unlink(self.sock(name, incoming))
+            os.unlink(sock)
         except FileNotFoundError:
             pass
 
