@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gwshtest import main  # noqa: E402
 from gwshlib.hosts import GwshError  # noqa: E402
 from gwshlib.migparams import MIB, plan  # noqa: E402
+from gwshlib import jobinfo  # noqa: E402
 from gwshlib.hosts import LocalHost, SshHost  # noqa: E402
 from gwshlib.migrate import Driver, parse_migrateuri, rollback  # noqa: E402
 
@@ -208,6 +209,15 @@ class Ends(unittest.TestCase):
         with self.assertRaisesRegex(GwshError, "--postcopy-resume"):
             self.run_to_end([active(), {"status": "postcopy-paused"}],
                             {"postcopy": True})
+
+    def test_anystats(self):
+        failed = {"status": "failed", "total-time": 5,
+                  "ram": {"total": 100, "remaining": 40}}
+        self.assertEqual(jobinfo.domjobinfo(failed),
+                         ["Job type:         None"])
+        lines = jobinfo.domjobinfo(failed, anystats=True)
+        self.assertEqual(lines[0], "Job type:         Failed")
+        self.assertIn("Memory remaining: 40.000 B", lines)
 
     def test_verbose_lines(self):
         done = {"status": "completed", "ram": {"total": 100,

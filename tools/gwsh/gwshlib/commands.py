@@ -121,7 +121,8 @@ def cmd_domjobinfo(ctx, o, rest):
     if "rawstats" in o:
         print(json.dumps(info, indent=2))
         return
-    print("\n".join(jobinfo.domjobinfo(info, op, "completed" in o)) + "\n")
+    print("\n".join(jobinfo.domjobinfo(info, op, "completed" in o,
+                                        "anystats" in o)) + "\n")
 
 
 def cmd_domjobabort(ctx, o, rest):

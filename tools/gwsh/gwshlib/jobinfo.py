@@ -27,8 +27,12 @@ def _num(label, n, unit=""):
     return ("%-17s %-12d %s" % (label, n, unit)).rstrip()
 
 
-def job_type(info, completed):
+def job_type(info, completed, anystats=False):
+    """virsh's job type. A failed or cancelled migration still in the
+    monitor counts as a job only with --anystats (as in virsh)."""
     st = info.get("status", "none")
+    if anystats and st in ("failed", "cancelled"):
+        completed = True
     if completed:
         return {"completed": "Completed", "failed": "Failed",
                 "cancelled": "Cancelled"}.get(st, "None")
@@ -39,10 +43,11 @@ def job_type(info, completed):
     return "None"
 
 
-def domjobinfo(info, operation="Outgoing migration", completed=False):
+def domjobinfo(info, operation="Outgoing migration", completed=False,
+               anystats=False):
     """The lines of `virsh domjobinfo` for one query-migrate reply."""
-    jt = job_type(info, completed)
-    out = ["%-17s %-12s" % ("Job type:", jt)]
+    jt = job_type(info, completed, anystats)
+    out = [("%-17s %-12s" % ("Job type:", jt)).rstrip()]
     if jt == "None":
         return out
     out.append("%-17s %-12s" % ("Operation:", operation))
