@@ -321,7 +321,14 @@ static int listen_unix(const char *spec, const char *path, GError **errp)
         gw_error_errno(errp, errno, "monitor '%s': socket", spec);
         return -1;
     }
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+    /*
+     * The monitor controls the VM: only its owner may connect. Linux gives
+     * the socket file the mode of the socket's inode at bind (less the
+     * umask), so this has no window in which the file is more open, and
+     * no process-wide umask changes under other threads.
+     */
+    if (fchmod(fd, 0600) < 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         listen(fd, 16) < 0) {
         gw_error_errno(errp, errno, "monitor '%s': cannot listen on '%s'", spec,
                        path);
@@ -395,6 +402,38 @@ static int listen_tcp(const char *spec, const char *host, const char *port,
     return fd;
 }
 
+bool monitor_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* A tcp monitor anyone on the network can reach gets a warning. */
+static void warn_if_exposed(const char *spec, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+        !monitor_addr_is_loopback((struct sockaddr *)&ss)) {
+        g_warning("monitor '%s' listens on a non-loopback address: anyone "
+                  "who can reach it controls this VM (the monitor has no "
+                  "authentication); prefer a unix socket or 127.0.0.1",
+                  spec);
+    }
+}
+
 bool monitor_chardev_open(const char *spec, const MonitorProtocol *proto,
                           GError **errp)
 {
@@ -421,6 +460,9 @@ bool monitor_chardev_open(const char *spec, const MonitorProtocol *proto,
         break;
     case MONITOR_SPEC_TCP:
         fd = listen_tcp(spec, ms.host, ms.port, errp);
+        if (fd >= 0) {
+            warn_if_exposed(spec, fd);
+        }
         break;
     }
     if (fd >= 0) {

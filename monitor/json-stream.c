@@ -293,3 +293,83 @@ void json_stream_feed(JsonStream *s, const char *buf, size_t len)
         i++;
     }
 }
+
+/* Skips the string opening at json[*i]; false at "\u0000". */
+static bool jt_string(const char *json, size_t len, size_t *i, GError **errp)
+{
+    size_t p = *i + 1;
+
+    while (p < len && json[p] != '"') {
+        if (json[p] != '\\') {
+            p++;
+            continue;
+        }
+        if (p + 5 < len && json[p + 1] == 'u' &&
+            !strncmp(json + p + 2, "0000", 4)) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "\\u0000 is not supported");
+            return false;
+        }
+        p += 2;
+    }
+    *i = p + 1;
+    return true;
+}
+
+/* Skips the number at json[*i]; false for an integer out of range. */
+static bool jt_number(const char *json, size_t len, size_t *i, GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *text = NULL;
+    size_t start = *i, p = *i;
+    bool integer = true;
+    gint64 v;
+
+    while (p < len && (g_ascii_isdigit(json[p]) || strchr("+-.eE", json[p]))) {
+        integer = integer && !strchr(".eE", json[p]);
+        p++;
+    }
+    *i = p;
+    if (!integer) {
+        return true;
+    }
+    text = g_strndup(json + start, p - start);
+    if (!g_ascii_string_to_signed(text, 10, G_MININT64, G_MAXINT64, &v, &err) &&
+        g_error_matches(err, G_NUMBER_PARSER_ERROR,
+                        G_NUMBER_PARSER_ERROR_OUT_OF_BOUNDS)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "integer %s is out of range (QMP integers are signed "
+                    "64-bit: %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT ")",
+                    text, G_MININT64, G_MAXINT64);
+        return false;
+    }
+    /* malformed numbers are the parser's to report */
+    return true;
+}
+
+bool json_text_check(const char *json, size_t len, GError **errp)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        char c = json[i];
+
+        if (c == '"') {
+            if (!jt_string(json, len, &i, errp)) {
+                return false;
+            }
+        } else if (c == '-' || g_ascii_isdigit(c)) {
+            if (!jt_number(json, len, &i, errp)) {
+                return false;
+            }
+        } else if (g_ascii_isalpha(c)) {
+            /* a literal (true, null, garbage): its digits are not numbers */
+            while (i < len && g_ascii_isalnum(json[i])) {
+                i++;
+            }
+        } else {
+            i++;
+        }
+    }
+    return true;
+}

@@ -41,4 +41,13 @@ void json_stream_feed(JsonStream *s, const char *buf, size_t len);
 /* True while part of a value is buffered (or being discarded). */
 bool json_stream_pending(const JsonStream *s);
 
+/*
+ * Checks what the JSON parser would take silently but wrongly, in the text
+ * of one value (as emit gives it): an integer literal outside the signed
+ * 64-bit range (json-glib wraps it: 99999999999999999999 reads as -1), and
+ * the escape \u0000 in a string (C strings end there: "a\u0000b" would be
+ * "a"). Returns false with the error, naming the literal.
+ */
+bool json_text_check(const char *json, size_t len, GError **errp);
+
 #endif /* MONITOR_JSON_STREAM_H */

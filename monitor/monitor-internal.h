@@ -134,6 +134,9 @@ void monitor_spec_clear(MonitorSpec *spec);
 
 bool monitor_chardev_open(const char *spec, const MonitorProtocol *proto,
                           GError **errp);
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.x.y.z (`sa` is AF_INET[6]). */
+struct sockaddr;
+bool monitor_addr_is_loopback(const struct sockaddr *sa);
 /* Flushes what clients have not read yet (briefly), closes everything. */
 void monitor_chardev_cleanup(void);
 

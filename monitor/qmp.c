@@ -245,6 +245,11 @@ static void qmp_on_json(void *opaque, const char *json, size_t len,
         qmp_reply_error(s, err, NULL);
         return;
     }
+    if (!json_text_check(json, len, &parse_err)) {
+        g_prefix_error(&parse_err, "JSON parse error, ");
+        qmp_reply_error(s, parse_err, NULL);
+        return;
+    }
     /* mutable: handlers may edit the arguments they are given */
     parser = json_parser_new();
     if (!json_parser_load_from_data(parser, json, (gssize)len, &parse_err)) {

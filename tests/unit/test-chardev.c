@@ -257,7 +257,9 @@ static void test_unix_socket_two_clients(void **state)
     assert_non_null(strstr(err->message, "cannot listen on"));
     g_clear_error(&err);
 
+    /* only the owner may connect, whatever the umask */
     assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
     monitor_cleanup();
     /* cleanup removed the socket file */
     assert_int_equal(stat(path, &st), -1);
@@ -406,8 +408,60 @@ static void test_quit_flushes_replies(void **state)
     rmdir(dir);
 }
 
+static void test_loopback_addresses(void **state)
+{
+    static const struct {
+        int family;
+        const char *addr;
+        bool loopback;
+    } cases[] = {
+        {AF_INET, "127.0.0.1", true},
+        {AF_INET, "127.200.3.4", true},
+        {AF_INET, "0.0.0.0", false},
+        {AF_INET, "10.0.0.1", false},
+        {AF_INET, "128.0.0.1", false},
+        {AF_INET6, "::1", true},
+        {AF_INET6, "::", false},
+        {AF_INET6, "::ffff:127.0.0.1", true},
+        {AF_INET6, "::ffff:10.1.2.3", false},
+        {AF_INET6, "fe80::1", false},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        struct sockaddr_in in = {.sin_family = AF_INET};
+        struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+        struct sockaddr *sa;
+
+        if (cases[i].family == AF_INET) {
+            assert_int_equal(inet_pton(AF_INET, cases[i].addr, &in.sin_addr),
+                             1);
+            sa = (struct sockaddr *)&in;
+        } else {
+            assert_int_equal(inet_pton(AF_INET6, cases[i].addr, &in6.sin6_addr),
+                             1);
+            sa = (struct sockaddr *)&in6;
+        }
+        if (monitor_addr_is_loopback(sa) != cases[i].loopback) {
+            fail_msg("%s: expected loopback=%d", cases[i].addr,
+                     cases[i].loopback);
+        }
+    }
+}
+
+/* Counts the warnings a tcp monitor gives (G_LOG_LEVEL_WARNING). */
+static void count_warning(const gchar *domain, GLogLevelFlags level,
+                          const gchar *message, gpointer opaque)
+{
+    if (strstr(message, "non-loopback address")) {
+        (*(int *)opaque)++;
+    }
+}
+
 static void test_tcp_socket(void **state)
 {
+    int warnings = 0;
+    guint handler =
+        g_log_set_handler(NULL, G_LOG_LEVEL_WARNING, count_warning, &warnings);
     struct sockaddr_in addr = {.sin_family = AF_INET};
     socklen_t len = sizeof(addr);
     g_autofree char *spec = NULL;
@@ -426,6 +480,7 @@ static void test_tcp_socket(void **state)
     if (!monitor_open_qmp(spec, &err)) {
         fail_msg("%s", err->message);
     }
+    assert_int_equal(warnings, 0); /* loopback: no warning */
     /* the port is taken now */
     assert_false(monitor_open_qmp(spec, &err));
     assert_non_null(strstr(err->message, "cannot listen on 127.0.0.1:"));
@@ -446,6 +501,7 @@ static void test_tcp_socket(void **state)
     g_free(spec);
     spec = g_strdup_printf("tcp::%u,server,nowait", ntohs(addr.sin_port));
     assert_true(monitor_open_qmp(spec, &err));
+    assert_int_equal(warnings, 1); /* every interface: warned */
     fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     sock_client_init(&c, fd);
@@ -466,6 +522,7 @@ static void test_tcp_socket(void **state)
         }
     }
     monitor_cleanup();
+    g_log_remove_handler(NULL, handler);
 }
 
 int main(void)
@@ -477,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_slow_reader_dropped),
         cmocka_unit_test(test_half_close_gets_replies),
         cmocka_unit_test(test_quit_flushes_replies),
+        cmocka_unit_test(test_loopback_addresses),
         cmocka_unit_test(test_tcp_socket),
     };
 

@@ -205,6 +205,60 @@ static void test_malformed_then_good(void **state)
     client_free(c);
 }
 
+/*
+ * Numbers and strings are taken exactly or refused: json-glib alone wraps
+ * an out-of-range integer (99999999999999999999 read as -1) and cuts a
+ * string at \u0000.
+ */
+static void test_exact_numbers_and_strings(void **state)
+{
+    static const char *const refused[][2] = {
+        {"99999999999999999999", "integer 99999999999999999999"},
+        {"-99999999999999999999999", "integer -99999999999999999999999"},
+        {"9223372036854775808", "integer 9223372036854775808"},
+        {"-9223372036854775809", "integer -9223372036854775809"},
+        {"[1, {\"b\": 18446744073709551616}]", "integer 18446744073709551616"},
+    };
+    Client *c = client_ready();
+    g_autofree char *line = NULL;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+        g_autofree char *req = g_strdup_printf(
+            "{\"execute\": \"test-echo\", \"arguments\": {\"v\": %s}, "
+            "\"id\": 1}",
+            refused[i][0]);
+        g_autofree char *want = g_strdup_printf(
+            "JSON parse error, %s is out of range (QMP integers are signed "
+            "64-bit: -9223372036854775808 to 9223372036854775807)",
+            refused[i][1]);
+
+        send_str(c, req);
+        expect_error(c, "GenericError", want);
+    }
+    /* the extremes themselves, floats and digits in strings are exact */
+    send_str(c, "{\"execute\": \"test-echo\", \"arguments\": "
+                "{\"a\": 9223372036854775807, \"b\": -9223372036854775808, "
+                "\"c\": 1e30, \"d\": \"99999999999999999999\", "
+                "\"e\": \"\\\\u0000\"}}");
+    expect_line(c, "{\"return\": {\"a\": 9223372036854775807, "
+                   "\"b\": -9223372036854775808, \"c\": 1e+30, "
+                   "\"d\": \"99999999999999999999\", \"e\": \"\\\\u0000\"}}");
+    send_str(c, "{\"execute\": \"test-echo\", \"arguments\": "
+                "{\"s\": \"a\\u0000b\"}, \"id\": 2}");
+    expect_error(c, "GenericError",
+                 "JSON parse error, \\\\u0000 is not "
+                 "supported");
+    send_str(c, "{'execute': 'test-echo', 'arguments': {'s': 'a\\u0000'}}");
+    expect_error(c, "GenericError",
+                 "JSON parse error, \\\\u0000 is not "
+                 "supported");
+    /* the session goes on */
+    send_str(c, "{\"execute\": \"test-list\", \"id\": 3}");
+    line = take_line(c);
+    assert_string_equal(line, "{\"return\": [1, 2, 3], \"id\": 3}");
+    client_free(c);
+}
+
 static void test_oversized(void **state)
 {
     Client *c = client_ready();
@@ -556,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_events_from_thread_in_order),
         cmocka_unit_test(test_event_in_handler_before_reply),
         cmocka_unit_test(test_arg_helpers),
+        cmocka_unit_test(test_exact_numbers_and_strings),
     };
 
     qmp_test_register();
