@@ -125,14 +125,17 @@ class Soak:
                  "postcopy-preempt", "auto-converge")])
             setup(src, caps, params)
             setup(dst, caps, params)
-            src.qmp.cmd("migrate-set-parameters", max_bandwidth=0,
+            # post-copy: precopy slowed (16 MiB at 32 MiB/s) so that the
+            # switch lands during it
+            src.qmp.cmd("migrate-set-parameters",
+                        max_bandwidth=(32 << 20) if postcopy else 0,
                         downtime_limit=300)
             dst.qmp.cmd("migrate-incoming", uri="unix:" + sock)
             n_ok = src.serial().count("verify ok")
             w0 = time.monotonic()
             src.qmp.cmd("migrate", uri="unix:" + sock)
             if postcopy:
-                time.sleep(self.rng.random())
+                time.sleep(self.rng.random() * 0.3)
                 try:
                     src.qmp.cmd("migrate-start-postcopy")
                 except QMPError:
@@ -144,6 +147,8 @@ class Soak:
             r["wall_ms"] = int((time.monotonic() - w0) * 1000)
             r["ms"] = info.get("total-time", r["wall_ms"])
             r["downtime"] = info.get("downtime")
+            if info.get("ram", {}).get("postcopy-bytes"):
+                r["caps"] += "[switched]"
             if st != "completed":
                 if st not in ("failed", "cancelled"):
                     src.qmp.cmd("migrate_cancel")
@@ -204,7 +209,9 @@ class Soak:
         failed = len(res) - len(done)
         by = {}
         for r in res:
-            k = r["caps"].split("(")[0]
+            k = r["caps"].split("(")[0].split("[")[0]
+            if r["caps"].endswith("[switched]"):
+                k += " (switched to post-copy)"
             by.setdefault(k, [0, 0, 0])
             by[k][0] += 1
             by[k][1] += r["status"] != "completed"
