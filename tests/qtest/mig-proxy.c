@@ -1,5 +1,6 @@
 /* The migration fault-injection proxy: see mig-proxy.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 struct MigProxy {
     /* set at creation */
     int lfd;
+    int wake[2]; /* a byte on wake[1]: free() is waiting */
     char *target;
     pthread_t thread;
     /* the fault, set by the test thread, read by the proxy thread */
@@ -192,7 +194,7 @@ static void accept_one(MigProxy *p, ProxyPair *pairs, int *n)
 
 /*
  * Forwards every connection made to the listener to a new connection to
- * the target; 50 ms polls so that free() and a new fault are seen.
+ * the target; 50 ms polls so that a new fault is seen (free() wakes it).
  */
 static void *proxy_thread(void *opaque)
 {
@@ -203,7 +205,7 @@ static void *proxy_thread(void *opaque)
     int n = 0;
 
     while (up && !atomic_load(&p->stop)) {
-        struct pollfd pfd[1 + 2 * MIG_PROXY_MAX_CONNS];
+        struct pollfd pfd[2 + 2 * MIG_PROXY_MAX_CONNS];
         int nfd = 0;
 
         if (!fault_check(p, pairs, n)) {
@@ -212,11 +214,13 @@ static void *proxy_thread(void *opaque)
         if (atomic_load(&p->fired) &&
             atomic_load(&p->fault) == MIG_FAULT_STALL) {
             /* neither read nor write nor accept: a peer gone silent */
-            poll(NULL, 0, 50);
+            struct pollfd w = {p->wake[0], POLLIN, 0};
+            poll(&w, 1, 50);
             continue;
         }
         pfd[nfd++] = (struct pollfd){
             n < MIG_PROXY_MAX_CONNS ? p->lfd : -1, POLLIN, 0};
+        pfd[nfd++] = (struct pollfd){p->wake[0], POLLIN, 0};
         for (int i = 0; i < n; i++) {
             /* a negative fd is ignored by poll(): a side that ended */
             for (int j = 0; j < 2; j++) {
@@ -230,9 +234,9 @@ static void *proxy_thread(void *opaque)
         if (pfd[0].revents) {
             accept_one(p, pairs, &n);
         }
-        for (int i = 0; up && i < (nfd - 1) / 2; i++) {
+        for (int i = 0; up && i < (nfd - 2) / 2; i++) {
             for (int j = 0; up && j < 2; j++) {
-                if (pfd[1 + 2 * i + j].revents && !pairs[i].eof[j]) {
+                if (pfd[2 + 2 * i + j].revents && !pairs[i].eof[j]) {
                     up = forward(p, pairs, i, j, buf);
                 }
             }
@@ -250,6 +254,7 @@ MigProxy *mig_proxy_new(const char *listen_path, const char *target)
     MigProxy *p = g_new0(MigProxy, 1);
 
     p->lfd = unix_socket(listen_path, true);
+    g_assert(pipe2(p->wake, O_CLOEXEC | O_NONBLOCK) == 0);
     p->target = g_strdup(target);
     atomic_init(&p->fault_at, UINT64_MAX);
     atomic_init(&p->fault_conn, MIG_PROXY_ALL);
@@ -306,8 +311,11 @@ void mig_proxy_free(MigProxy *p)
         return;
     }
     atomic_store(&p->stop, true);
+    g_assert(write(p->wake[1], "", 1) == 1);
     pthread_join(p->thread, NULL);
     close(p->lfd);
+    close(p->wake[0]);
+    close(p->wake[1]);
     g_free(p->target);
     g_free(p);
 }
