@@ -26,7 +26,7 @@
 #include "mig-proxy.h"
 #include "migration-helpers.h"
 
-#define MEM "32M"
+#define MEM "16M"
 /* 4 MiB rewritten at 8 MiB/s: every retry re-sends dirty pages */
 #define APPEND "vm=1 vm-bytes=4M rate=8M"
 #define CUTS 50
@@ -374,7 +374,7 @@ static MigProxy *postcopy_fault(FaultRun *r, MigProxy *px, MigFault kind,
                                 bool *fired)
 {
     MigPair *mp = r->mp;
-    uint64_t off = mig_proxy_bytes(px) + mig_fault_offset(r->rand, 256 << 10);
+    uint64_t off = mig_proxy_bytes(px) + mig_fault_offset(r->rand, 128 << 10);
 
     mig_proxy_fault_at(px, kind, MIG_PROXY_ALL, off);
     for (;;) {
@@ -442,7 +442,7 @@ static void test_postcopy_cuts(void)
         r.mp->dst = dst_start(&r, true, &sock);
         psock = run_path(&r, "p");
         px = mig_proxy_new(psock, sock);
-        set_postcopy_bandwidth(r.mp->src, 4 << 20);
+        set_postcopy_bandwidth(r.mp->src, 2 << 20);
         migrate_to(r.mp->src, psock);
         gwt_qmp_void(r.mp->src, "{'execute': 'migrate-start-postcopy'}");
         g_free(wait_status_in(r.mp->src, "postcopy-active|completed", 30000));
@@ -486,8 +486,8 @@ static void test_postcopy_cuts(void)
 
 /* ---- SIGKILL ------------------------------------------------------------ */
 
-#define KILLS_DST 10
-#define KILLS_SRC 5
+#define KILLS_DST 6
+#define KILLS_SRC 4
 #define KILLS_POSTCOPY 3
 
 /* A random moment within about one migration's time of the last one. */
