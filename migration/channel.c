@@ -556,7 +556,8 @@ int mig_channel_peek(MigChannel *c, void *buf, size_t len)
          * the peek would return the same part forever.
          */
         struct pollfd p = {c->fd, POLLRDHUP, 0};
-        if (poll(&p, 1, 1) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        if (poll(&p, 1, 1) > 0 &&
+            (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
             n = recv(c->fd, buf, len, MSG_PEEK);
             return (size_t)n == len ? 1 : -ENODATA;
         }

@@ -23,8 +23,8 @@ struct MigProxy {
     char *target;
     pthread_t thread;
     /* the fault, set by the test thread, read by the proxy thread */
-    _Atomic int fault;        /* MigFault */
-    _Atomic int fault_conn;   /* MIG_PROXY_ALL or a connection */
+    _Atomic int fault;         /* MigFault */
+    _Atomic int fault_conn;    /* MIG_PROXY_ALL or a connection */
     _Atomic uint64_t fault_at; /* UINT64_MAX: none */
     /* written by the proxy thread, read by the test thread */
     _Atomic uint64_t bytes; /* source -> destination, all connections */
@@ -218,8 +218,8 @@ static void *proxy_thread(void *opaque)
             poll(&w, 1, 50);
             continue;
         }
-        pfd[nfd++] = (struct pollfd){
-            n < MIG_PROXY_MAX_CONNS ? p->lfd : -1, POLLIN, 0};
+        pfd[nfd++] =
+            (struct pollfd){n < MIG_PROXY_MAX_CONNS ? p->lfd : -1, POLLIN, 0};
         pfd[nfd++] = (struct pollfd){p->wake[0], POLLIN, 0};
         for (int i = 0; i < n; i++) {
             /* a negative fd is ignored by poll(): a side that ended */
@@ -278,8 +278,7 @@ int mig_proxy_conns(MigProxy *p)
     return atomic_load(&p->nconns);
 }
 
-void mig_proxy_fault_at(MigProxy *p, MigFault fault, int conn,
-                        uint64_t offset)
+void mig_proxy_fault_at(MigProxy *p, MigFault fault, int conn, uint64_t offset)
 {
     g_assert(conn == MIG_PROXY_ALL ||
              (conn >= 0 && conn < MIG_PROXY_MAX_CONNS));
@@ -325,8 +324,8 @@ GRand *mig_fault_rand(const char *test)
     const char *env = g_getenv("GODWIT_FAULT_SEED");
     guint32 seed = env ? (guint32)strtoul(env, NULL, 10) : g_random_int();
 
-    g_test_message("%s: seed %u (rerun with GODWIT_FAULT_SEED=%u)", test,
-                   seed, seed);
+    g_test_message("%s: seed %u (rerun with GODWIT_FAULT_SEED=%u)", test, seed,
+                   seed);
     fprintf(stderr, "# %s: GODWIT_FAULT_SEED=%u\n", test, seed);
     return g_rand_new_with_seed(seed);
 }

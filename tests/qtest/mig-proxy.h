@@ -49,8 +49,7 @@ void mig_proxy_cut_at(MigProxy *p, uint64_t offset);
  * `offset` bytes from the source (at once if past). One fault per proxy:
  * a later call replaces an earlier one that has not fired yet.
  */
-void mig_proxy_fault_at(MigProxy *p, MigFault fault, int conn,
-                        uint64_t offset);
+void mig_proxy_fault_at(MigProxy *p, MigFault fault, int conn, uint64_t offset);
 /* Whether the fault fired (a cut, or the stall began). */
 bool mig_proxy_fired(MigProxy *p);
 /* Whether the connection was cut (or ended). */

@@ -407,8 +407,9 @@ static void test_ping_pong(void)
                         "'arguments': {'multifd-channels': 2, "
                         "'compress-threads': 2}}");
     }
-    gwt_qmp_void(mp->dst, "{'execute': 'migrate-incoming', 'arguments': "
-                          "{'uri': 'unix:%s'}}",
+    gwt_qmp_void(mp->dst,
+                 "{'execute': 'migrate-incoming', 'arguments': "
+                 "{'uri': 'unix:%s'}}",
                  bc_sock);
     mig_set_speed(mp->src, 0, 300);
     g_autofree char *bc = g_strdup_printf("unix:%s", bc_sock);
