@@ -48,16 +48,23 @@ typedef struct FaultMode {
     const char *caps[2]; /* on both sides */
     const char *params;  /* migrate-set-parameters arguments, both sides */
     int channels;        /* multifd: the cut hits one of them, not main */
+    const char *append;  /* the guest's, if not APPEND */
 } FaultMode;
 
 static const FaultMode modes[] = {
-    {"precopy", {NULL}, NULL, 0},
-    {"xbzrle", {"xbzrle"}, "{'xbzrle-cache-size': 8388608}", 0},
+    {"precopy", {NULL}, NULL, 0, NULL},
+    /* 1 word in 8 changes when a page is rewritten: XBZRLE encodes it */
+    {"xbzrle",
+     {"xbzrle"},
+     "{'xbzrle-cache-size': 8388608}",
+     0,
+     "vm=1 vm-bytes=4M vm-stride=64 rate=8M"},
     {"compress",
      {"compress"},
      "{'compress-threads': 2, 'decompress-threads': 2, 'compress-level': 1}",
-     0},
-    {"multifd", {"multifd"}, "{'multifd-channels': 2}", 2},
+     0,
+     NULL},
+    {"multifd", {"multifd"}, "{'multifd-channels': 2}", 2, NULL},
 };
 
 typedef struct FaultRun {
@@ -68,10 +75,29 @@ typedef struct FaultRun {
     /* source bytes of the last complete migration: all, per connection */
     uint64_t span, conn_span[MIG_PROXY_MAX_CONNS];
     int cuts, stalls, past_end, buffered, retries;
+    int later_pass;      /* cuts after the first pass over RAM */
+    uint64_t first_pass; /* xbzrle: a stopped source's whole stream */
 } FaultRun;
+
+/*
+ * The highest MIGRATION_PASS the source announced since the last call
+ * (events capability): 1 is the setup's sync, 2 ends the first pass.
+ */
+static int64_t drain_passes(GwProc *src)
+{
+    int64_t pass = 0;
+    JsonObject *ev;
+
+    while ((ev = gwt_wait_event(src, "MIGRATION_PASS", 0))) {
+        pass = MAX(pass, gwt_get_int(gwt_get_obj(ev, "data"), "pass"));
+        json_object_unref(ev);
+    }
+    return pass;
+}
 
 static void mode_setup(const FaultMode *m, GwProc *p)
 {
+    mig_set_cap(p, "events", true);
     for (int i = 0; i < 2 && m->caps[i]; i++) {
         mig_set_cap(p, m->caps[i], true);
     }
@@ -153,6 +179,8 @@ static void retry(FaultRun *r)
 {
     g_autofree char *sock = NULL;
     MigProxy *px;
+
+    mig_set_speed(r->mp->src, 0, 300);
 
     r->mp->dst = dst_start(r, true, &sock);
     g_autofree char *psock = run_path(r, "p");
@@ -244,11 +272,22 @@ static void one_fault(FaultRun *r, MigFault kind, bool paused)
     g_autofree char *psock = run_path(r, "p");
     MigProxy *px = mig_proxy_new(psock, sock);
 
+    if (r->first_pass && !paused && g_rand_boolean(r->rand)) {
+        /*
+         * Into the pages sent again, XBZRLE-encoded: past the first pass,
+         * slowed to 32 MiB/s so that ~1 MiB is rewritten meanwhile.
+         */
+        off = r->first_pass + mig_fault_offset(r->rand, 128 << 10);
+        mig_set_speed(src, 32 << 20, 300);
+    } else {
+        mig_set_speed(src, 0, 300);
+    }
     mig_proxy_fault_at(px, kind, conn, off);
     if (paused) {
         gwt_qmp_void(src, "{'execute': 'stop'}");
         hash = mig_ram_hash(src);
     }
+    drain_passes(src);
     migrate_to(src, psock);
     if (kind == MIG_FAULT_STALL) {
         /* a peer gone silent: the source can give up on it */
@@ -275,8 +314,11 @@ static void one_fault(FaultRun *r, MigFault kind, bool paused)
         g_assert_cmpstr(st, ==, "completed");
         mig_proxy_free(px);
         g_assert_true(mig_wait_status(dst, "completed", 30000));
+        /* it checks itself after the migration, then on request */
+        g_assert_true(gwt_wait_serial(dst, "verify ok", 30000));
+        int ok = gwt_serial_count(dst, "verify ok");
         gwt_qmp_void(dst, "{'execute': 'x-guest-request'}");
-        g_assert_true(gwt_wait_serial_count(dst, "verify ok", 2, 30000));
+        g_assert_true(gwt_wait_serial_count(dst, "verify ok", ok + 1, 30000));
         g_assert_cmpint(gwt_serial_count(dst, "FAILED"), ==, 0);
         r->mp->dst = dst;
         adopt_destination(r);
@@ -298,6 +340,7 @@ static void one_fault(FaultRun *r, MigFault kind, bool paused)
                           paused, hash);
         if (kind == MIG_FAULT_CUT) {
             r->cuts++;
+            r->later_pass += drain_passes(src) >= 2;
         } else {
             r->stalls++;
         }
@@ -320,10 +363,18 @@ static void test_cuts(gconstpointer data)
     int n = 0;
 
     r.rand = mig_fault_rand(name);
-    r.mp = mig_pair_start(MEM, "verify", APPEND, NULL);
+    r.mp =
+        mig_pair_start(MEM, "verify", r.m->append ? r.m->append : APPEND, NULL);
     mode_setup(r.m, r.mp->src);
     mig_set_speed(r.mp->src, 0, 300);
-    retry(&r);
+    if (r.m->caps[0] && !strcmp(r.m->caps[0], "xbzrle")) {
+        /* one pass and the device state: where XBZRLE records begin */
+        gwt_qmp_void(r.mp->src, "{'execute': 'stop'}");
+        retry(&r);
+        r.first_pass = r.span;
+    } else {
+        retry(&r);
+    }
     while (r.cuts < CUTS || r.stalls < STALLS) {
         bool stall = r.stalls < STALLS && (r.cuts >= CUTS || n % 10 == 5);
         /* one in 8 with the source paused: its RAM hash is kept */
@@ -334,10 +385,14 @@ static void test_cuts(gconstpointer data)
         g_assert_cmpint(n, <, 3 * (CUTS + STALLS));
     }
     retry(&r);
-    g_test_message("%s: %d cuts, %d stalls, %d past the end, %d completed "
-                   "before the cut, %d retries, %" G_GINT64_FORMAT " ms",
-                   r.m->name, r.cuts, r.stalls, r.past_end, r.buffered,
-                   r.retries, gwt_now_ms() - t0);
+    g_test_message("%s: %d cuts (%d after the first pass), %d stalls, %d "
+                   "past the end, %d completed before the cut, %d retries, "
+                   "%" G_GINT64_FORMAT " ms",
+                   r.m->name, r.cuts, r.later_pass, r.stalls, r.past_end,
+                   r.buffered, r.retries, gwt_now_ms() - t0);
+    if (r.first_pass) {
+        g_assert_cmpint(r.later_pass, >=, CUTS / 5);
+    }
     g_rand_free(r.rand);
     mig_pair_free(r.mp);
 }
@@ -441,7 +496,7 @@ static MigProxy *postcopy_fault(FaultRun *r, MigProxy *px, MigFault kind,
  */
 static void test_postcopy_cuts(void)
 {
-    static const FaultMode pc = {"postcopy", {"postcopy-ram"}, NULL, 0};
+    static const FaultMode pc = {"postcopy", {"postcopy-ram"}, NULL, 0, NULL};
     FaultRun r = {.m = &pc};
     int64_t t0 = gwt_now_ms();
     int n = 0;
@@ -617,7 +672,7 @@ static void test_kill_source(void)
  */
 static void test_kill_source_postcopy(void)
 {
-    static const FaultMode pc = {"postcopy", {"postcopy-ram"}, NULL, 0};
+    static const FaultMode pc = {"postcopy", {"postcopy-ram"}, NULL, 0, NULL};
     FaultRun r = {.m = &pc};
     int kills = 0;
 
