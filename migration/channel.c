@@ -550,8 +550,17 @@ int mig_channel_peek(MigChannel *c, void *buf, size_t len)
         if ((size_t)n == len) {
             return 1;
         }
-        /* part of it is there: wait for the rest without spinning */
-        g_usleep(1000);
+        /*
+         * Part of it is there: wait for the rest without spinning. A peer
+         * that closed after fewer than `len` bytes never sends the rest:
+         * the peek would return the same part forever.
+         */
+        struct pollfd p = {c->fd, POLLRDHUP, 0};
+        if (poll(&p, 1, 1) > 0 &&
+            (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            n = recv(c->fd, buf, len, MSG_PEEK);
+            return (size_t)n == len ? 1 : -ENODATA;
+        }
     }
 }
 

@@ -16,14 +16,25 @@ static bool outgoing_running(void)
     return migration_is_running();
 }
 
+/*
+ * A completed incoming migration no longer holds the options: the VM it
+ * brought may leave again with others (multifd, compress threads...), as
+ * in QEMU, which drops its incoming state then. A failed one exits.
+ */
+static bool incoming_over(void)
+{
+    return atomic_load(&migration_incoming_get_current()->status) ==
+           MIGRATION_STATUS_COMPLETED;
+}
+
 static bool incoming_started(void)
 {
-    return migration_incoming_active();
+    return migration_incoming_active() && !incoming_over();
 }
 
 static bool incoming_loading(void)
 {
-    return migration_incoming_loading();
+    return migration_incoming_loading() && !incoming_over();
 }
 
 /* QEMU's check: a destination (-incoming) must have userfaultfd. */

@@ -137,6 +137,16 @@ bool rp_check(MigrationState *s, GError **errp)
     return ok;
 }
 
+static bool main_channel_shut(MigrationState *s)
+{
+    bool shut;
+
+    g_mutex_lock(&s->lock);
+    shut = s->chan && mig_channel_is_shutdown(s->chan);
+    g_mutex_unlock(&s->lock);
+    return shut;
+}
+
 /*
  * At the end: the destination says it loaded everything (SHUT 0) or
  * why not. Nothing more comes once the main channel failed.
@@ -164,6 +174,17 @@ bool rp_await_shut(MigrationState *s, QEMUFile *f, GError **errp)
         }
         if (migration_cancelling(s) && !atomic_load(&s->postcopy)) {
             g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC, "cancelled");
+            return false;
+        }
+        /*
+         * migrate-pause shuts the main channel down, which the return
+         * path's own channel (a dup) does not see: a destination that
+         * went silent would keep this wait, and the pause, from ending.
+         */
+        if (main_channel_shut(s)) {
+            g_set_error_literal(errp, GW_ERROR, GW_ERROR_GENERIC,
+                                "migration stream shut down while waiting "
+                                "for the destination to finish");
             return false;
         }
     }

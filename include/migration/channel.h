@@ -121,7 +121,7 @@ int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt);
 /*
  * Sockets: waits until the first `len` bytes can be read and copies them
  * to buf without consuming them. 1 when there, 0 at end of stream,
- * -errno otherwise.
+ * -ENODATA when the peer closed after fewer bytes, -errno otherwise.
  */
 int mig_channel_peek(MigChannel *c, void *buf, size_t len);
 

@@ -392,10 +392,25 @@ static void test_ping_pong(void)
     g_assert_cmpstr(st, ==, "completed");
     mig_check_destination(mp, true);
 
-    /* B becomes the source; a new process on the first host receives */
+    /*
+     * B becomes the source; a new process on the first host receives,
+     * over multifd: options that only a migration not yet started may
+     * change are free again once B's incoming one completed.
+     */
     gwt_free(mp->src);
     mp->src = mp->dst;
-    mp->dst = gwt_start("back", "-m 256M -S -incoming 'unix:%s'", bc_sock);
+    mp->dst = gwt_start("back", "-m 256M -S -incoming defer");
+    for (int i = 0; i < 2; i++) {
+        GwProc *p = i ? mp->dst : mp->src;
+        mig_set_cap(p, "multifd", true);
+        gwt_qmp_void(p, "{'execute': 'migrate-set-parameters', "
+                        "'arguments': {'multifd-channels': 2, "
+                        "'compress-threads': 2}}");
+    }
+    gwt_qmp_void(mp->dst,
+                 "{'execute': 'migrate-incoming', 'arguments': "
+                 "{'uri': 'unix:%s'}}",
+                 bc_sock);
     mig_set_speed(mp->src, 0, 300);
     g_autofree char *bc = g_strdup_printf("unix:%s", bc_sock);
     mig_set_speed(mp->src, 0, 300);

@@ -313,6 +313,36 @@ static void test_fd_named(void **state)
     assert_non_null(strstr(err->message, g_strerror(EBADF)));
 }
 
+/*
+ * A peek for the first bytes of a connection: all there (1), nothing
+ * then the end (0), and a peer that closed after part of them: -ENODATA
+ * at once (it used to peek the same byte forever, hanging a destination
+ * whose multifd channel broke after its first byte).
+ */
+static void test_peek(void **state)
+{
+    static const char *sent[] = {"QEVM", "", "Q"};
+    static const int want[] = {1, 0, -ENODATA};
+
+    for (int i = 0; i < 3; i++) {
+        g_autoptr(GError) err = NULL;
+        g_autofree char *uri = NULL;
+        uint8_t buf[4];
+        MigChannel *c;
+        int sv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        uri = g_strdup_printf("fd:%d", sv[0]);
+        c = connect_uri(uri, &err);
+        assert_non_null(c);
+        assert_int_equal(write(sv[1], sent[i], strlen(sent[i])),
+                         (ssize_t)strlen(sent[i]));
+        close(sv[1]);
+        assert_int_equal(mig_channel_peek(c, buf, 4), want[i]);
+        mig_channel_close(c, NULL);
+    }
+}
+
 /* ---- cancel, one-shot accept, errors ------------------------------------ */
 
 typedef struct Blocked {
@@ -660,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_file_offset),
         cmocka_unit_test(test_fd),
         cmocka_unit_test(test_fd_named),
+        cmocka_unit_test(test_peek),
         cmocka_unit_test(test_shutdown_reader),
         cmocka_unit_test(test_shutdown_writer),
         cmocka_unit_test(test_listener_shutdown),
