@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <netinet/in.h>
@@ -398,7 +400,18 @@ MigChannel *mig_channel_dup(MigChannel *c, GError **errp)
      */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return mig_channel_new(&plain_ops, fd, errp);
+    MigChannel *d = mig_channel_new(&plain_ops, fd, errp);
+    if (d && c->layer) {
+        mig_channel_set_layer(d, c->layer, c->layer->ref(c->layer_state));
+    }
+    return d;
+}
+
+void mig_channel_set_layer(MigChannel *c, const MigChannelLayerOps *layer,
+                           void *state)
+{
+    c->layer = layer;
+    c->layer_state = state;
 }
 
 MigChannel *mig_channel_new_memory(GError **errp)
@@ -432,6 +445,9 @@ ssize_t mig_channel_readv(MigChannel *c, const struct iovec *iov, int iovcnt)
     if (atomic_load(&c->shutdown)) {
         return -ECANCELED;
     }
+    if (c->layer) {
+        return c->layer->readv(c, iov, mig_iovcnt_clamp(iovcnt));
+    }
     do {
         n = readv(c->fd, iov, mig_iovcnt_clamp(iovcnt));
     } while (n < 0 && errno == EINTR);
@@ -444,6 +460,9 @@ ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov, int iovcnt)
 
     if (atomic_load(&c->shutdown)) {
         return -ECANCELED;
+    }
+    if (c->layer) {
+        return c->layer->writev(c, iov, mig_iovcnt_clamp(iovcnt));
     }
     do {
         if (c->is_socket) {
@@ -524,39 +543,71 @@ int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt)
     return 1;
 }
 
-int mig_channel_peek(MigChannel *c, void *buf, size_t len)
+/* One try: 1 all there, 0 EOF, -EAGAIN (some or none there), -errno. */
+static int mig_channel_peek_once(MigChannel *c, void *buf, size_t len)
 {
+    ssize_t n;
+
+    if (c->layer) {
+        return c->layer->peek(c, buf, len);
+    }
+    do {
+        n = recv(c->fd, buf, len, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return -errno;
+    }
+    return n == 0 ? 0 : (size_t)n == len ? 1 : -EAGAIN;
+}
+
+int mig_channel_peek_timeout(MigChannel *c, void *buf, size_t len,
+                             int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
     for (;;) {
-        ssize_t n;
+        int r;
+        int left_ms = -1;
+
         if (atomic_load(&c->shutdown)) {
             return -ECANCELED;
         }
-        n = recv(c->fd, buf, len, MSG_PEEK);
-        if (n < 0 && errno == EINTR) {
-            continue;
+        r = mig_channel_peek_once(c, buf, len);
+        if (r != -EAGAIN) {
+            return r;
         }
-        if (n < 0 && errno == EAGAIN) {
-            if (!mig_channel_wait(c, POLLIN, -1)) {
+        if (timeout_ms >= 0) {
+            gint64 left = deadline - g_get_monotonic_time();
+            if (left <= 0) {
+                return -ETIMEDOUT;
+            }
+            left_ms = (int)((left + 999) / 1000);
+        }
+        /*
+         * Part of it may be there already (poll says readable at once):
+         * wait for the rest without spinning. The few bytes peeked for
+         * come in one segment from any real source, so this is rare.
+         */
+        if (!mig_channel_wait(c, POLLIN, left_ms)) {
+            if (mig_channel_is_shutdown(c)) {
                 return -ECANCELED;
             }
             continue;
         }
-        if (n < 0) {
-            return -errno;
-        }
-        if (n == 0) {
-            return 0;
-        }
-        if ((size_t)n == len) {
-            return 1;
-        }
-        /* part of it is there: wait for the rest without spinning */
         g_usleep(1000);
     }
 }
 
+int mig_channel_peek(MigChannel *c, void *buf, size_t len)
+{
+    return mig_channel_peek_timeout(c, buf, len, -1);
+}
+
 bool mig_channel_wait(MigChannel *c, short events, int timeout_ms)
 {
+    if ((events & POLLIN) && c->layer && c->layer->readable(c)) {
+        return !atomic_load(&c->shutdown);
+    }
     return mig_poll(c->fd, events, c->cancel_fd, &c->shutdown, timeout_ms) ==
            MIG_POLL_READY;
 }
@@ -582,6 +633,9 @@ bool mig_channel_close(MigChannel *c, GError **errp)
 
     if (!c) {
         return true;
+    }
+    if (c->layer) {
+        c->layer->unref(c->layer_state);
     }
     ok = c->ops->close(c, errp);
     mig_channel_close_fd(c); /* in case the transport did not */
@@ -701,10 +755,15 @@ int mig_listener_accept_fd(MigListener *l, GError **errp)
             return -1;
         }
     }
-    if (--l->accepts_left == 0) {
+    return fd; /* mig_accept_checked() counts it once it passes */
+}
+
+/* A connection passed its check: it takes one of the listener's slots. */
+static void mig_listener_accepted(MigListener *l)
+{
+    if (l->fd >= 0 && --l->accepts_left == 0) {
         mig_listener_close_fd(l); /* no more connections than expected */
     }
-    return fd;
 }
 
 MigChannel *mig_listener_take_prepared(MigListener *l, GError **errp)
@@ -737,9 +796,67 @@ MigListener *mig_listen(const MigUri *uri, GError **errp)
     return ops ? ops->listen(uri, errp) : NULL;
 }
 
+char *mig_channel_peer_address(MigChannel *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {
+        return g_strdup_printf("%s stream", c->ops->scheme);
+    }
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        return g_strdup_printf("%s:%u", host, ntohs(in->sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        return g_strdup_printf("[%s]:%u", host, ntohs(in6->sin6_port));
+    }
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+        return g_strdup_printf("unix socket peer pid %d", (int)cred.pid);
+    }
+    return g_strdup("unix socket peer");
+}
+
+MigChannel *mig_accept_checked(MigListener *l, MigAcceptCheck check,
+                               void *opaque, GError **errp)
+{
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        g_autofree char *peer = NULL;
+        MigChannel *c = l->ops->accept(l, errp);
+
+        if (!c || !check || check(c, opaque, &err)) {
+            if (c) {
+                mig_listener_accepted(l);
+            }
+            return c;
+        }
+        peer = mig_channel_peer_address(c);
+        mig_channel_close(c, NULL);
+        if (l->fd < 0) {
+            /* exec, file, fd: there is no other connection to wait for */
+            g_propagate_prefixed_error(errp, g_steal_pointer(&err),
+                                       "incoming migration (%s): ",
+                                       l->ops->scheme);
+            return NULL;
+        }
+        /* a stray or hostile peer must not end the wait for the source */
+        fprintf(stderr,
+                "godwit: incoming migration: refused the connection from "
+                "%s: %s\n",
+                peer, err->message);
+    }
+}
+
 MigChannel *mig_accept(MigListener *l, GError **errp)
 {
-    return l->ops->accept(l, errp);
+    return mig_accept_checked(l, NULL, NULL, errp);
 }
 
 char *mig_listener_address(MigListener *l)
