@@ -244,23 +244,31 @@ bool tls_session_wants_write(TlsSession *s)
     return gnutls_record_get_direction(s->session) == 1;
 }
 
-static ssize_t tls_errno(TlsSession *s, ssize_t ret)
+/* GnuTLS's error as an errno that qemu-file's messages can word. */
+static ssize_t tls_errno(TlsSession *s, ssize_t ret, bool sending)
 {
     if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {
         return -EAGAIN;
     }
-    if (ret == GNUTLS_E_PREMATURE_TERMINATION) {
-        return 0; /* a close without TLS goodbye: the end of the stream */
-    }
     if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
         gnutls_alert_description_t a = gnutls_alert_get(s->session);
+        /* the peer refused us: our certificate, identity or key */
         return a == GNUTLS_A_ACCESS_DENIED || a == GNUTLS_A_BAD_CERTIFICATE
                    ? -EACCES
                    : -EPROTO;
     }
-    if (ret == GNUTLS_E_PUSH_ERROR || ret == GNUTLS_E_PULL_ERROR) {
-        int e = gnutls_record_get_direction(s->session) ? EPIPE : ECONNRESET;
-        return errno ? -errno : -e;
+    if (ret == GNUTLS_E_PREMATURE_TERMINATION) {
+        /*
+         * Closed without a TLS goodbye. Reading, that is the end of the
+         * stream (the stream above says whether it got everything);
+         * writing, the peer is gone.
+         */
+        return sending ? -ECONNRESET : 0;
+    }
+    if (ret == GNUTLS_E_PUSH_ERROR || ret == GNUTLS_E_PULL_ERROR ||
+        ret == GNUTLS_E_INVALID_SESSION) {
+        /* the socket failed, now or on an earlier call */
+        return -ECONNRESET;
     }
     return -EIO;
 }
@@ -269,14 +277,14 @@ ssize_t tls_session_recv(TlsSession *s, void *buf, size_t len)
 {
     ssize_t ret = gnutls_record_recv(s->session, buf, len);
 
-    return ret >= 0 ? ret : tls_errno(s, ret);
+    return ret >= 0 ? ret : tls_errno(s, ret, false);
 }
 
 ssize_t tls_session_send(TlsSession *s, const void *buf, size_t len)
 {
     ssize_t ret = gnutls_record_send(s->session, buf, len);
 
-    return ret >= 0 ? ret : tls_errno(s, ret);
+    return ret >= 0 ? ret : tls_errno(s, ret, true);
 }
 
 size_t tls_session_pending(TlsSession *s)

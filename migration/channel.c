@@ -831,13 +831,18 @@ MigChannel *mig_accept_checked(MigListener *l, MigAcceptCheck check,
         g_autofree char *peer = NULL;
         MigChannel *c = l->ops->accept(l, errp);
 
-        if (!c || !check || check(c, opaque, &err)) {
+        if (!c || !check) {
             if (c) {
                 mig_listener_accepted(l);
             }
             return c;
         }
+        /* before the check: a peer that hung up has no address any more */
         peer = mig_channel_peer_address(c);
+        if (check(c, opaque, &err)) {
+            mig_listener_accepted(l);
+            return c;
+        }
         mig_channel_close(c, NULL);
         if (l->fd < 0) {
             /* exec, file, fd: there is no other connection to wait for */
