@@ -43,8 +43,7 @@ static void authz_free(void *state)
     g_free(a);
 }
 
-static void *authz_simple_create(const char *id, GwProps *props,
-                                 GError **errp)
+static void *authz_simple_create(const char *id, GwProps *props, GError **errp)
 {
     g_autofree char *identity = gw_props_take_str(props, "identity");
     Authz *a;

@@ -124,8 +124,7 @@ static bool tls_creds_x509_load(TlsCreds *c, GError **errp)
         ret = gnutls_certificate_set_x509_key_file(c->x509, cert, key,
                                                    GNUTLS_X509_FMT_PEM);
         if (ret < 0) {
-            return tls_gnutls_fail(errp, ret, "Cannot load certificate",
-                                   cert);
+            return tls_gnutls_fail(errp, ret, "Cannot load certificate", cert);
         }
     }
     if (crl) {
@@ -159,8 +158,8 @@ static bool tls_creds_psk_client_key(TlsCreds *c, const char *path,
             int ret;
 
             gnutls_psk_allocate_client_credentials(&c->psk_client);
-            ret = gnutls_psk_set_client_credentials(
-                c->psk_client, c->username, &key, GNUTLS_PSK_KEY_HEX);
+            ret = gnutls_psk_set_client_credentials(c->psk_client, c->username,
+                                                    &key, GNUTLS_PSK_KEY_HEX);
             if (ret < 0) {
                 return tls_gnutls_fail(errp, ret, "Cannot use the PSK of",
                                        path);
@@ -192,8 +191,8 @@ static bool tls_creds_psk_load(TlsCreds *c, GError **errp)
     return true;
 }
 
-static void *tls_creds_create(TlsCredsKind kind, const char *id,
-                              GwProps *props, GError **errp)
+static void *tls_creds_create(TlsCredsKind kind, const char *id, GwProps *props,
+                              GError **errp)
 {
     TlsCreds *c = tls_creds_new_common(kind, props, errp);
     bool ok = false;
@@ -209,8 +208,7 @@ static void *tls_creds_create(TlsCredsKind kind, const char *id,
     }
     if (kind != TLS_CREDS_ANON && !c->dir) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "%s '%s': property 'dir' is missing", kind_types[kind],
-                    id);
+                    "%s '%s': property 'dir' is missing", kind_types[kind], id);
         tls_creds_free(c);
         return NULL;
     }

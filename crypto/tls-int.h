@@ -21,8 +21,8 @@ struct TlsCreds {
     TlsEndpoint endpoint;
     bool verify_peer;
     char *dir;
-    char *username; /* psk client */
-    char *priority; /* NULL: the default for the kind */
+    char *username;          /* psk client */
+    char *priority;          /* NULL: the default for the kind */
     struct GwObject *object; /* the object whose state this is */
     gnutls_certificate_credentials_t x509;
     gnutls_psk_server_credentials_t psk_server;

@@ -71,9 +71,8 @@ TlsSession *tls_session_new(TlsCreds *creds, int fd, const char *hostname,
     s->creds = creds;
     s->hostname = g_strdup(hostname);
     s->authz_id = authz_id && *authz_id ? g_strdup(authz_id) : NULL;
-    ret = gnutls_init(&s->session,
-                      (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
-                          GNUTLS_NONBLOCK);
+    ret = gnutls_init(&s->session, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                                       GNUTLS_NONBLOCK);
     if (ret < 0) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "Cannot create TLS session: %s", gnutls_strerror(ret));
@@ -181,8 +180,7 @@ static bool tls_check_x509(TlsSession *s, char **identity, GError **errp)
     if (ok && !server && s->hostname &&
         !gnutls_x509_crt_check_hostname(crt, s->hostname)) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "Certificate does not match the hostname %s",
-                    s->hostname);
+                    "Certificate does not match the hostname %s", s->hostname);
         ok = false;
     }
     if (ok && server && gnutls_x509_crt_get_dn(crt, dn, &dnlen) == 0) {
@@ -232,8 +230,7 @@ int tls_session_handshake(TlsSession *s, GError **errp)
     }
     if (!tls_session_check_peer(s, errp)) {
         /* tell the peer why it goes, rather than just closing on it */
-        gnutls_alert_send(s->session, GNUTLS_AL_FATAL,
-                          GNUTLS_A_ACCESS_DENIED);
+        gnutls_alert_send(s->session, GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
         return -1;
     }
     return 1;

@@ -27,8 +27,8 @@ typedef struct MigTls {
     size_t ahead_len;
 
     /* Owned by the writing thread. */
-    uint8_t *stage;      /* a copy of what a send that hit EAGAIN sends */
-    size_t stage_len;    /* > 0: repeat that send before anything else */
+    uint8_t *stage;   /* a copy of what a send that hit EAGAIN sends */
+    size_t stage_len; /* > 0: repeat that send before anything else */
     size_t stage_size;
 } MigTls;
 
@@ -37,8 +37,7 @@ static MigTls *mig_tls_of(MigChannel *c)
     return c->layer_state;
 }
 
-static ssize_t mig_tls_readv(MigChannel *c, const struct iovec *iov,
-                             int iovcnt)
+static ssize_t mig_tls_readv(MigChannel *c, const struct iovec *iov, int iovcnt)
 {
     MigTls *t = mig_tls_of(c);
 
@@ -164,16 +163,14 @@ static bool mig_tls_handshake(MigChannel *c, MigTls *t, int timeout_ms,
             gint64 left = deadline - g_get_monotonic_time();
             if (left <= 0) {
                 g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                            "TLS handshake timed out after %d ms",
-                            timeout_ms);
+                            "TLS handshake timed out after %d ms", timeout_ms);
                 return false;
             }
             left_ms = (int)((left + 999) / 1000);
         }
-        if (!mig_channel_wait(c,
-                              tls_session_wants_write(t->session) ? POLLOUT
-                                                                  : POLLIN,
-                              left_ms) &&
+        if (!mig_channel_wait(
+                c, tls_session_wants_write(t->session) ? POLLOUT : POLLIN,
+                left_ms) &&
             mig_channel_is_shutdown(c)) {
             g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                         "TLS handshake cancelled");
@@ -182,9 +179,8 @@ static bool mig_tls_handshake(MigChannel *c, MigTls *t, int timeout_ms,
     }
 }
 
-bool mig_channel_tls_start(MigChannel *c, TlsCreds *creds,
-                           const char *hostname, const char *authz_id,
-                           int timeout_ms, GError **errp)
+bool mig_channel_tls_start(MigChannel *c, TlsCreds *creds, const char *hostname,
+                           const char *authz_id, int timeout_ms, GError **errp)
 {
     MigTls *t;
     TlsSession *s;

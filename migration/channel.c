@@ -846,9 +846,9 @@ MigChannel *mig_accept_checked(MigListener *l, MigAcceptCheck check,
         mig_channel_close(c, NULL);
         if (l->fd < 0) {
             /* exec, file, fd: there is no other connection to wait for */
-            g_propagate_prefixed_error(errp, g_steal_pointer(&err),
-                                       "incoming migration (%s): ",
-                                       l->ops->scheme);
+            g_propagate_prefixed_error(
+                errp, g_steal_pointer(&err),
+                "incoming migration (%s): ", l->ops->scheme);
             return NULL;
         }
         /* a stray or hostile peer must not end the wait for the source */

@@ -179,8 +179,8 @@ static void *main_check_opaque(MigListener *l)
 
 static MigChannel *main_accept(MigListener *l, GError **errp)
 {
-    return mig_accept_checked(l, migration_incoming_check,
-                              main_check_opaque(l), errp);
+    return mig_accept_checked(l, migration_incoming_check, main_check_opaque(l),
+                              errp);
 }
 
 /*

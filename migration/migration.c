@@ -384,7 +384,8 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
 /* Connects and sends the header and RAM setup; false with *errp set. */
 static bool migration_setup(MigrationState *s, QEMUFile **fp, GError **errp)
 {
-    MigChannel *chan = migration_tls_connect(&s->uri, s->connect_cancel_fd, errp);
+    MigChannel *chan =
+        migration_tls_connect(&s->uri, s->connect_cancel_fd, errp);
 
     if (!chan) {
         return false;

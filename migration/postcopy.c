@@ -329,7 +329,8 @@ static void postcopy_drop_connection(MigrationState *s, QEMUFile **fp)
 static bool postcopy_resume_once(MigrationState *s, QEMUFile **fp,
                                  GError **errp)
 {
-    MigChannel *chan = migration_tls_connect(&s->uri, s->connect_cancel_fd, errp);
+    MigChannel *chan =
+        migration_tls_connect(&s->uri, s->connect_cancel_fd, errp);
     g_autoptr(GBytes) map = NULL;
 
     if (!chan) {

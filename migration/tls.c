@@ -39,8 +39,8 @@ static char *migration_tls_hostname(const MigUri *uri)
 }
 
 /* The client credentials and the name to check; false with *errp. */
-static TlsCreds *migration_tls_client_creds(const MigUri *uri,
-                                            char **hostname, GError **errp)
+static TlsCreds *migration_tls_client_creds(const MigUri *uri, char **hostname,
+                                            GError **errp)
 {
     g_autofree char *id = migrate_tls_creds();
     TlsCreds *creds;

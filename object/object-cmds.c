@@ -56,8 +56,7 @@ static bool props_flatten(GwProps *props, const char *prefix, JsonNode *node,
                                    errp);
     case JSON_NODE_NULL:
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "Invalid parameter type for '%s', expected: value",
-                    prefix);
+                    "Invalid parameter type for '%s', expected: value", prefix);
         return false;
     case JSON_NODE_VALUE:
         break;

@@ -90,14 +90,14 @@ static bool object_check_leftover(const char *type, GwProps *props,
     if (n == 0) {
         return true;
     }
-    qsort(keys, n, sizeof(*keys), (int (*)(const void *, const void *))g_strcmp0);
-    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                "Property '%s.%s' not found", type, keys[0]);
+    qsort(keys, n, sizeof(*keys),
+          (int (*)(const void *, const void *))g_strcmp0);
+    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "Property '%s.%s' not found",
+                type, keys[0]);
     return false;
 }
 
-bool object_add(const char *type, const char *id, GwProps *props,
-                GError **errp)
+bool object_add(const char *type, const char *id, GwProps *props, GError **errp)
 {
     const GwObjectOps *ops = object_type_find(type);
     GwObject *o;
@@ -329,8 +329,7 @@ bool gw_props_take_bool(GwProps *p, const char *name, bool dflt, bool *out,
     }
     if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true")) {
         *out = true;
-    } else if (!strcmp(v, "off") || !strcmp(v, "no") ||
-               !strcmp(v, "false")) {
+    } else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false")) {
         *out = false;
     } else {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
@@ -340,9 +339,8 @@ bool gw_props_take_bool(GwProps *p, const char *name, bool dflt, bool *out,
     return true;
 }
 
-bool gw_props_take_enum(GwProps *p, const char *name,
-                        const char *const *names, int dflt, int *out,
-                        GError **errp)
+bool gw_props_take_enum(GwProps *p, const char *name, const char *const *names,
+                        int dflt, int *out, GError **errp)
 {
     g_autofree char *v = gw_props_take_str(p, name);
     g_autofree char *list = NULL;

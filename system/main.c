@@ -10,15 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crypto/init.h"
 #include "godwit-config.h"
 #include "godwit/chardev.h"
 #include "godwit/cpu-throttle.h"
 #include "godwit/hw.h"
 #include "godwit/ioport.h"
-#include "crypto/init.h"
 #include "godwit/machine.h"
-#include "godwit/object.h"
 #include "godwit/monitor.h"
+#include "godwit/object.h"
 #include "godwit/options.h"
 #include "godwit/runstate.h"
 #include "godwit/system.h"

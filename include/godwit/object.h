@@ -73,9 +73,8 @@ char *gw_props_take_str(GwProps *p, const char *name); /* NULL when absent */
 bool gw_props_take_bool(GwProps *p, const char *name, bool dflt, bool *out,
                         GError **errp);
 /* Index into the NULL-terminated `names`; `dflt` when absent. */
-bool gw_props_take_enum(GwProps *p, const char *name,
-                        const char *const *names, int dflt, int *out,
-                        GError **errp);
+bool gw_props_take_enum(GwProps *p, const char *name, const char *const *names,
+                        int dflt, int *out, GError **errp);
 
 /* The monitor commands object-add / object-del (QMP and HMP). */
 void object_register_commands(void);

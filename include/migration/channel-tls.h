@@ -18,8 +18,7 @@
  * or when `c` is shut down. False with *errp; `c` is then still plain and
  * must be closed.
  */
-bool mig_channel_tls_start(MigChannel *c, TlsCreds *creds,
-                           const char *hostname, const char *authz_id,
-                           int timeout_ms, GError **errp);
+bool mig_channel_tls_start(MigChannel *c, TlsCreds *creds, const char *hostname,
+                           const char *authz_id, int timeout_ms, GError **errp);
 
 #endif /* MIGRATION_CHANNEL_TLS_H */

@@ -35,23 +35,26 @@ static void creds_add(GwProc *p, const char *type, const char *id,
 {
     g_autofree char *dir = cred_dir(sub);
 
-    gwt_qmp_void(p, "{'execute': 'object-add', 'arguments': {'qom-type': "
-                    "'tls-creds-%s', 'id': '%s', 'dir': '%s', 'endpoint': "
-                    "'%s'}}",
+    gwt_qmp_void(p,
+                 "{'execute': 'object-add', 'arguments': {'qom-type': "
+                 "'tls-creds-%s', 'id': '%s', 'dir': '%s', 'endpoint': "
+                 "'%s'}}",
                  type, id, dir, endpoint);
 }
 
 static void set_param(GwProc *p, const char *name, const char *value)
 {
-    gwt_qmp_void(p, "{'execute': 'migrate-set-parameters', 'arguments': "
-                    "{'%s': '%s'}}",
+    gwt_qmp_void(p,
+                 "{'execute': 'migrate-set-parameters', 'arguments': "
+                 "{'%s': '%s'}}",
                  name, value);
 }
 
 static void incoming(GwProc *dst, const char *uri)
 {
-    gwt_qmp_void(dst, "{'execute': 'migrate-incoming', 'arguments': "
-                      "{'uri': '%s'}}",
+    gwt_qmp_void(dst,
+                 "{'execute': 'migrate-incoming', 'arguments': "
+                 "{'uri': '%s'}}",
                  uri);
 }
 
@@ -230,15 +233,16 @@ static void test_x509_override_host(void)
                         "-m %s -S -object tls-creds-x509,id=tls0,dir=%s,"
                         "endpoint=server,verify-peer=on -incoming defer",
                         MEM, srv);
-    mp->src = gwt_start("src", "-m %s -kernel %s -append '%s'", MEM, elf,
-                        APPEND);
+    mp->src =
+        gwt_start("src", "-m %s -kernel %s -append '%s'", MEM, elf, APPEND);
     g_assert_true(gwt_wait_serial(mp->src, "READY", 60000));
     creds_add(mp->src, "x509", "tls0", "client", "client");
     set_param(mp->dst, "tls-creds", "tls0");
     set_param(mp->src, "tls-creds", "tls0");
     incoming(mp->dst, uri);
-    err = gwt_qmp_err(mp->src, "{'execute': 'migrate', 'arguments': "
-                               "{'uri': '%s'}}",
+    err = gwt_qmp_err(mp->src,
+                      "{'execute': 'migrate', 'arguments': "
+                      "{'uri': '%s'}}",
                       uri);
     g_assert_nonnull(strstr(err, "No hostname available for TLS"));
     set_param(mp->src, "tls-hostname", "localhost");
@@ -263,8 +267,7 @@ static void test_multifd(void)
     uri = start_incoming(mp, "tcp:127.0.0.1:0");
     migrate_ok(mp, uri);
     g_autoptr(JsonObject) q = mig_query(mp->src);
-    g_assert_cmpint(gwt_get_int(gwt_get_obj(q, "ram"), "multifd-bytes"), >,
-                    0);
+    g_assert_cmpint(gwt_get_int(gwt_get_obj(q, "ram"), "multifd-bytes"), >, 0);
     mig_pair_free(mp);
 }
 
@@ -287,8 +290,9 @@ static void test_postcopy_preempt(void)
     uri = g_strdup_printf("unix:%s", sock);
     incoming(mp->dst, uri);
     mig_set_speed(mp->src, 32 << 20, 1);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': "
-                          "{'uri': '%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': "
+                 "{'uri': '%s'}}",
                  uri);
     g_assert_true(mig_wait_status(mp->src, "active", 30000));
     gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");

@@ -24,8 +24,8 @@ static void write_datum(const char *dir, const char *name,
 {
     g_autofree char *path = g_build_filename(dir, name, NULL);
 
-    g_assert_true(g_file_set_contents(path, (const char *)d->data, d->size,
-                                      NULL));
+    g_assert_true(
+        g_file_set_contents(path, (const char *)d->data, d->size, NULL));
 }
 
 static void cert_save(const TestCert *c, const char *dir, const char *cert,
@@ -63,15 +63,15 @@ static void cert_make(TestCert *c, const char *dn, const TestCert *ca,
     CHECK(gnutls_x509_crt_set_key(c->crt, c->key));
     if (!ca) {
         CHECK(gnutls_x509_crt_set_basic_constraints(c->crt, 1, -1));
-        CHECK(gnutls_x509_crt_set_key_usage(
-            c->crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN));
+        CHECK(gnutls_x509_crt_set_key_usage(c->crt, GNUTLS_KEY_KEY_CERT_SIGN |
+                                                        GNUTLS_KEY_CRL_SIGN));
     } else {
         CHECK(gnutls_x509_crt_set_basic_constraints(c->crt, 0, -1));
         CHECK(gnutls_x509_crt_set_key_usage(c->crt,
                                             GNUTLS_KEY_DIGITAL_SIGNATURE));
         CHECK(gnutls_x509_crt_set_key_purpose_oid(
-            c->crt, server ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT,
-            0));
+            c->crt,
+            server ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT, 0));
     }
     if (server) {
         unsigned char ip[4] = {127, 0, 0, 1};
@@ -79,8 +79,7 @@ static void cert_make(TestCert *c, const char *dn, const TestCert *ca,
             c->crt, GNUTLS_SAN_DNSNAME, "localhost", strlen("localhost"),
             GNUTLS_FSAN_APPEND));
         CHECK(gnutls_x509_crt_set_subject_alt_name(
-            c->crt, GNUTLS_SAN_IPADDRESS, ip, sizeof(ip),
-            GNUTLS_FSAN_APPEND));
+            c->crt, GNUTLS_SAN_IPADDRESS, ip, sizeof(ip), GNUTLS_FSAN_APPEND));
     }
     CHECK(gnutls_x509_crt_sign2(c->crt, ca ? ca->crt : c->crt,
                                 ca ? ca->key : c->key, GNUTLS_DIG_SHA256, 0));
@@ -162,8 +161,8 @@ static void remove_tree(const char *dir)
 
 void tls_test_cleanup(const char *dir)
 {
-    static const char *const subs[] = {"server", "client", "hostile", "anon",
-                                       "psk", "psk-bad"};
+    static const char *const subs[] = {"server", "client", "hostile",
+                                       "anon",   "psk",    "psk-bad"};
 
     for (size_t i = 0; i < G_N_ELEMENTS(subs); i++) {
         g_autofree char *p = g_build_filename(dir, subs[i], NULL);

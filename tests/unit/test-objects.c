@@ -33,9 +33,8 @@ static int teardown(void **state)
 static void test_props_parse(void **state)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(GHashTable) p =
-        gw_props_parse("authz-simple,id=a0,identity=CN=x,,O=y", "qom-type",
-                       &err);
+    g_autoptr(GHashTable) p = gw_props_parse(
+        "authz-simple,id=a0,identity=CN=x,,O=y", "qom-type", &err);
 
     assert_non_null(p);
     assert_string_equal(g_hash_table_lookup(p, "qom-type"), "authz-simple");
@@ -146,17 +145,17 @@ static void test_authz_match(void **state)
     Authz allow_default = {AUTHZ_POLICY_ALLOW, rules, G_N_ELEMENTS(rules)};
     static const AuthzCase deny_cases[] = {
         {"CN=alice,O=Example", true},
-        {"CN=bob,O=Example", true},     /* the glob */
-        {"CN=bob,O=Evil Inc", false},   /* denied before the glob */
+        {"CN=bob,O=Example", true},      /* the glob */
+        {"CN=bob,O=Evil Inc", false},    /* denied before the glob */
         {"CN=bob,O=Example Ltd", false}, /* glob anchored: the default */
-        {"cn=alice,o=example", false},  /* exact is exact */
+        {"cn=alice,o=example", false},   /* exact is exact */
         {"", false},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(deny_cases); i++) {
-        assert_int_equal(authz_is_allowed(&deny_default,
-                                          deny_cases[i].identity),
-                         deny_cases[i].allowed);
+        assert_int_equal(
+            authz_is_allowed(&deny_default, deny_cases[i].identity),
+            deny_cases[i].allowed);
     }
     assert_true(authz_is_allowed(&allow_default, "CN=carol,O=Other"));
     assert_false(authz_is_allowed(&allow_default, "CN=x,O=Evil"));
@@ -180,8 +179,7 @@ static void test_authz_objects(void **state)
                         "TLS authz check for 'CN=y' is denied (l0)");
     g_clear_error(&err);
     assert_false(authz_check_by_id("nope", "CN=x", &err));
-    assert_string_equal(err->message,
-                        "No authorization object with id 'nope'");
+    assert_string_equal(err->message, "No authorization object with id 'nope'");
     g_clear_error(&err);
     assert_true(object_add_keyval("tls-creds-anon,id=t0", NULL));
     assert_false(authz_check_by_id("t0", "CN=x", &err));
@@ -197,8 +195,7 @@ static void test_creds_psk(void **state)
     g_autoptr(GError) err = NULL;
     TlsCreds *c;
 
-    assert_true(g_file_set_contents(file, "qemu:0123456789abcdef\n", -1,
-                                    NULL));
+    assert_true(g_file_set_contents(file, "qemu:0123456789abcdef\n", -1, NULL));
     spec = g_strdup_printf("tls-creds-psk,id=p0,dir=%s,endpoint=client", dir);
     assert_true(object_add_keyval(spec, &err));
     g_free(spec);
@@ -230,8 +227,8 @@ static void test_creds_psk(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_props_parse),   T(test_props_errors),  T(test_add_errors),
-        T(test_add_del),       T(test_authz_match),   T(test_authz_objects),
+        T(test_props_parse), T(test_props_errors), T(test_add_errors),
+        T(test_add_del),     T(test_authz_match),  T(test_authz_objects),
         T(test_creds_psk),
     };
 
