@@ -301,14 +301,15 @@ TlsCreds *tls_creds_get(const char *id, TlsEndpoint endpoint, GError **errp)
         object_unref(o);
         return NULL;
     }
-    c->object = o; /* set once; the same for every reference */
+    /* the same value on every lookup: how tls_creds_put() finds it */
+    g_atomic_pointer_set(&c->object, o);
     return c;
 }
 
 void tls_creds_put(TlsCreds *creds)
 {
     if (creds) {
-        object_unref(creds->object);
+        object_unref(g_atomic_pointer_get(&creds->object));
     }
 }
 
