@@ -170,9 +170,9 @@ static void postcopy_request(void *opaque, uint64_t offset, uint64_t len)
  */
 static void *main_check_opaque(MigListener *l)
 {
-    bool socket = mig_listener_address(l) != NULL;
+    g_autofree char *address = mig_listener_address(l);
 
-    return socket && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)
+    return address && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)
                ? MIGRATION_CHECK_FIRST_BYTES
                : NULL;
 }
