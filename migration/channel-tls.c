@@ -10,6 +10,9 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "channel-internal.h"
 #include "migration/channel-tls.h"
@@ -212,6 +215,13 @@ bool mig_channel_tls_start(MigChannel *c, TlsCreds *creds, const char *hostname,
         mig_tls_unref(t);
         return false;
     }
+    /*
+     * Records are at most 16 KiB, far below loopback's MSS: with Nagle
+     * each one would wait for the ACK of the one before. Harmless on
+     * unix sockets, where it fails.
+     */
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     mig_channel_set_layer(c, &mig_tls_layer, t);
     return true;
 }
