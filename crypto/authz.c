@@ -132,14 +132,19 @@ fail:
     return NULL;
 }
 
+static const char *const authz_simple_props[] = {"identity", NULL};
+static const char *const authz_list_props[] = {"policy", "rules.", NULL};
+
 static const GwObjectOps authz_simple_ops = {
     .type = "authz-simple",
+    .props = authz_simple_props,
     .create = authz_simple_create,
     .free = authz_free,
 };
 
 static const GwObjectOps authz_list_ops = {
     .type = "authz-list",
+    .props = authz_list_props,
     .create = authz_list_create,
     .free = authz_free,
 };

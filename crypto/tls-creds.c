@@ -251,20 +251,35 @@ static void *tls_creds_anon_create(const char *id, GwProps *p, GError **errp)
     return tls_creds_create(TLS_CREDS_ANON, id, p, errp);
 }
 
+static const char *const tls_creds_x509_props[] = {
+    "dir", "endpoint", "verify-peer", "priority", NULL,
+};
+
+static const char *const tls_creds_psk_props[] = {
+    "dir", "endpoint", "verify-peer", "priority", "username", NULL,
+};
+
+static const char *const tls_creds_anon_props[] = {
+    "dir", "endpoint", "verify-peer", "priority", NULL,
+};
+
 static const GwObjectOps tls_creds_x509_ops = {
     .type = "tls-creds-x509",
+    .props = tls_creds_x509_props,
     .create = tls_creds_x509_create,
     .free = tls_creds_free,
 };
 
 static const GwObjectOps tls_creds_psk_ops = {
     .type = "tls-creds-psk",
+    .props = tls_creds_psk_props,
     .create = tls_creds_psk_create,
     .free = tls_creds_free,
 };
 
 static const GwObjectOps tls_creds_anon_ops = {
     .type = "tls-creds-anon",
+    .props = tls_creds_anon_props,
     .create = tls_creds_anon_create,
     .free = tls_creds_free,
 };

@@ -21,7 +21,7 @@ static GMutex object_lock;
 
 void object_type_register(const GwObjectOps *ops)
 {
-    g_assert(ops && ops->type && ops->create && ops->free);
+    g_assert(ops && ops->type && ops->props && ops->create && ops->free);
     if (!object_types) {
         object_types = g_ptr_array_new();
     }
@@ -79,6 +79,38 @@ static void object_free(GwObject *o)
     g_free(o);
 }
 
+static bool object_prop_known(const GwObjectOps *ops, const char *name)
+{
+    for (int i = 0; ops->props[i]; i++) {
+        const char *p = ops->props[i];
+        if (g_str_has_suffix(p, ".") ? g_str_has_prefix(name, p)
+                                     : !strcmp(name, p)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Refuses, in name order (stable), the first property `ops` lacks. */
+static bool object_check_props(const GwObjectOps *ops, GwProps *props,
+                               GError **errp)
+{
+    g_autofree const char **keys = NULL;
+    guint n;
+
+    keys = (const char **)g_hash_table_get_keys_as_array(props, &n);
+    qsort(keys, n, sizeof(*keys),
+          (int (*)(const void *, const void *))g_strcmp0);
+    for (guint i = 0; i < n; i++) {
+        if (!object_prop_known(ops, keys[i])) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "Property '%s.%s' not found", ops->type, keys[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The first property the type did not take, in name order (stable). */
 static bool object_check_leftover(const char *type, GwProps *props,
                                   GError **errp)
@@ -122,6 +154,9 @@ bool object_add(const char *type, const char *id, GwProps *props, GError **errp)
     if (dup) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "an object with id '%s' already exists", id);
+        return false;
+    }
+    if (!object_check_props(ops, props, errp)) {
         return false;
     }
     state = ops->create(id, props, errp);

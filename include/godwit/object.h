@@ -28,6 +28,12 @@ typedef GHashTable GwProps;
 typedef struct GwObjectOps {
     const char *type; /* "tls-creds-x509" */
     /*
+     * The property names the type knows, NULL-terminated; one ending in
+     * '.' is a prefix ("rules."). Checked before create, so that a typo
+     * is named before any file is opened.
+     */
+    const char *const *props;
+    /*
      * Main loop: builds the object's state from `props`, taking (removing)
      * each property it understands. Returns the state or NULL with *errp.
      */
@@ -38,7 +44,7 @@ typedef struct GwObjectOps {
 
 typedef struct GwObject GwObject;
 
-/* Registration asserts both hooks and a unique type name. */
+/* Registration asserts the hooks, props and a unique type name. */
 void object_type_register(const GwObjectOps *ops);
 
 /*

@@ -276,6 +276,21 @@ static void test_x509_override_host(void)
                       "{'uri': '%s'}}",
                       uri);
     g_assert_nonnull(strstr(err, "No hostname available for TLS"));
+    /* HMP's object_add / object_del, and an object in use stays */
+    g_autofree char *out =
+        gwt_hmp(mp->src, "object_add authz-simple,id=a1,identity=CN=x,,O=y");
+    g_assert_cmpstr(out, ==, "");
+    g_free(out);
+    out = gwt_hmp(mp->src, "object_add authz-simple,id=a1,identity=z");
+    g_assert_nonnull(strstr(out, "an object with id 'a1' already exists"));
+    g_free(out);
+    out = gwt_hmp(mp->src, "object_del a1");
+    g_assert_cmpstr(out, ==, "");
+    g_free(err);
+    err = gwt_qmp_err(mp->src, "{'execute': 'object-add', 'arguments': "
+                               "{'qom-type': 'tls-creds-psk', 'id': 'p', "
+                               "'dir': '/nonexistent', 'colour': 'red'}}");
+    g_assert_nonnull(strstr(err, "Property 'tls-creds-psk.colour' not found"));
     set_param(mp->src, "tls-hostname", "localhost");
     migrate_ok(mp, uri);
     mig_pair_free(mp);
