@@ -163,24 +163,27 @@ static void postcopy_request(void *opaque, uint64_t offset, uint64_t len)
 }
 
 /*
- * The main connection: its first bytes must come in time, except with
- * postcopy-preempt, where the source opens (and, with TLS, handshakes)
- * the preempt connection before it sends anything on the main one.
- * Not for exec/file/fd, which have nothing to peek at.
+ * The main connection: its first bytes (the stream's magic) must come in
+ * time, except with postcopy-preempt, where the source opens (and, with
+ * TLS, handshakes) the preempt connection before it sends anything on the
+ * main one. Not for exec/file/fd, which have nothing to peek at.
  */
-static void *main_check_opaque(MigListener *l)
+static MigIncomingExpect main_expect(MigListener *l)
 {
     g_autofree char *address = mig_listener_address(l);
+    MigIncomingExpect e = {{0, 0}};
 
-    return address && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)
-               ? MIGRATION_CHECK_FIRST_BYTES
-               : NULL;
+    if (address && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
+        e.magic[0] = QEMU_VM_FILE_MAGIC;
+    }
+    return e;
 }
 
 static MigChannel *main_accept(MigListener *l, GError **errp)
 {
-    return mig_accept_checked(l, migration_incoming_check, main_check_opaque(l),
-                              errp);
+    MigIncomingExpect e = main_expect(l);
+
+    return mig_accept_checked(l, migration_incoming_check, &e, errp);
 }
 
 /*
@@ -488,12 +491,14 @@ static MigChannel *incoming_accept_multifd(MigChannel **chans, int n,
                                            GError **errp)
 {
     MigListener *l = incoming.listener;
+    /* a stray peer's bytes are refused there, not taken for a channel */
+    MigIncomingExpect expect = {{QEMU_VM_FILE_MAGIC, MULTIFD_MAGIC}};
     MigChannel *main_chan = NULL;
     int got = 0;
 
     while (!main_chan || got < n) {
-        MigChannel *c = mig_accept_checked(l, migration_incoming_check,
-                                           MIGRATION_CHECK_FIRST_BYTES, errp);
+        MigChannel *c =
+            mig_accept_checked(l, migration_incoming_check, &expect, errp);
         uint8_t head[MULTIFD_INIT_SIZE];
         struct iovec iov = {head, sizeof(head)};
         MultiFDInit in;

@@ -104,28 +104,15 @@ MigChannel *migration_tls_connect(const MigUri *uri, int cancel_fd,
     return c;
 }
 
-bool migration_incoming_check(MigChannel *c, void *opaque, GError **errp)
+/* The first bytes: there within `timeout_ms`, and one of the magics. */
+static bool migration_incoming_check_head(MigChannel *c,
+                                          const MigIncomingExpect *want,
+                                          int timeout_ms, GError **errp)
 {
-    g_autofree char *id = migrate_tls_creds();
-    int timeout_ms = migration_handshake_timeout_ms();
-    gint64 start = g_get_monotonic_time();
     uint8_t head[4];
-    int r;
+    uint32_t magic;
+    int r = mig_channel_peek_timeout(c, head, sizeof(head), MAX(timeout_ms, 0));
 
-    if (*id) {
-        g_autofree char *authz = migrate_tls_authz();
-        TlsCreds *creds = tls_creds_get(id, TLS_ENDPOINT_SERVER, errp);
-
-        if (!creds ||
-            !mig_channel_tls_start(c, creds, NULL, authz, timeout_ms, errp)) {
-            return false;
-        }
-    }
-    if (opaque != MIGRATION_CHECK_FIRST_BYTES) {
-        return true;
-    }
-    timeout_ms -= (int)((g_get_monotonic_time() - start) / 1000);
-    r = mig_channel_peek_timeout(c, head, sizeof(head), MAX(timeout_ms, 0));
     if (r == -ETIMEDOUT) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "the peer sent nothing within %d ms",
@@ -136,5 +123,35 @@ bool migration_incoming_check(MigChannel *c, void *opaque, GError **errp)
         return gw_error_errno(errp, r == 0 ? ENODATA : -r,
                               "the peer closed before saying what it is");
     }
-    return true;
+    magic = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 |
+            (uint32_t)head[2] << 8 | head[3];
+    if (magic && (magic == want->magic[0] || magic == want->magic[1])) {
+        return true;
+    }
+    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                "not a migration stream (first bytes 0x%08x)", magic);
+    return false;
+}
+
+bool migration_incoming_check(MigChannel *c, void *opaque, GError **errp)
+{
+    const MigIncomingExpect *want = opaque;
+    g_autofree char *id = migrate_tls_creds();
+    int timeout_ms = migration_handshake_timeout_ms();
+    gint64 start = g_get_monotonic_time();
+
+    if (*id) {
+        g_autofree char *authz = migrate_tls_authz();
+        TlsCreds *creds = tls_creds_get(id, TLS_ENDPOINT_SERVER, errp);
+
+        if (!creds ||
+            !mig_channel_tls_start(c, creds, NULL, authz, timeout_ms, errp)) {
+            return false;
+        }
+    }
+    if (!want || (!want->magic[0] && !want->magic[1])) {
+        return true;
+    }
+    timeout_ms -= (int)((g_get_monotonic_time() - start) / 1000);
+    return migration_incoming_check_head(c, want, timeout_ms, errp);
 }

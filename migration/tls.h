@@ -6,6 +6,8 @@
 #ifndef MIGRATION_TLS_H
 #define MIGRATION_TLS_H
 
+#include <stdint.h>
+
 #include "migration/channel.h"
 
 /*
@@ -19,14 +21,22 @@ MigChannel *migration_tls_connect(const MigUri *uri, int cancel_fd,
 /* Checks before connecting: the credentials exist, a host name is known. */
 bool migration_tls_check_outgoing(const MigUri *uri, GError **errp);
 
+/* What migration_incoming_check() wants of a connection's first bytes. */
+typedef struct MigIncomingExpect {
+    /*
+     * The stream's first four bytes (big endian) must be one of these
+     * (0: unused slot); none set: nothing is read before the load.
+     */
+    uint32_t magic[2];
+} MigIncomingExpect;
+
 /*
  * Destination, incoming thread: a MigAcceptCheck. With tls-creds set, the
- * TLS handshake as the server (and tls-authz); `opaque` non-NULL also
- * wants the first bytes of the stream in time. Both within the handshake
- * timeout (10 s; GODWIT_MIGRATION_HANDSHAKE_TIMEOUT_MS overrides, for
- * tests).
+ * TLS handshake as the server (and tls-authz); then, as `opaque` (a
+ * MigIncomingExpect, or NULL) asks, the first bytes of the stream, in
+ * time and one of the magics expected. All within the handshake timeout
+ * (10 s; GODWIT_MIGRATION_HANDSHAKE_TIMEOUT_MS overrides, for tests).
  */
 bool migration_incoming_check(MigChannel *c, void *opaque, GError **errp);
-#define MIGRATION_CHECK_FIRST_BYTES ((void *)1)
 
 #endif /* MIGRATION_TLS_H */

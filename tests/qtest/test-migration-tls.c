@@ -356,20 +356,27 @@ static void test_postcopy_preempt(void)
 }
 
 /*
- * Without TLS: a peer that connects and says nothing is dropped after the
- * timeout (500 ms here); the source that comes next migrates; then a
- * second connection is refused.
+ * Without TLS: a peer that speaks another protocol is dropped, one that
+ * connects and says nothing is dropped after the timeout (500 ms here);
+ * the source that comes next migrates; then a further connection is
+ * refused.
  */
 static void test_stalled_peer(void)
 {
     MigPair *mp;
     g_autofree char *uri = NULL;
-    int stall;
+    int stall, stray;
 
     g_setenv("GODWIT_MIGRATION_HANDSHAKE_TIMEOUT_MS", "500", TRUE);
     mp = pair_defer();
     g_unsetenv("GODWIT_MIGRATION_HANDSHAKE_TIMEOUT_MS");
     uri = start_incoming(mp, "tcp:127.0.0.1:0");
+    /* a stray client speaking something else is refused at once */
+    stray = tcp_connect(uri);
+    g_assert_cmpint(stray, >=, 0);
+    g_assert_cmpint(write(stray, "GET / HTTP/1.0\r\n\r\n", 18), ==, 18);
+    dst_logged(mp, "not a migration stream (first bytes 0x47455420)");
+    close(stray);
     stall = tcp_connect(uri);
     g_assert_cmpint(stall, >=, 0);
     dst_logged(mp, "the peer sent nothing within 500 ms");
@@ -403,7 +410,8 @@ int main(int argc, char **argv)
                     test_x509_override_host);
     g_test_add_func("/migration/tls/multifd", test_multifd);
     g_test_add_func("/migration/tls/postcopy-preempt", test_postcopy_preempt);
-    g_test_add_func("/migration/incoming/stalled-peer", test_stalled_peer);
+    g_test_add_func("/migration/incoming/stray-and-stalled-peers",
+                    test_stalled_peer);
     ret = g_test_run();
     tls_test_cleanup(tls_dir);
     g_rmdir(tls_dir);
