@@ -96,6 +96,26 @@ char *mig_listener_socket_address(MigListener *l);
 void mig_channel_set_layer(MigChannel *c, const MigChannelLayerOps *layer,
                            void *state);
 
+/* Shared by channel.c and channel-listener.c. */
+typedef enum MigPollResult {
+    MIG_POLL_READY,
+    MIG_POLL_CANCELLED,
+    MIG_POLL_TIMEOUT,
+} MigPollResult;
+
+/*
+ * Waits for `events` on `fd` or for `cancel_fd` to become readable (or
+ * *cancelled to be set), at most `timeout_ms` (-1: forever).
+ */
+MigPollResult mig_poll(int fd, short events, int cancel_fd,
+                       atomic_bool *cancelled, int timeout_ms);
+/* Makes `cancel_fd` readable for good and sets *cancelled. */
+void mig_cancel_signal(int cancel_fd, atomic_bool *cancelled);
+/* A new non-blocking eventfd, or -1 with *errp. */
+int mig_cancel_fd_new(GError **errp);
+/* The ops registered for uri's scheme, or NULL with *errp. */
+const MigChannelOps *mig_channel_ops_checked(const MigUri *uri, GError **errp);
+
 /* Per-transport registration, called from migration_channels_init(). */
 void mig_channel_tcp_register(void);
 void mig_channel_unix_register(void);

@@ -163,25 +163,20 @@ static void postcopy_request(void *opaque, uint64_t offset, uint64_t len)
 }
 
 /*
- * The main connection: its first bytes (the stream's magic) must come in
- * time, except with postcopy-preempt, where the source opens (and, with
- * TLS, handshakes) the preempt connection before it sends anything on the
- * main one. Not for exec/file/fd, which have nothing to peek at.
+ * The main connection: its first bytes must come in time, except with
+ * postcopy-preempt, where the source opens (and, with TLS, handshakes)
+ * the preempt connection before it sends anything on the main one. A new
+ * stream starts with its magic; a post-copy recovery goes on with a
+ * command. Not for exec/file/fd, which have nothing to peek at.
  */
-static MigIncomingExpect main_expect(MigListener *l)
+static MigChannel *main_accept(MigListener *l, bool recovery, GError **errp)
 {
     g_autofree char *address = mig_listener_address(l);
-    MigIncomingExpect e = {{0, 0}};
-
-    if (address && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
-        e.magic[0] = QEMU_VM_FILE_MAGIC;
-    }
-    return e;
-}
-
-static MigChannel *main_accept(MigListener *l, GError **errp)
-{
-    MigIncomingExpect e = main_expect(l);
+    MigIncomingExpect e = {
+        .first_bytes =
+            address && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT),
+        .magic = {recovery ? 0 : QEMU_VM_FILE_MAGIC, 0},
+    };
 
     return mig_accept_checked(l, migration_incoming_check, &e, errp);
 }
@@ -261,7 +256,7 @@ static QEMUFile *cmd_postcopy_pause(QEMUFile *old, const char *why)
         if (!l) {
             return NULL; /* quitting */
         }
-        chan = main_accept(l, &err);
+        chan = main_accept(l, true, &err);
         if (chan && (!preempt_accept(l, &err) || !preempt_start(&err))) {
             mig_channel_close(chan, NULL);
             chan = NULL;
@@ -492,7 +487,7 @@ static MigChannel *incoming_accept_multifd(MigChannel **chans, int n,
 {
     MigListener *l = incoming.listener;
     /* a stray peer's bytes are refused there, not taken for a channel */
-    MigIncomingExpect expect = {{QEMU_VM_FILE_MAGIC, MULTIFD_MAGIC}};
+    MigIncomingExpect expect = {true, {QEMU_VM_FILE_MAGIC, MULTIFD_MAGIC}};
     MigChannel *main_chan = NULL;
     int got = 0;
 
@@ -580,7 +575,7 @@ static void *incoming_thread(void *opaque)
 
     pthread_setname_np(pthread_self(), "mig/dst/main");
     chan = n ? incoming_accept_multifd(chans, n, &err)
-             : main_accept(incoming.listener, &err);
+             : main_accept(incoming.listener, false, &err);
     if (chan && !n && !preempt_accept(incoming.listener, &err)) {
         mig_channel_close(chan, NULL);
         chan = NULL;

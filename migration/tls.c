@@ -125,7 +125,8 @@ static bool migration_incoming_check_head(MigChannel *c,
     }
     magic = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 |
             (uint32_t)head[2] << 8 | head[3];
-    if (magic && (magic == want->magic[0] || magic == want->magic[1])) {
+    if ((!want->magic[0] && !want->magic[1]) ||
+        (magic && (magic == want->magic[0] || magic == want->magic[1]))) {
         return true;
     }
     g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
@@ -149,7 +150,7 @@ bool migration_incoming_check(MigChannel *c, void *opaque, GError **errp)
             return false;
         }
     }
-    if (!want || (!want->magic[0] && !want->magic[1])) {
+    if (!want || !want->first_bytes) {
         return true;
     }
     timeout_ms -= (int)((g_get_monotonic_time() - start) / 1000);

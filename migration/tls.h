@@ -6,6 +6,7 @@
 #ifndef MIGRATION_TLS_H
 #define MIGRATION_TLS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "migration/channel.h"
@@ -23,10 +24,8 @@ bool migration_tls_check_outgoing(const MigUri *uri, GError **errp);
 
 /* What migration_incoming_check() wants of a connection's first bytes. */
 typedef struct MigIncomingExpect {
-    /*
-     * The stream's first four bytes (big endian) must be one of these
-     * (0: unused slot); none set: nothing is read before the load.
-     */
+    bool first_bytes; /* four bytes must come in time */
+    /* ... and be one of these (big endian; 0: unused; none: any) */
     uint32_t magic[2];
 } MigIncomingExpect;
 
