@@ -12,6 +12,23 @@
 
 #include "migration/channel.h"
 
+/*
+ * A layer between the fd and the channel's users (TLS): when set, readv,
+ * writev and peek go through it; waits still poll the fd, except that
+ * bytes the layer already holds make a POLLIN wait return at once. The
+ * state is shared with channels mig_channel_dup() makes (one thread
+ * reads, another writes); `unref` runs as each of them closes.
+ */
+typedef struct MigChannelLayerOps {
+    ssize_t (*readv)(MigChannel *c, const struct iovec *iov, int iovcnt);
+    ssize_t (*writev)(MigChannel *c, const struct iovec *iov, int iovcnt);
+    /* 1 when `len` bytes are there (copied, kept), 0 at EOF, -errno. */
+    int (*peek)(MigChannel *c, void *buf, size_t len);
+    bool (*readable)(MigChannel *c); /* bytes held above the fd */
+    void *(*ref)(void *state);
+    void (*unref)(void *state);
+} MigChannelLayerOps;
+
 struct MigChannel {
     /* Set at creation, read-only afterwards. */
     const MigChannelOps *ops;
@@ -21,6 +38,9 @@ struct MigChannel {
 
     /* Owned by the thread doing I/O on the channel (and closing it). */
     int fd; /* non-blocking; -1 once the transport closed it */
+    /* Set by mig_channel_set_layer() before the channel is shared. */
+    const MigChannelLayerOps *layer;
+    void *layer_state;
 
     /* Any thread. */
     atomic_bool shutdown;
@@ -71,6 +91,30 @@ int mig_listener_accept_fd(MigListener *l, GError **errp);
 MigChannel *mig_listener_take_prepared(MigListener *l, GError **errp);
 /* Sockets: a copy of l->address. */
 char *mig_listener_socket_address(MigListener *l);
+
+/* Puts `layer` (with its state, then owned) under c's I/O. */
+void mig_channel_set_layer(MigChannel *c, const MigChannelLayerOps *layer,
+                           void *state);
+
+/* Shared by channel.c and channel-listener.c. */
+typedef enum MigPollResult {
+    MIG_POLL_READY,
+    MIG_POLL_CANCELLED,
+    MIG_POLL_TIMEOUT,
+} MigPollResult;
+
+/*
+ * Waits for `events` on `fd` or for `cancel_fd` to become readable (or
+ * *cancelled to be set), at most `timeout_ms` (-1: forever).
+ */
+MigPollResult mig_poll(int fd, short events, int cancel_fd,
+                       atomic_bool *cancelled, int timeout_ms);
+/* Makes `cancel_fd` readable for good and sets *cancelled. */
+void mig_cancel_signal(int cancel_fd, atomic_bool *cancelled);
+/* A new non-blocking eventfd, or -1 with *errp. */
+int mig_cancel_fd_new(GError **errp);
+/* The ops registered for uri's scheme, or NULL with *errp. */
+const MigChannelOps *mig_channel_ops_checked(const MigUri *uri, GError **errp);
 
 /* Per-transport registration, called from migration_channels_init(). */
 void mig_channel_tcp_register(void);

@@ -1,9 +1,9 @@
 /*
  * Migration channels, the part common to every transport: parsing of
  * migration URIs, the enum-indexed registry of MigChannelOps, and the
- * generic MigChannel / MigListener (non-blocking I/O, waits that a
- * cancel eventfd can interrupt from any thread, one-shot accept).
- * The transports themselves live in migration/channel-<scheme>.c.
+ * generic MigChannel (non-blocking I/O, waits that a cancel eventfd can
+ * interrupt from any thread, layers such as TLS). Listeners are in
+ * channel-listener.c, the transports in migration/channel-<scheme>.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -234,8 +234,7 @@ const MigChannelOps *mig_channel_ops(MigUriKind kind)
     return mig_channel_table[kind];
 }
 
-static const MigChannelOps *mig_channel_ops_checked(const MigUri *uri,
-                                                    GError **errp)
+const MigChannelOps *mig_channel_ops_checked(const MigUri *uri, GError **errp)
 {
     const MigChannelOps *ops = mig_channel_ops(uri->kind);
 
@@ -250,19 +249,13 @@ static const MigChannelOps *mig_channel_ops_checked(const MigUri *uri,
 
 /* ---- waiting with a cancel eventfd --------------------------------------- */
 
-typedef enum MigPollResult {
-    MIG_POLL_READY,
-    MIG_POLL_CANCELLED,
-    MIG_POLL_TIMEOUT,
-} MigPollResult;
-
 /*
  * Waits for `events` on `fd` or for `cancel_fd` to become readable, at most
  * `timeout_ms` (-1: forever). A poll() failure other than EINTR counts as
  * ready: the I/O that follows reports the real error.
  */
-static MigPollResult mig_poll(int fd, short events, int cancel_fd,
-                              atomic_bool *cancelled, int timeout_ms)
+MigPollResult mig_poll(int fd, short events, int cancel_fd,
+                       atomic_bool *cancelled, int timeout_ms)
 {
     gint64 deadline = timeout_ms < 0
                           ? -1
@@ -304,7 +297,7 @@ static MigPollResult mig_poll(int fd, short events, int cancel_fd,
 }
 
 /* Makes `cancel_fd` readable for good (the counter is never read back). */
-static void mig_cancel_signal(int cancel_fd, atomic_bool *cancelled)
+void mig_cancel_signal(int cancel_fd, atomic_bool *cancelled)
 {
     uint64_t one = 1;
 
@@ -314,7 +307,7 @@ static void mig_cancel_signal(int cancel_fd, atomic_bool *cancelled)
     }
 }
 
-static int mig_cancel_fd_new(GError **errp)
+int mig_cancel_fd_new(GError **errp)
 {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
@@ -398,7 +391,18 @@ MigChannel *mig_channel_dup(MigChannel *c, GError **errp)
      */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return mig_channel_new(&plain_ops, fd, errp);
+    MigChannel *d = mig_channel_new(&plain_ops, fd, errp);
+    if (d && c->layer) {
+        mig_channel_set_layer(d, c->layer, c->layer->ref(c->layer_state));
+    }
+    return d;
+}
+
+void mig_channel_set_layer(MigChannel *c, const MigChannelLayerOps *layer,
+                           void *state)
+{
+    c->layer = layer;
+    c->layer_state = state;
 }
 
 MigChannel *mig_channel_new_memory(GError **errp)
@@ -432,6 +436,9 @@ ssize_t mig_channel_readv(MigChannel *c, const struct iovec *iov, int iovcnt)
     if (atomic_load(&c->shutdown)) {
         return -ECANCELED;
     }
+    if (c->layer) {
+        return c->layer->readv(c, iov, mig_iovcnt_clamp(iovcnt));
+    }
     do {
         n = readv(c->fd, iov, mig_iovcnt_clamp(iovcnt));
     } while (n < 0 && errno == EINTR);
@@ -444,6 +451,9 @@ ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov, int iovcnt)
 
     if (atomic_load(&c->shutdown)) {
         return -ECANCELED;
+    }
+    if (c->layer) {
+        return c->layer->writev(c, iov, mig_iovcnt_clamp(iovcnt));
     }
     do {
         if (c->is_socket) {
@@ -524,48 +534,83 @@ int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt)
     return 1;
 }
 
-int mig_channel_peek(MigChannel *c, void *buf, size_t len)
+/* One try: 1 all there, 0 EOF, -EAGAIN (some or none there), -errno. */
+static int mig_channel_peek_once(MigChannel *c, void *buf, size_t len)
 {
+    ssize_t n;
+
+    if (c->layer) {
+        return c->layer->peek(c, buf, len);
+    }
+    do {
+        n = recv(c->fd, buf, len, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return -errno;
+    }
+    if (n == 0 || (size_t)n == len) {
+        return n == 0 ? 0 : 1;
+    }
+    /*
+     * Part of it is there. A peer that closed after fewer than `len` bytes
+     * never sends the rest: the peek would return the same part forever.
+     */
+    struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        n = recv(c->fd, buf, len, MSG_PEEK);
+        return (size_t)n == len ? 1 : -ENODATA;
+    }
+    return -EAGAIN;
+}
+
+int mig_channel_peek_timeout(MigChannel *c, void *buf, size_t len,
+                             int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
     for (;;) {
-        ssize_t n;
+        int r;
+        int left_ms = -1;
+
         if (atomic_load(&c->shutdown)) {
             return -ECANCELED;
         }
-        n = recv(c->fd, buf, len, MSG_PEEK);
-        if (n < 0 && errno == EINTR) {
-            continue;
+        r = mig_channel_peek_once(c, buf, len);
+        if (r != -EAGAIN) {
+            return r;
         }
-        if (n < 0 && errno == EAGAIN) {
-            if (!mig_channel_wait(c, POLLIN, -1)) {
+        if (timeout_ms >= 0) {
+            gint64 left = deadline - g_get_monotonic_time();
+            if (left <= 0) {
+                return -ETIMEDOUT;
+            }
+            left_ms = (int)((left + 999) / 1000);
+        }
+        /*
+         * Part of it may be there already (poll says readable at once):
+         * wait for the rest without spinning. The few bytes peeked for
+         * come in one segment from any real source, so this is rare.
+         */
+        if (!mig_channel_wait(c, POLLIN, left_ms)) {
+            if (mig_channel_is_shutdown(c)) {
                 return -ECANCELED;
             }
             continue;
         }
-        if (n < 0) {
-            return -errno;
-        }
-        if (n == 0) {
-            return 0;
-        }
-        if ((size_t)n == len) {
-            return 1;
-        }
-        /*
-         * Part of it is there: wait for the rest without spinning. A peer
-         * that closed after fewer than `len` bytes never sends the rest:
-         * the peek would return the same part forever.
-         */
-        struct pollfd p = {c->fd, POLLRDHUP, 0};
-        if (poll(&p, 1, 1) > 0 &&
-            (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-            n = recv(c->fd, buf, len, MSG_PEEK);
-            return (size_t)n == len ? 1 : -ENODATA;
-        }
+        g_usleep(1000);
     }
+}
+
+int mig_channel_peek(MigChannel *c, void *buf, size_t len)
+{
+    return mig_channel_peek_timeout(c, buf, len, -1);
 }
 
 bool mig_channel_wait(MigChannel *c, short events, int timeout_ms)
 {
+    if ((events & POLLIN) && c->layer && c->layer->readable(c)) {
+        return !atomic_load(&c->shutdown);
+    }
     return mig_poll(c->fd, events, c->cancel_fd, &c->shutdown, timeout_ms) ==
            MIG_POLL_READY;
 }
@@ -592,6 +637,9 @@ bool mig_channel_close(MigChannel *c, GError **errp)
     if (!c) {
         return true;
     }
+    if (c->layer) {
+        c->layer->unref(c->layer_state);
+    }
     ok = c->ops->close(c, errp);
     mig_channel_close_fd(c); /* in case the transport did not */
     close(c->cancel_fd);
@@ -604,194 +652,4 @@ MigChannel *mig_connect(const MigUri *uri, int cancel_fd, GError **errp)
     const MigChannelOps *ops = mig_channel_ops_checked(uri, errp);
 
     return ops ? ops->connect(uri, cancel_fd, errp) : NULL;
-}
-
-/* ---- listeners ----------------------------------------------------------- */
-
-MigListener *mig_listener_new(const MigChannelOps *ops, int fd, GError **errp)
-{
-    MigListener *l;
-    int cancel_fd = mig_cancel_fd_new(errp);
-
-    if (cancel_fd < 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return NULL;
-    }
-    l = g_new0(MigListener, 1);
-    l->ops = ops;
-    l->fd = fd;
-    l->accepts_left = 1;
-    l->watch_fd = -1;
-    l->cancel_fd = cancel_fd;
-    atomic_init(&l->shutdown, false);
-    return l;
-}
-
-MigListener *mig_listener_new_prepared(const MigChannelOps *ops, MigChannel *c,
-                                       GError **errp)
-{
-    MigListener *l = mig_listener_new(ops, -1, errp);
-
-    if (!l) {
-        mig_channel_shutdown(c); /* an exec child is killed, not waited */
-        mig_channel_close(c, NULL);
-        return NULL;
-    }
-    l->prepared = c;
-    return l;
-}
-
-void mig_listener_close_fd(MigListener *l)
-{
-    if (l->fd >= 0) {
-        close(l->fd);
-        l->fd = -1;
-    }
-}
-
-static bool mig_listener_cancelled(MigListener *l, GError **errp)
-{
-    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                "incoming migration (%s): cancelled while waiting for the "
-                "connection",
-                l->ops->scheme);
-    return false;
-}
-
-static bool mig_accept_retry(int err)
-{
-    /* a peer that gave up before accept, or a spurious wakeup */
-    return err == EINTR || err == EAGAIN || err == ECONNABORTED ||
-           err == EPROTO;
-}
-
-bool mig_listener_wait(MigListener *l, int timeout_ms)
-{
-    return l->fd >= 0 && mig_poll(l->fd, POLLIN, l->cancel_fd, &l->shutdown,
-                                  timeout_ms) == MIG_POLL_READY;
-}
-
-int mig_listener_accept_fd(MigListener *l, GError **errp)
-{
-    int fd;
-
-    if (l->fd < 0) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "incoming migration (%s): the connection was already "
-                    "accepted",
-                    l->ops->scheme);
-        return -1;
-    }
-    for (;;) {
-        if (mig_poll(l->fd, POLLIN, l->cancel_fd, &l->shutdown,
-                     l->watch_fd >= 0 ? 100 : -1) == MIG_POLL_CANCELLED) {
-            mig_listener_cancelled(l, errp);
-            return -1;
-        }
-        if (l->watch_fd >= 0) {
-            struct pollfd w = {.fd = l->watch_fd, .events = POLLRDHUP};
-            if (poll(&w, 1, 0) > 0 && w.revents) {
-                g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                            "incoming migration (%s): the peer hung up "
-                            "before all its connections arrived",
-                            l->ops->scheme);
-                return -1;
-            }
-        }
-        fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            break;
-        }
-        if (!mig_accept_retry(errno)) {
-            gw_error_errno(errp, errno, "incoming migration (%s): accept",
-                           l->address ? l->address : l->ops->scheme);
-            return -1;
-        }
-    }
-    if (--l->accepts_left == 0) {
-        mig_listener_close_fd(l); /* no more connections than expected */
-    }
-    return fd;
-}
-
-MigChannel *mig_listener_take_prepared(MigListener *l, GError **errp)
-{
-    MigChannel *c = l->prepared;
-
-    if (atomic_load(&l->shutdown)) {
-        mig_listener_cancelled(l, errp);
-        return NULL;
-    }
-    if (!c) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "incoming migration (%s): the stream was already taken",
-                    l->ops->scheme);
-        return NULL;
-    }
-    l->prepared = NULL;
-    return c;
-}
-
-char *mig_listener_socket_address(MigListener *l)
-{
-    return g_strdup(l->address);
-}
-
-MigListener *mig_listen(const MigUri *uri, GError **errp)
-{
-    const MigChannelOps *ops = mig_channel_ops_checked(uri, errp);
-
-    return ops ? ops->listen(uri, errp) : NULL;
-}
-
-MigChannel *mig_accept(MigListener *l, GError **errp)
-{
-    return l->ops->accept(l, errp);
-}
-
-char *mig_listener_address(MigListener *l)
-{
-    return l->ops->listener_address ? l->ops->listener_address(l) : NULL;
-}
-
-void mig_listener_shutdown(MigListener *l)
-{
-    mig_cancel_signal(l->cancel_fd, &l->shutdown);
-}
-
-void mig_listener_close(MigListener *l)
-{
-    if (!l) {
-        return;
-    }
-    l->ops->listener_close(l);
-    mig_listener_close_fd(l);
-    if (l->prepared) {
-        /* never accepted: do not wait for an exec child, kill it */
-        mig_channel_shutdown(l->prepared);
-        mig_channel_close(l->prepared, NULL);
-    }
-    close(l->cancel_fd);
-    g_free(l->address);
-    g_free(l);
-}
-
-void mig_listener_watch_hangup(MigListener *l, MigChannel *c)
-{
-    l->watch_fd = c ? c->fd : -1;
-}
-
-bool mig_listener_set_connections(MigListener *l, unsigned n, GError **errp)
-{
-    if (n < 1 || l->fd < 0) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "%s: an incoming migration over several connections "
-                    "(multifd) needs tcp or unix",
-                    l->ops->scheme);
-        return false;
-    }
-    l->accepts_left = n;
-    return true;
 }

@@ -20,6 +20,7 @@
 #include "ram.h"
 #include "return-path.h"
 #include "savevm.h"
+#include "tls.h"
 
 static MigrationIncomingState incoming = {
     .status = MIGRATION_STATUS_NONE,
@@ -161,11 +162,32 @@ static void postcopy_request(void *opaque, uint64_t offset, uint64_t len)
     g_mutex_unlock(&incoming.rp_lock);
 }
 
-/* postcopy-preempt: the source's second connection, on listener `l`. */
+/*
+ * The main connection: its first bytes must come in time, except with
+ * postcopy-preempt, where the source opens (and, with TLS, handshakes)
+ * the preempt connection before it sends anything on the main one. A new
+ * stream starts with its magic; a post-copy recovery goes on with a
+ * command. Not for exec/file/fd, which have nothing to peek at.
+ */
+static MigChannel *main_accept(MigListener *l, bool recovery, GError **errp)
+{
+    g_autofree char *address = mig_listener_address(l);
+    MigIncomingExpect e = {
+        .first_bytes =
+            address && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT),
+        .magic = {recovery ? 0 : QEMU_VM_FILE_MAGIC, 0},
+    };
+
+    return mig_accept_checked(l, migration_incoming_check, &e, errp);
+}
+
+/*
+ * postcopy-preempt: the source's second connection, on listener `l`,
+ * accepted right after the main one (the source opens it then and, with
+ * TLS, waits for its handshake); its reader starts at LISTEN.
+ */
 static bool preempt_accept(MigListener *l, GError **errp)
 {
-    MigChannel *c;
-
     if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
         return true;
     }
@@ -177,10 +199,19 @@ static bool preempt_accept(MigListener *l, GError **errp)
                             "both ends)");
         return false;
     }
-    c = mig_accept(l, errp);
+    incoming.preempt_chan =
+        mig_accept_checked(l, migration_incoming_check, NULL, errp);
+    return incoming.preempt_chan != NULL;
+}
+
+static bool preempt_start(GError **errp)
+{
+    MigChannel *c = incoming.preempt_chan;
+
     if (!c) {
-        return false;
+        return true;
     }
+    incoming.preempt_chan = NULL;
     incoming.preempt = preempt_reader_start(c, errp);
     return incoming.preempt != NULL;
 }
@@ -225,8 +256,8 @@ static QEMUFile *cmd_postcopy_pause(QEMUFile *old, const char *why)
         if (!l) {
             return NULL; /* quitting */
         }
-        chan = mig_accept(l, &err);
-        if (chan && !preempt_accept(l, &err)) {
+        chan = main_accept(l, true, &err);
+        if (chan && (!preempt_accept(l, &err) || !preempt_start(&err))) {
             mig_channel_close(chan, NULL);
             chan = NULL;
         }
@@ -388,9 +419,7 @@ static bool cmd_postcopy_listen(GError **errp)
     if (!ram_load_postcopy_listen(postcopy_request, NULL, errp)) {
         return false;
     }
-    bool ok = preempt_accept(incoming.listener, errp);
-    mig_listener_close(incoming.listener);
-    incoming.listener = NULL;
+    bool ok = preempt_start(errp);
     if (!ok) {
         return false;
     }
@@ -457,11 +486,14 @@ static MigChannel *incoming_accept_multifd(MigChannel **chans, int n,
                                            GError **errp)
 {
     MigListener *l = incoming.listener;
+    /* a stray peer's bytes are refused there, not taken for a channel */
+    MigIncomingExpect expect = {true, {QEMU_VM_FILE_MAGIC, MULTIFD_MAGIC}};
     MigChannel *main_chan = NULL;
     int got = 0;
 
     while (!main_chan || got < n) {
-        MigChannel *c = mig_accept(l, errp);
+        MigChannel *c =
+            mig_accept_checked(l, migration_incoming_check, &expect, errp);
         uint8_t head[MULTIFD_INIT_SIZE];
         struct iovec iov = {head, sizeof(head)};
         MultiFDInit in;
@@ -543,12 +575,14 @@ static void *incoming_thread(void *opaque)
 
     pthread_setname_np(pthread_self(), "mig/dst/main");
     chan = n ? incoming_accept_multifd(chans, n, &err)
-             : mig_accept(incoming.listener, &err);
-    /* postcopy-preempt's connection is accepted at LISTEN */
-    if (!chan || !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
-        mig_listener_close(incoming.listener);
-        incoming.listener = NULL;
+             : main_accept(incoming.listener, false, &err);
+    if (chan && !n && !preempt_accept(incoming.listener, &err)) {
+        mig_channel_close(chan, NULL);
+        chan = NULL;
     }
+    /* every connection of this migration is in: nobody else gets in */
+    mig_listener_close(incoming.listener);
+    incoming.listener = NULL;
     if (chan) {
         QEMUFile *f = qemu_file_new_input(chan);
         g_mutex_lock(&incoming.rp_lock);
@@ -587,6 +621,8 @@ static void *incoming_thread(void *opaque)
         }
         preempt_reader_stop(incoming.preempt);
         incoming.preempt = NULL;
+        mig_channel_close(incoming.preempt_chan, NULL);
+        incoming.preempt_chan = NULL;
         /* A complete load stands even if the stream's end was untidy.
          * (After a recovery the stream is another one.) */
         g_mutex_lock(&incoming.rp_lock);

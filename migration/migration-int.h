@@ -174,6 +174,8 @@ typedef struct MigrationIncomingState {
     /* postcopy-preempt: the listener stays open for the second
      * connection, accepted at LISTEN; its reader places pages. */
     struct PreemptReader *preempt;
+    /* The preempt connection, accepted with the main one, until LISTEN. */
+    MigChannel *preempt_chan;
     /* Recovery, under rp_lock: migrate-recover's listener, quitting. */
     GCond recover_cond;
     MigListener *recover_listener;

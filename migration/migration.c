@@ -24,6 +24,7 @@
 #include "godwit/runstate.h"
 #include "godwit/system.h"
 #include "migration-int.h"
+#include "tls.h"
 #include "migration/options.h"
 #include "multifd.h"
 #include "ram.h"
@@ -383,7 +384,8 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
 /* Connects and sends the header and RAM setup; false with *errp set. */
 static bool migration_setup(MigrationState *s, QEMUFile **fp, GError **errp)
 {
-    MigChannel *chan = mig_connect(&s->uri, s->connect_cancel_fd, errp);
+    MigChannel *chan =
+        migration_tls_connect(&s->uri, s->connect_cancel_fd, errp);
 
     if (!chan) {
         return false;
@@ -546,6 +548,10 @@ bool migrate_start(const char *uri, GError **errp)
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "multifd needs a tcp: or unix: migration URI, not '%s'",
                     uri);
+        mig_uri_clear(&parsed);
+        return false;
+    }
+    if (!migration_tls_check_outgoing(&parsed, errp)) {
         mig_uri_clear(&parsed);
         return false;
     }

@@ -28,6 +28,7 @@
 
 #include "compression.h"
 #include "migration-int.h"
+#include "tls.h"
 #include "multifd.h"
 #include "ram.h"
 #include "zero-page.h"
@@ -334,7 +335,7 @@ bool multifd_send_setup(const MigUri *uri, int cancel_fd, GError **errp)
                           .version = MULTIFD_VERSION,
                           .id = (uint8_t)i};
         struct iovec iov = {init, sizeof(init)};
-        MigChannel *c = mig_connect(uri, cancel_fd, errp);
+        MigChannel *c = migration_tls_connect(uri, cancel_fd, errp);
         int r;
 
         if (!c) {

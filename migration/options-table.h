@@ -142,9 +142,9 @@
       mig_check_max_cpu_throttle,                                              \
       "an integer in the range of cpu_throttle_initial to 99", "",             \
       "auto-converge: throttle ceiling (%)")                                   \
-    X(tls_creds, "tls-creds", STR, "", 0, 0, 0, NULL, "", "",                  \
+    X(tls_creds, "tls-creds", STR, "", 0, 0, MIG_P_IMPL, NULL, "", "",         \
       "TLS credentials object id ('' = plain)")                                \
-    X(tls_hostname, "tls-hostname", STR, "", 0, 0, 0, NULL, "", "",            \
+    X(tls_hostname, "tls-hostname", STR, "", 0, 0, MIG_P_IMPL, NULL, "", "",   \
       "TLS: host name expected in the server certificate")                     \
     X(max_bandwidth, "max-bandwidth", MIBSIZE, 134217728, 0, INT64_MAX,        \
       MIG_P_IMPL, mig_check_range,                                             \
@@ -174,7 +174,7 @@
       MIG_P_IMPL, mig_check_range,                                                      \
       "an integer in the range of 0 to 9223372036854775807 bytes/second", "",  \
       "post-copy rate limit (bytes/s, 0 = none)")                              \
-    X(tls_authz, "tls-authz", STR, "", 0, 0, 0, NULL, "", "",                  \
+    X(tls_authz, "tls-authz", STR, "", 0, 0, MIG_P_IMPL, NULL, "", "",         \
       "TLS: authorization object id")                                          \
     X(avail_switchover_bandwidth, "avail-switchover-bandwidth", MIBSIZE, 0, 0, \
       INT64_MAX, MIG_P_IMPL, mig_check_range,                                  \

@@ -15,6 +15,7 @@
 #include "godwit/machine.h"
 #include "godwit/runstate.h"
 #include "migration-int.h"
+#include "tls.h"
 #include "migration/options.h"
 #include "ram.h"
 #include "return-path.h"
@@ -301,7 +302,7 @@ bool postcopy_preempt_connect(MigrationState *s, GError **errp)
     if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT)) {
         return true;
     }
-    c = mig_connect(&s->uri, s->connect_cancel_fd, errp);
+    c = migration_tls_connect(&s->uri, s->connect_cancel_fd, errp);
     if (!c) {
         g_prefix_error(errp, "postcopy-preempt channel: ");
         return false;
@@ -349,7 +350,8 @@ static void postcopy_drop_connection(MigrationState *s, QEMUFile **fp)
 static bool postcopy_resume_once(MigrationState *s, QEMUFile **fp,
                                  GError **errp)
 {
-    MigChannel *chan = mig_connect(&s->uri, s->connect_cancel_fd, errp);
+    MigChannel *chan =
+        migration_tls_connect(&s->uri, s->connect_cancel_fd, errp);
     g_autoptr(GBytes) map = NULL;
 
     if (!chan) {

@@ -588,13 +588,15 @@ def proc_cpu_seconds(pid):
 
 
 def migrate_run(vmm, mem, payload_name, append, caps=(), params=None,
-                bandwidth=0, prealloc=False, ready="READY", max_s=None):
+                bandwidth=0, prealloc=False, ready="READY", max_s=None,
+                objects=None):
     """One migration over TCP loopback to a destination started with
     -incoming defer (capabilities `caps` and `params` set on both sides
     first, as multifd needs). Returns query-migrate plus "cpu-src" and
     "cpu-dst": CPU seconds each process used during the migration.
     bandwidth: bytes/s, 0 = unlimited. max_s: cancel after this long and
-    return status "not converged"."""
+    return status "not converged". objects: {"src": [object-add args],
+    "dst": [...]}, added before the parameters are set (TLS)."""
     kernel = payload(payload_name)
     pre = ["-mem-prealloc"] if prealloc else []
     params = dict(params or {})
@@ -607,6 +609,9 @@ def migrate_run(vmm, mem, payload_name, append, caps=(), params=None,
         src = QemuVM(mem, kernel, append)
         unlimited = 1 << 40  # QEMU 7.2 has no "0 = unlimited"
     try:
+        for side, vm in (("src", src), ("dst", dst)):
+            for obj in (objects or {}).get(side, ()):
+                vm.qmp.cmd("object-add", **obj)
         for vm in (src, dst):
             if caps:
                 vm.qmp.cmd("migrate-set-capabilities", capabilities=[
@@ -741,6 +746,59 @@ def bench_multifd(a):
               "%.2f | %.0f %% | %.0f %% |" % (
                   vmm, mode, n or "-", comp, t * 1000, dt, tr / 2**20,
                   bps / 1e9, bps / raw, bps / ram, cs * 100, cd * 100))
+        sys.stdout.flush()
+
+
+def tls_objects(kind, creds_dir):
+    """object-add arguments for each side: tls-creds-KIND with id tls0."""
+    sub = {"psk": ("psk", "psk"), "x509": ("client", "server")}[kind]
+    return {side: [{"qom_type": "tls-creds-" + kind, "id": "tls0",
+                    "dir": os.path.join(creds_dir, d), "endpoint": ep}]
+            for side, d, ep in (("src", sub[0], "client"),
+                                ("dst", sub[1], "server"))}
+
+
+def bench_tls(a):
+    """The cost of TLS: the same 1 GiB (incompressible) migration in a
+    2 GiB guest, plain, over TLS with PSK and with x509 certificates
+    (GnuTLS, TLS 1.3, AES-GCM where the CPU has it), single stream and
+    multifd over 2 channels; unlimited bandwidth, TCP loopback."""
+    creds = tempfile.mkdtemp(prefix="gwbench-tls-")
+    subprocess.run(["build/tests/bench/gen-tls-creds", creds], check=True)
+    rows = []
+    try:
+        for mode in ("precopy", "multifd"):
+            for kind in ("plain", "psk", "x509"):
+                caps, params = (), {}
+                if mode == "multifd":
+                    caps = ("multifd",)
+                    params = {"multifd_channels": 2}
+                objs = None
+                if kind != "plain":
+                    objs = tls_objects(kind, creds)
+                    params["tls_creds"] = "tls0"
+                infos = [migrate_run("godwit", "2G", "fill",
+                                     "size=1G pattern=%s" % a.multifd_pattern,
+                                     caps, params, prealloc=True,
+                                     objects=objs)
+                         for _ in range(a.runs)]
+                i = median_info(infos)
+                t = i["total-time"] / 1000.0
+                rows.append((mode, kind, t, i["ram"]["transferred"],
+                             i["cpu-src"] / t, i["cpu-dst"] / t))
+    finally:
+        shutil.rmtree(creds, ignore_errors=True)
+    print("\n### TLS: 1 GiB `%s` in a 2 GiB guest, TCP loopback, unlimited "
+          "bandwidth, destination -mem-prealloc (median of %d)\n"
+          % (a.multifd_pattern, a.runs))
+    print("| mode | TLS | total ms | GB/s on the wire | time / plain | "
+          "CPU src | CPU dst |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    base = {r[0]: r[2] for r in rows if r[1] == "plain"}
+    for mode, kind, t, tr, cs, cd in rows:
+        print("| %s | %s | %.0f | %.2f | %.2f | %.0f %% | %.0f %% |" % (
+            mode, kind, t * 1000, tr / t / 1e9, t / base[mode], cs * 100,
+            cd * 100))
         sys.stdout.flush()
 
 
@@ -997,6 +1055,7 @@ SECTIONS = {
     "xbzrle": bench_xbzrle,
     "compress": bench_compress,
     "multifd": bench_multifd,
+    "tls": bench_tls,
     "postcopy": bench_postcopy,
     "postcopy-latency": bench_postcopy_latency,
     "postcopy-switchover": bench_postcopy_switchover,

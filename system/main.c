@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crypto/init.h"
 #include "godwit-config.h"
 #include "godwit/chardev.h"
 #include "godwit/cpu-throttle.h"
@@ -17,6 +18,7 @@
 #include "godwit/ioport.h"
 #include "godwit/machine.h"
 #include "godwit/monitor.h"
+#include "godwit/object.h"
 #include "godwit/options.h"
 #include "godwit/runstate.h"
 #include "godwit/system.h"
@@ -144,6 +146,15 @@ static bool godwit_start(Godwit *g, GError **errp)
     system_register_commands();
     hw_register_commands();
     migration_init(g->machine);
+    object_register_commands();
+    crypto_objects_register();
+    for (guint i = 0; g->opts.objects && i < g->opts.objects->len; i++) {
+        const char *spec = g_ptr_array_index(g->opts.objects, i);
+        if (!object_add_keyval(spec, errp)) {
+            g_prefix_error(errp, "-object %s: ", spec);
+            return false;
+        }
+    }
 
     g->loop = g_main_loop_new(NULL, FALSE);
     runstate_init(g->loop, g->opts.incoming ? RUN_STATE_INMIGRATE
@@ -175,6 +186,7 @@ static void godwit_stop(Godwit *g)
     machine_free(g->machine);
     g->machine = NULL;
     monitor_cleanup();
+    object_del_all();
     chardev_close(g->serial);
     if (g->pidfile_written) {
         unlink(g->opts.pidfile);

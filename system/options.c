@@ -287,6 +287,17 @@ static bool opt_chardev_list(GwOptions *o, const char *opt, const char *val,
     return true;
 }
 
+/* -object TYPE,id=ID,...: created by main() once the types exist. */
+static bool opt_object(GwOptions *o, const char *opt, const char *val,
+                       GError **errp)
+{
+    if (!o->objects) {
+        o->objects = g_ptr_array_new_with_free_func(g_free);
+    }
+    g_ptr_array_add(o->objects, g_strdup(val));
+    return true;
+}
+
 static bool opt_incoming(GwOptions *o, const char *opt, const char *val,
                          GError **errp)
 {
@@ -352,6 +363,7 @@ static const OptDef opt_table[] = {
     {"qmp", OPT_VALUE, opt_chardev_list},
     {"monitor", OPT_VALUE, opt_chardev_list},
     {"incoming", OPT_VALUE, opt_incoming},
+    {"object", OPT_VALUE, opt_object},
     {"pidfile", OPT_VALUE, opt_pidfile},
     {"nodefaults", OPT_NONE, opt_nodefaults},
     {"mem-prealloc", OPT_NONE, opt_mem_prealloc},
@@ -420,6 +432,9 @@ void gw_options_clear(GwOptions *o)
     if (o->monitor) {
         g_ptr_array_free(o->monitor, true);
     }
+    if (o->objects) {
+        g_ptr_array_free(o->objects, true);
+    }
     memset(o, 0, sizeof(*o));
 }
 
@@ -448,6 +463,10 @@ const char *gw_options_usage(void)
            "stdio\n"
            "  -monitor DEV            HMP monitor, same devices as -qmp\n"
            "  -incoming URI|defer     wait for an incoming migration\n"
+           "  -object TYPE,id=ID,...  create an object (tls-creds-x509, "
+           "tls-creds-psk,\n"
+           "                          tls-creds-anon, authz-simple, "
+           "authz-list)\n"
            "  -pidfile FILE           write the process id to FILE\n"
            "  -mem-prealloc           allocate all guest RAM at start (a\n"
            "                          destination then receives faster)\n"

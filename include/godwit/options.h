@@ -28,6 +28,7 @@ typedef struct GwOptions {
     GPtrArray *qmp;     /* -qmp SPEC, repeatable */
     GPtrArray *monitor; /* -monitor SPEC, repeatable */
     char *incoming;     /* -incoming URI|defer */
+    GPtrArray *objects; /* -object TYPE,id=ID,..., repeatable, in order */
     char *pidfile;      /* -pidfile FILE */
     bool mem_prealloc;  /* -mem-prealloc */
     bool nodefaults;    /* -nodefaults */

@@ -124,6 +124,9 @@ int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt);
  * -ENODATA when the peer closed after fewer bytes, -errno otherwise.
  */
 int mig_channel_peek(MigChannel *c, void *buf, size_t len);
+/* The same, giving up with -ETIMEDOUT after `timeout_ms` (-1: never). */
+int mig_channel_peek_timeout(MigChannel *c, void *buf, size_t len,
+                             int timeout_ms);
 
 /*
  * Any thread: makes every wait on this channel return false and every
@@ -157,6 +160,23 @@ bool mig_channel_rewind(MigChannel *c, GError **errp);
 
 MigListener *mig_listen(const MigUri *uri, GError **errp);
 MigChannel *mig_accept(MigListener *l, GError **errp);
+/*
+ * Vets an accepted connection before the migration takes it (the TLS
+ * handshake, its first bytes in time). Incoming thread; may block, within
+ * a timeout of its own. False with *errp: the connection is refused.
+ */
+typedef bool (*MigAcceptCheck)(MigChannel *c, void *opaque, GError **errp);
+/*
+ * mig_accept() for connections that must pass `check` (NULL: any). A
+ * socket connection that fails it is closed and logged on stderr with its
+ * peer's address, and does not count against the connections the listener
+ * takes: accept goes on waiting for the source. For exec, file and fd the
+ * failure is the result.
+ */
+MigChannel *mig_accept_checked(MigListener *l, MigAcceptCheck check,
+                               void *opaque, GError **errp);
+/* "127.0.0.1:40123", "[::1]:40123", "unix socket peer pid N". New. */
+char *mig_channel_peer_address(MigChannel *c);
 char *mig_listener_address(MigListener *l);
 void mig_listener_shutdown(MigListener *l); /* any thread: accept fails */
 /* Sockets: whether a connection is waiting (or comes within timeout_ms). */

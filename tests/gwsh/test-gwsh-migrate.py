@@ -355,7 +355,8 @@ class Migrate(GwshTestCase):
         r = self.g.gwsh("migrate", "--live", "--tls", "vm1", DEST,
                         check=False)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("--tls: godwit has no migration TLS yet", r.stderr)
+        self.assertIn("--tls: gwsh does not set up migration TLS yet",
+                      r.stderr)
         r = self.g.gwsh("migrate", "--live", "--parallel", "--zerocopy",
                         "vm1", DEST, check=False)
         self.assertEqual(r.returncode, 1)

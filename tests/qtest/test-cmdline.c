@@ -51,6 +51,17 @@ static void test_option_errors(void)
          g_strdup("accelerator 'hax' is not supported")},
         {g_strdup_printf("-kernel %s -accel tcg,thread=multi", elf),
          g_strdup("thread=single")},
+        {g_strdup_printf("-kernel %s -object secret,id=s0,data=x", elf),
+         g_strdup("-object secret,id=s0,data=x: invalid object type: "
+                  "secret")},
+        {g_strdup_printf("-kernel %s -object tls-creds-x509,id=t0,"
+                         "dir=/nonexistent,endpoint=server",
+                         elf),
+         g_strdup("Unable to access credentials /nonexistent/ca-cert.pem")},
+        {g_strdup_printf("-kernel %s -object authz-simple,id=a,identity=x "
+                         "-object authz-simple,id=a,identity=y",
+                         elf),
+         g_strdup("an object with id 'a' already exists")},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
