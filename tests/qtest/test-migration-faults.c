@@ -75,6 +75,7 @@ typedef struct FaultRun {
     /* source bytes of the last complete migration: all, per connection */
     uint64_t span, conn_span[MIG_PROXY_MAX_CONNS];
     int cuts, stalls, past_end, buffered, retries;
+    int refused;         /* broke before its first bytes: refused, not loaded */
     int later_pass;      /* cuts after the first pass over RAM */
     uint64_t first_pass; /* xbzrle: a stopped source's whole stream */
 } FaultRun;
@@ -198,15 +199,62 @@ static void retry(FaultRun *r)
     r->retries++;
 }
 
-/* A destination whose load failed: exits 1 with the reason, never ran. */
-static void check_destination_failed(GwProc *d)
+/*
+ * What a destination may do after a fault. A connection that breaks before
+ * its first four bytes (the stream's or a multifd channel's magic) is not
+ * a migration yet: the listener refuses it, logs it and waits on for a
+ * real source.
+ */
+typedef enum DstEnd {
+    DST_FAILED,  /* the load failed: exits 1 with the reason */
+    DST_REFUSED, /* refused the connection, waits on */
+    DST_EITHER,  /* the fault's byte offset is unknown (a kill) */
+} DstEnd;
+
+static bool dst_refused_and_waits(GwProc *d)
 {
-    if (!gwt_wait_exit(d, 30000)) {
-        g_autofree char *st = mig_status(d);
-        g_autofree char *run = gwt_status(d);
-        g_error("destination still up after the fault: migration %s, "
-                "run state %s",
-                st, run);
+    g_autofree char *err = gwt_stderr(d);
+    g_autofree char *st = NULL, *run = NULL;
+
+    if (!strstr(err, "refused the connection from")) {
+        return false;
+    }
+    st = mig_status(d);
+    run = gwt_status(d);
+    return !strcmp(st, "setup") && !strcmp(run, "inmigrate");
+}
+
+/*
+ * A destination after a fault: its load failed (exit 1 with the reason) or
+ * it refused a connection that never began and waits on (then it is
+ * stopped here). Either way the guest never ran. Returns true when it
+ * refused.
+ */
+static bool check_destination_failed(GwProc *d, DstEnd want)
+{
+    int64_t end = gwt_now_ms() + 30000;
+    int64_t refused_since = 0;
+
+    while (!gwt_wait_exit(d, 100)) {
+        if (want != DST_FAILED && dst_refused_and_waits(d)) {
+            /* a multifd channel refused: the main one's hangup ends it */
+            refused_since = refused_since ? refused_since : gwt_now_ms();
+            if (want == DST_REFUSED || gwt_now_ms() - refused_since > 2000) {
+                g_autofree char *log = gwt_serial(d);
+                g_assert_cmpstr(log, ==, "");
+                gwt_kill(d);
+                return true;
+            }
+        } else {
+            refused_since = 0;
+        }
+        if (gwt_now_ms() > end) {
+            g_autofree char *st = mig_status(d);
+            g_autofree char *run = gwt_status(d);
+            g_error("destination still up after the fault: migration %s, "
+                    "run state %s",
+                    st, run);
+        }
     }
     g_autofree char *err = gwt_stderr(d);
     g_autofree char *log = gwt_serial(d);
@@ -216,6 +264,7 @@ static void check_destination_failed(GwProc *d)
     }
     /* the guest prints as soon as it runs (verify checks itself) */
     g_assert_cmpstr(log, ==, "");
+    return false;
 }
 
 /* The source after a fault: `status`, run state as before, RAM kept. */
@@ -351,7 +400,12 @@ static void one_fault(FaultRun *r, MigFault kind, bool paused)
     }
     /* a stalled destination sees the break when the proxy goes */
     mig_proxy_free(px);
-    check_destination_failed(dst);
+    if (check_destination_failed(dst, off < 4 && conn == MIG_PROXY_ALL
+                                          ? DST_REFUSED
+                                      : off < 4 ? DST_EITHER
+                                                : DST_FAILED)) {
+        r->refused++;
+    }
     gwt_free(dst);
 }
 
@@ -386,10 +440,11 @@ static void test_cuts(gconstpointer data)
     }
     retry(&r);
     g_test_message("%s: %d cuts (%d after the first pass), %d stalls, %d "
-                   "past the end, %d completed before the cut, %d retries, "
-                   "%" G_GINT64_FORMAT " ms",
+                   "past the end, %d completed before the cut, %d refused "
+                   "before the first bytes, %d retries, %" G_GINT64_FORMAT
+                   " ms",
                    r.m->name, r.cuts, r.later_pass, r.stalls, r.past_end,
-                   r.buffered, r.retries, gwt_now_ms() - t0);
+                   r.buffered, r.refused, r.retries, gwt_now_ms() - t0);
     if (r.first_pass) {
         g_assert_cmpint(r.later_pass, >=, CUTS / 5);
     }
@@ -632,7 +687,7 @@ static void test_kill_source(void)
 {
     FaultRun r = {.m = &modes[0]};
     int64_t span_ms = 200;
-    int kills = 0, late = 0;
+    int kills = 0, late = 0, refused = 0;
 
     r.rand = mig_fault_rand("faults/kill/source");
     while (kills < KILLS_SRC) {
@@ -654,14 +709,15 @@ static void test_kill_source(void)
             g_assert_true(mig_wait_status(dst, "completed", 30000));
             late++;
         } else {
-            check_destination_failed(dst);
+            refused += check_destination_failed(dst, DST_EITHER);
             kills++;
         }
         gwt_free(dst);
         mig_pair_free(r.mp);
     }
-    g_test_message("source killed %d times during the migration, %d after it",
-                   kills, late);
+    g_test_message("source killed %d times during the migration (%d before "
+                   "its first bytes), %d after it",
+                   kills, refused, late);
     g_rand_free(r.rand);
 }
 
