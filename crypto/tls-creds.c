@@ -36,6 +36,9 @@ static void tls_creds_free(void *state)
     if (c->anon_client) {
         gnutls_anon_free_client_credentials(c->anon_client);
     }
+    if (c->dh) {
+        gnutls_dh_params_deinit(c->dh);
+    }
     g_free(c->dir);
     g_free(c->username);
     g_free(c->priority);
@@ -54,8 +57,8 @@ static TlsCreds *tls_creds_new_common(TlsCredsKind kind, GwProps *props,
     c->priority = gw_props_take_str(props, "priority");
     if (!gw_props_take_enum(props, "endpoint", endpoint_names,
                             TLS_ENDPOINT_CLIENT, &endpoint, errp) ||
-        !gw_props_take_bool(props, "verify-peer", true, &c->verify_peer,
-                            errp)) {
+        !gw_props_take_bool(props, "verify-peer", kind != TLS_CREDS_ANON,
+                            &c->verify_peer, errp)) {
         tls_creds_free(c);
         return NULL;
     }
@@ -191,6 +194,77 @@ static bool tls_creds_psk_load(TlsCreds *c, GError **errp)
     return true;
 }
 
+/*
+ * A server's DIR/dh-params.pem (PKCS#3), as QEMU reads it: only DHE key
+ * exchanges use it (TLS 1.3 and ECDHE do not); without it GnuTLS picks
+ * known safe groups itself.
+ */
+static bool tls_creds_dh_load(TlsCreds *c, GError **errp)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *text = NULL;
+    gnutls_datum_t pem;
+    gsize len;
+    int ret;
+
+    if (c->endpoint != TLS_ENDPOINT_SERVER || !c->dir) {
+        return true;
+    }
+    path = tls_creds_file(c, "dh-params.pem", false, NULL);
+    if (!path) {
+        return true;
+    }
+    if (!g_file_get_contents(path, &text, &len, errp)) {
+        return false;
+    }
+    pem.data = (unsigned char *)text;
+    pem.size = (unsigned)len;
+    gnutls_dh_params_init(&c->dh);
+    ret = gnutls_dh_params_import_pkcs3(c->dh, &pem, GNUTLS_X509_FMT_PEM);
+    if (ret < 0) {
+        return tls_gnutls_fail(errp, ret, "Cannot load DH parameters", path);
+    }
+    if (c->x509) {
+        gnutls_certificate_set_dh_params(c->x509, c->dh);
+    } else if (c->psk_server) {
+        gnutls_psk_set_server_dh_params(c->psk_server, c->dh);
+    } else if (c->anon_server) {
+        gnutls_anon_set_server_dh_params(c->anon_server, c->dh);
+    }
+    return true;
+}
+
+/*
+ * verify-peer and dir mean something for every kind, or are refused:
+ * a PSK peer is always verified (knowing the key is the proof), an
+ * anonymous one never can be, and an anonymous client reads no file.
+ */
+static bool tls_creds_check_kind(const TlsCreds *c, GError **errp)
+{
+    if (c->kind == TLS_CREDS_PSK && !c->verify_peer) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "verify-peer=off is not possible with a pre-shared key: "
+                    "the key always authenticates the peer");
+        return false;
+    }
+    if (c->kind != TLS_CREDS_ANON) {
+        return true;
+    }
+    if (c->verify_peer) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "verify-peer=on is not possible with anonymous "
+                    "credentials: there is no identity to verify");
+        return false;
+    }
+    if (c->dir && c->endpoint == TLS_ENDPOINT_CLIENT) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "property 'dir' is read by a server only (for "
+                    "dh-params.pem); an anonymous client has no files");
+        return false;
+    }
+    return true;
+}
+
 static void *tls_creds_create(TlsCredsKind kind, const char *id, GwProps *props,
                               GError **errp)
 {
@@ -202,15 +276,25 @@ static void *tls_creds_create(TlsCredsKind kind, const char *id, GwProps *props,
     }
     if (kind == TLS_CREDS_PSK) {
         c->username = gw_props_take_str(props, "username");
-        if (!c->username) {
-            c->username = g_strdup("qemu");
-        }
     }
-    if (kind != TLS_CREDS_ANON && !c->dir) {
+    if (c->username && c->endpoint == TLS_ENDPOINT_SERVER) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "%s '%s': property 'dir' is missing", kind_types[kind], id);
+                    "property 'username' is for the client endpoint (a "
+                    "server takes every user of keys.psk)");
+        ok = false;
+    } else if (kind != TLS_CREDS_ANON && !c->dir) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "property 'dir' is missing");
+    } else {
+        ok = tls_creds_check_kind(c, errp);
+    }
+    if (!ok) {
+        g_prefix_error(errp, "%s '%s': ", kind_types[kind], id);
         tls_creds_free(c);
         return NULL;
+    }
+    if (kind == TLS_CREDS_PSK && !c->username) {
+        c->username = g_strdup("qemu");
     }
     switch (kind) {
     case TLS_CREDS_X509:
@@ -228,6 +312,7 @@ static void *tls_creds_create(TlsCredsKind kind, const char *id, GwProps *props,
         }
         break;
     }
+    ok = ok && tls_creds_dh_load(c, errp);
     if (!ok) {
         g_prefix_error(errp, "%s '%s': ", kind_types[kind], id);
         tls_creds_free(c);

@@ -29,6 +29,7 @@ struct TlsCreds {
     gnutls_psk_client_credentials_t psk_client;
     gnutls_anon_server_credentials_t anon_server;
     gnutls_anon_client_credentials_t anon_client;
+    gnutls_dh_params_t dh; /* server: dir/dh-params.pem, when there */
 };
 
 #endif /* CRYPTO_TLS_INT_H */

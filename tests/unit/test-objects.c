@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <glib/gstdio.h>
+#include <gnutls/gnutls.h>
 
 #include "crypto/authz.h"
 #include "crypto/init.h"
@@ -96,6 +97,19 @@ static void test_add_errors(void **state)
         {"tls-creds-psk,id=t,dir=/nonexistent,endpoint=server",
          "tls-creds-psk 't': Unable to access credentials "
          "/nonexistent/keys.psk: No such file or directory"},
+        /* properties that would mean nothing are refused, not ignored */
+        {"tls-creds-psk,id=t,dir=/nonexistent,verify-peer=off",
+         "tls-creds-psk 't': verify-peer=off is not possible with a "
+         "pre-shared key: the key always authenticates the peer"},
+        {"tls-creds-psk,id=t,dir=/nonexistent,endpoint=server,username=u",
+         "tls-creds-psk 't': property 'username' is for the client endpoint "
+         "(a server takes every user of keys.psk)"},
+        {"tls-creds-anon,id=t,verify-peer=on",
+         "tls-creds-anon 't': verify-peer=on is not possible with anonymous "
+         "credentials: there is no identity to verify"},
+        {"tls-creds-anon,id=t,dir=/tmp",
+         "tls-creds-anon 't': property 'dir' is read by a server only (for "
+         "dh-params.pem); an anonymous client has no files"},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -187,6 +201,44 @@ static void test_authz_objects(void **state)
                         "Object 't0' is not an authorization object");
 }
 
+/* A server's dir/dh-params.pem is read (PKCS#3), as QEMU reads it. */
+static void test_creds_dh_params(void **state)
+{
+    g_autofree char *dir = g_dir_make_tmp("gwobj-XXXXXX", NULL);
+    g_autofree char *file = g_build_filename(dir, "dh-params.pem", NULL);
+    g_autofree char *spec =
+        g_strdup_printf("tls-creds-anon,id=d0,endpoint=server,dir=%s", dir);
+    g_autoptr(GError) err = NULL;
+    gnutls_dh_params_t dh;
+    gnutls_datum_t pem = {NULL, 0};
+
+    /* no file: GnuTLS's own groups */
+    assert_true(object_add_keyval(spec, &err));
+    assert_true(object_del("d0", &err));
+    /* a bad file is an error of object-add */
+    assert_true(g_file_set_contents(file, "not PEM\n", -1, NULL));
+    assert_false(object_add_keyval(spec, &err));
+    assert_non_null(strstr(err->message, "Cannot load DH parameters"));
+    g_clear_error(&err);
+    /* RFC 7919's ffdhe2048, written as PKCS#3 */
+    gnutls_dh_params_init(&dh);
+    assert_int_equal(
+        gnutls_dh_params_import_raw(dh, &gnutls_ffdhe_2048_group_prime,
+                                    &gnutls_ffdhe_2048_group_generator),
+        0);
+    assert_int_equal(
+        gnutls_dh_params_export2_pkcs3(dh, GNUTLS_X509_FMT_PEM, &pem), 0);
+    assert_true(g_file_set_contents(file, (char *)pem.data, pem.size, NULL));
+    gnutls_free(pem.data);
+    gnutls_dh_params_deinit(dh);
+    if (!object_add_keyval(spec, &err)) {
+        fail_msg("%s", err->message);
+    }
+    assert_true(object_del("d0", &err));
+    g_unlink(file);
+    g_rmdir(dir);
+}
+
 static void test_creds_psk(void **state)
 {
     g_autofree char *dir = g_dir_make_tmp("gwobj-XXXXXX", NULL);
@@ -227,9 +279,9 @@ static void test_creds_psk(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_props_parse), T(test_props_errors), T(test_add_errors),
-        T(test_add_del),     T(test_authz_match),  T(test_authz_objects),
-        T(test_creds_psk),
+        T(test_props_parse),     T(test_props_errors), T(test_add_errors),
+        T(test_add_del),         T(test_authz_match),  T(test_authz_objects),
+        T(test_creds_dh_params), T(test_creds_psk),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
