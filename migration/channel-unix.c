@@ -106,7 +106,12 @@ static int unix_listen_fd(const char *path, GError **errp)
         gw_error_errno(errp, errno, "unix: socket");
         return -1;
     }
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+    /*
+     * What connects here writes the guest's memory: only the owner may.
+     * The socket file takes the inode's mode at bind (less the umask).
+     */
+    if (fchmod(fd, 0600) < 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         listen(fd, 1) < 0) {
         gw_error_errno(errp, errno, "unix: cannot listen on '%s'", path);
         close(fd);

@@ -204,6 +204,12 @@ static void test_unix(void **state)
     l = listen_ok(uri);
     addr = mig_listener_address(l);
     assert_string_equal(addr, uri);
+    /* only the owner may connect, whatever the umask */
+    {
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
     mig_listener_close(l);
     assert_false(g_file_test(path, G_FILE_TEST_EXISTS)); /* removed */
     xfer(uri, NULL);
