@@ -36,6 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "hmp: no output for \"%s\"\n", lines[i]);
             abort();
         }
+        if (getenv("FUZZ_VERBOSE")) {
+            fprintf(stderr, "(hmp) %s\n%s", lines[i], out);
+        }
         len = strlen(out);
         if (len && out[len - 1] != '\n') {
             fprintf(stderr, "hmp: \"%s\": output without its newline: %s\n",
