@@ -36,6 +36,53 @@ void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer)
 {
 }
 
+/* ---- a source's accelerator: a dirty log the caller writes ------------- */
+
+unsigned long *fuzz_vm_dirty;
+static bool first_sync;
+
+static bool fake_start(Machine *m, RAMBlock *rb, GError **errp)
+{
+    first_sync = true;
+    return true;
+}
+
+static bool fake_sync(Machine *m, RAMBlock *rb, unsigned long *bitmap,
+                      GError **errp)
+{
+    if (first_sync) {
+        bitmap_set_range(bitmap, 0, FUZZ_VM_PAGES);
+        first_sync = false;
+    }
+    bitmap_or(bitmap, fuzz_vm_dirty, FUZZ_VM_PAGES);
+    bitmap_clear_range(fuzz_vm_dirty, 0, FUZZ_VM_PAGES);
+    return true;
+}
+
+static bool fake_clear(Machine *m, RAMBlock *rb, uint64_t first, uint64_t n,
+                       GError **errp)
+{
+    return true;
+}
+
+static void fake_stop(Machine *m, RAMBlock *rb)
+{
+}
+
+static bool fake_manual(Machine *m)
+{
+    return true;
+}
+
+const AccelOps fuzz_vm_accel = {
+    .name = "fake",
+    .dirty_log_start = fake_start,
+    .dirty_log_sync = fake_sync,
+    .dirty_log_clear = fake_clear,
+    .dirty_log_stop = fake_stop,
+    .dirty_log_manual = fake_manual,
+};
+
 /* ---- options ------------------------------------------------------------ */
 
 void fuzz_vm_options(uint8_t cfg)
@@ -122,6 +169,7 @@ void fuzz_vm_setup(Machine *m)
     m->ram = ram_block_new("pc.ram", FUZZ_VM_PAGES * GW_PAGE_SIZE, NULL);
     g_assert(m->ram);
     memset(&fuzz_dev, 0, sizeof(fuzz_dev));
+    fuzz_vm_dirty = bitmap_new(FUZZ_VM_PAGES);
     ram_register(m);
     register_savevm(&dev_handler, 0, &fuzz_dev);
 }
@@ -134,6 +182,7 @@ void fuzz_vm_teardown(Machine *m)
     unregister_savevm_all();
     migration_options_reset();
     g_clear_pointer(&m->ram, ram_block_free);
+    g_clear_pointer(&fuzz_vm_dirty, bitmap_free);
 }
 
 /* ---- command hooks ------------------------------------------------------ */

@@ -63,6 +63,15 @@ typedef struct FuzzDevState {
 
 extern FuzzDevState fuzz_dev;
 
+/*
+ * A source's accelerator: every page dirty at the first sync, then the
+ * pages set in fuzz_vm_dirty (made by fuzz_vm_setup). While
+ * fuzz_vm_switchover is set, migration_in_switchover() says so.
+ */
+extern const AccelOps fuzz_vm_accel;
+extern unsigned long *fuzz_vm_dirty;
+extern bool fuzz_vm_switchover;
+
 /* Command hooks of a destination without a guest running (no uffd). */
 extern const LoadvmCommandOps fuzz_vm_command_ops;
 

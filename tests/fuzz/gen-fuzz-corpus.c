@@ -10,18 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
 
 #include "../../migration/compression.h"
 #include "../../migration/multifd.h"
+#include "../../migration/channel-internal.h"
 #include "../../migration/ram.h"
+#include "../../migration/return-path.h"
 #include "../../migration/xbzrle.h"
 #include "migration/channel.h"
 #include "fuzz-vm.h"
-
-extern bool fuzz_vm_switchover;
 
 static const char *outdir;
 
@@ -41,53 +42,6 @@ static void write_seed(const char *target, const char *name, uint8_t cfg,
         exit(1);
     }
 }
-
-/* ---- a source with a dirty log the generator controls ------------------- */
-
-static unsigned long *dirty;
-static bool first_sync;
-
-static bool fake_start(Machine *m, RAMBlock *rb, GError **errp)
-{
-    first_sync = true;
-    return true;
-}
-
-static bool fake_sync(Machine *m, RAMBlock *rb, unsigned long *bitmap,
-                      GError **errp)
-{
-    if (first_sync) {
-        bitmap_set_range(bitmap, 0, FUZZ_VM_PAGES);
-        first_sync = false;
-    }
-    bitmap_or(bitmap, dirty, FUZZ_VM_PAGES);
-    bitmap_clear_range(dirty, 0, FUZZ_VM_PAGES);
-    return true;
-}
-
-static bool fake_clear(Machine *m, RAMBlock *rb, uint64_t first, uint64_t n,
-                       GError **errp)
-{
-    return true;
-}
-
-static void fake_stop(Machine *m, RAMBlock *rb)
-{
-}
-
-static bool fake_manual(Machine *m)
-{
-    return true;
-}
-
-static const AccelOps fake_accel = {
-    .name = "fake",
-    .dirty_log_start = fake_start,
-    .dirty_log_sync = fake_sync,
-    .dirty_log_clear = fake_clear,
-    .dirty_log_stop = fake_stop,
-    .dirty_log_manual = fake_manual,
-};
 
 /*
  * Page `p`, by p % 4: text (compresses), random (does not; page 1 only,
@@ -145,11 +99,10 @@ typedef struct Source {
 static void source_open(Source *s, uint8_t cfg)
 {
     fuzz_vm_options(cfg);
-    s->m = (Machine){.accel = &fake_accel};
+    s->m = (Machine){.accel = &fuzz_vm_accel};
     fuzz_vm_setup(&s->m);
     set_dev_state();
     ram_stats_reset();
-    dirty = bitmap_new(FUZZ_VM_PAGES);
     /* ten pages of each kind at the start, two far apart; holes */
     for (uint64_t p = 0; p < 10; p++) {
         fill_page(s->m.ram, p, 1);
@@ -177,10 +130,10 @@ static void guest_pass(Source *s, int pass)
     for (uint64_t p = 0; p < 3; p++) {
         s->m.ram->host[p * GW_PAGE_SIZE + (pass * 131 + p * 7) % 4096] ^=
             (uint8_t)(pass + 1);
-        set_bit(p, dirty);
+        set_bit(p, fuzz_vm_dirty);
     }
     fill_page(s->m.ram, 20, 100 + pass); /* a page rewritten whole */
-    set_bit(20, dirty);
+    set_bit(20, fuzz_vm_dirty);
     g_assert(ram_bitmap_sync(NULL));
 }
 
@@ -208,7 +161,6 @@ static void source_close(Source *s, const char *name, uint8_t cfg)
     write_seed("fuzz-migration-stream", name, cfg, b->data, b->len);
     qemu_fclose(s->f, NULL);
     fuzz_vm_teardown(&s->m);
-    g_clear_pointer(&dirty, bitmap_free);
 }
 
 /* Precopy: bulk stage, `passes` dirty passes, the switchover. */
@@ -376,6 +328,51 @@ static void gen_multifd(void)
     ram_block_free(rb);
 }
 
+/* ---- the return path --------------------------------------------------- */
+
+static const MigChannelOps pair_ops = {
+    .scheme = "socketpair",
+    .close = mig_channel_close_plain,
+};
+
+/*
+ * What a destination's RPWriter sends, read back from a socketpair:
+ * `recovery` adds RECV_BITMAP (the 64 pages: every other 8 received) and
+ * RESUME_ACK before the requests.
+ */
+static void gen_return_path(const char *name, bool recovery)
+{
+    static const unsigned long map[1] = {0x00ff00ff00ff00ffull};
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    MigChannel *dst;
+    RPWriter *w;
+    uint8_t buf[4096];
+    ssize_t n;
+    int sv[2];
+
+    g_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    dst = mig_channel_new(&pair_ops, sv[0], NULL);
+    w = rp_writer_open(dst, NULL);
+    g_assert(w);
+    rp_send_pong(w, 1);
+    if (recovery) {
+        rp_send_recv_bitmap(w, "pc.ram", map, FUZZ_VM_PAGES);
+        rp_send_resume_ack(w, MIGRATION_RESUME_ACK_VALUE);
+    }
+    rp_send_req_pages(w, "pc.ram", 0x3000, 0x2000); /* REQ_PAGES_ID */
+    rp_send_req_pages(w, "pc.ram", 0x8000, 0x1000); /* REQ_PAGES */
+    rp_send_shut(w, 0);
+    rp_writer_close(w);
+    mig_channel_close(dst, NULL);
+    while ((n = read(sv[1], buf, sizeof(buf))) > 0) {
+        g_byte_array_append(out, buf, n);
+    }
+    close(sv[1]);
+    /* no options byte: write_seed's is dropped */
+    write_seed("fuzz-return-path", name, out->data[0], out->data + 1,
+               out->len - 1);
+}
+
 /* ---- XBZRLE deltas ------------------------------------------------------ */
 
 /*
@@ -475,6 +472,8 @@ int main(int argc, char **argv)
     gen_streams();
     gen_multifd();
     gen_xbzrle();
+    gen_return_path("requests", false);
+    gen_return_path("recovery", true);
     gen_monitor();
     return 0;
 }
