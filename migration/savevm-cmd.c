@@ -140,8 +140,10 @@ static void *listen_thread(void *opaque)
     for (;;) {
         QEMUFile *nf;
         ctx->listen_ok = load_main(lctx.main_f, &lctx, &ctx->listen_err);
-        if (ctx->listen_ok && command_ops && command_ops->postcopy_listen_done) {
-            ctx->listen_ok = command_ops->postcopy_listen_done(&ctx->listen_err);
+        if (ctx->listen_ok && command_ops &&
+            command_ops->postcopy_listen_done) {
+            ctx->listen_ok =
+                command_ops->postcopy_listen_done(&ctx->listen_err);
         }
         /* a broken connection pauses; a malformed stream fails */
         if (ctx->listen_ok || !command_ops || !command_ops->postcopy_pause ||
@@ -257,11 +259,48 @@ static bool load_cmd_discard(QEMUFile *f, LoadContext *ctx, uint16_t len,
     return true;
 }
 
+/*
+ * A package's `len` bytes copied from `f` into a memory channel, rewound:
+ * read a piece at a time, so that memory follows the bytes received
+ * rather than the length claimed (a 9-byte command made us allocate up
+ * to 16 MiB; tests/fuzz/regressions/). NULL with *errp set.
+ */
+static MigChannel *package_channel(QEMUFile *f, uint32_t len, GError **errp)
+{
+    g_autofree uint8_t *piece = g_malloc(MIN(len, 65536u) + 1);
+    MigChannel *mem = mig_channel_new_memory(errp);
+    uint32_t total = len;
+
+    if (!mem) {
+        return NULL;
+    }
+    while (len) {
+        uint32_t n = MIN(len, 65536u);
+        struct iovec iov = {piece, n};
+        qemu_get_buffer(f, piece, n);
+        if (qemu_file_get_error(f)) {
+            mig_channel_close(mem, NULL);
+            load_fail(f, errp, "reading a package of %u bytes", total);
+            return NULL;
+        }
+        if (mig_channel_writev_all(mem, &iov, 1) != 1) {
+            mig_channel_close(mem, NULL);
+            load_fail(f, errp, "cannot buffer the package");
+            return NULL;
+        }
+        len -= n;
+    }
+    if (!mig_channel_rewind(mem, errp)) {
+        mig_channel_close(mem, NULL);
+        return NULL;
+    }
+    return mem;
+}
+
 static bool load_cmd_packaged(QEMUFile *f, LoadContext *ctx, bool *quit,
                               GError **errp)
 {
     uint32_t len = qemu_get_be32(f);
-    g_autofree uint8_t *buf = NULL;
     MigChannel *mem;
     QEMUFile *pf;
     bool ok;
@@ -275,22 +314,8 @@ static bool load_cmd_packaged(QEMUFile *f, LoadContext *ctx, bool *quit,
     if (len > MIG_PACKAGED_MAX) {
         return load_fail(f, errp, "Unreasonably large packaged state: %u", len);
     }
-    buf = g_malloc(len ? len : 1);
-    qemu_get_buffer(f, buf, len);
-    if (qemu_file_get_error(f)) {
-        return load_fail(f, errp, "reading a package of %u bytes", len);
-    }
-    mem = mig_channel_new_memory(errp);
+    mem = package_channel(f, len, errp);
     if (!mem) {
-        return false;
-    }
-    struct iovec iov = {buf, len};
-    if (len && mig_channel_writev_all(mem, &iov, 1) != 1) {
-        mig_channel_close(mem, NULL);
-        return load_fail(f, errp, "cannot buffer the package");
-    }
-    if (!mig_channel_rewind(mem, errp)) {
-        mig_channel_close(mem, NULL);
         return false;
     }
     pf = qemu_file_new_input(mem);

@@ -90,7 +90,13 @@ bool gw_parse_size(const char *str, uint64_t default_unit, uint64_t *out,
                         "size '%s' is not a whole number of bytes", str);
             return false;
         }
-        if ((double)(UINT64_MAX - value) < extra) {
+        /*
+         * Compared as integers: UINT64_MAX - value rounds up as a double,
+         * and a fraction of many 9s sums to 1.0, so 15.99999999999999999999E
+         * wrapped to 0 (fuzz-hmp's regressions). 2^64 is exact as a double.
+         */
+        if (extra >= 18446744073709551616.0 ||
+            (uint64_t)extra > UINT64_MAX - value) {
             goto too_big;
         }
         value += (uint64_t)extra;
@@ -152,8 +158,7 @@ bool gw_parse_bool(const char *str, bool *out, GError **errp)
         }
     }
     g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                "'%s' is not a boolean (expected on or off)",
-                str ? str : "");
+                "'%s' is not a boolean (expected on or off)", str ? str : "");
     return false;
 }
 

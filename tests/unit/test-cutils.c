@@ -41,6 +41,10 @@ static const SizeCase size_cases[] = {
     {"18446744073709551616", 1, false, 0},
     {"99999999999999999999", 1, false, 0},
     {"1.0000000001K", 1, false, 0},
+    /* the fraction sums to 1.0: 16E, too large, not 0 */
+    {"15.99999999999999999999E", 1, false, 0},
+    {"15.999999999999999999999999999999999E", 1, false, 0},
+    {"15.5E", 1, true, 31ull << 59},
 };
 
 static void test_parse_size(void **state)
