@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "../../migration/options-int.h"
+#include "crypto/authz.h"
+#include "godwit/object.h"
 #include "../../monitor/monitor-internal.h"
 #include "fuzz-monitor-cmds.h"
 
@@ -116,9 +118,13 @@ void fuzz_monitor_register(void)
     monitor_register_commands(fuzz_cmds, G_N_ELEMENTS(fuzz_cmds));
     migration_options_init(not_busy, not_busy, not_busy);
     migration_options_register_commands();
+    /* objects, but only the types that read no files: the authz lists */
+    authz_register_types();
+    object_register_commands();
 }
 
 void fuzz_monitor_reset(void)
 {
     migration_options_reset();
+    object_del_all();
 }

@@ -449,6 +449,25 @@ static void gen_monitor(void)
               "{\"execute\": \"query-status\"}\n" CAPS CAPS
               "{\"execute\": 1}\n{\"arguments\": {}}\n{]\n\"\\u12\"\n"
               "{\"execute\": \"nope\"}\n");
+    text_seed("fuzz-qmp", "objects", 0,
+              CAPS "{\"execute\": \"object-add\", \"arguments\": "
+                   "{\"qom-type\": \"authz-list\", \"id\": \"a0\", "
+                   "\"policy\": \"deny\", \"rules\": [{\"match\": "
+                   "\"CN=*\", \"policy\": \"allow\", \"format\": "
+                   "\"glob\"}, {\"match\": \"x\"}]}}\n"
+                   "{\"execute\": \"object-add\", \"arguments\": "
+                   "{\"qom-type\": \"authz-simple\", \"id\": \"s0\", "
+                   "\"identity\": \"CN=a,,b\"}}\n"
+                   "{\"execute\": \"object-add\", \"arguments\": "
+                   "{\"qom-type\": \"authz-simple\", \"id\": \"s0\"}}\n"
+                   "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+                   "{\"tls-authz\": \"a0\"}}\n"
+                   "{\"execute\": \"object-del\", \"arguments\": "
+                   "{\"id\": \"a0\"}}\n");
+    hmp_seed("objects", "object_add authz-list,id=a0,policy=allow,"
+                        "rules.0.match=CN=*,,x,rules.0.format=glob\n"
+                        "object_add authz-simple,id=s0\n"
+                        "object_del a0\nobject_del a0\n");
     hmp_seed("info", "info status\ninfo migrate_capabilities\n"
                      "info migrate_parameters\nhelp\nhelp info\nhelp targs\n");
     hmp_seed("set", "migrate_set_capability xbzrle on\n"
