@@ -98,7 +98,7 @@ static JsonNode *qmp_object_add(JsonObject *args, GError **errp)
     if (!object_add(type, id, props, errp)) {
         return NULL;
     }
-    return json_node_init_object(json_node_alloc(), json_object_new());
+    return qmp_return_empty();
 }
 
 static JsonNode *qmp_object_del(JsonObject *args, GError **errp)
@@ -110,7 +110,7 @@ static JsonNode *qmp_object_del(JsonObject *args, GError **errp)
         !qmp_arg_str(args, "id", true, &id, errp) || !object_del(id, errp)) {
         return NULL;
     }
-    return json_node_init_object(json_node_alloc(), json_object_new());
+    return qmp_return_empty();
 }
 
 /* HMP: object_add TYPE,id=ID,... is the -object syntax. */
