@@ -70,6 +70,23 @@ typedef struct AccelOps {
     bool (*dirty_log_manual)(Machine *m);
 
     /*
+     * Per-vCPU dirty accounting, for dirty-limit and calc-dirty-rate's
+     * dirty-ring mode. Optional: NULL where the accelerator can never tell
+     * which vCPU dirtied a page. Main, migration or dirty-limit thread.
+     *   start: begin counting; false with *errp where this configuration
+     *          cannot (KVM without dirty-ring-size, say), naming what is
+     *          missing. Counting and dirty logging are independent: either
+     *          may start or stop first, and neither loses the other's pages.
+     *   pages: fills pages[cpu index] with the pages each vCPU has dirtied
+     *          since start (cumulative; a page counts again once it was
+     *          harvested and written again). May harvest to get there.
+     *   stop:  end counting.
+     */
+    bool (*vcpu_dirty_start)(Machine *m, GError **errp);
+    void (*vcpu_dirty_pages)(Machine *m, uint64_t *pages);
+    void (*vcpu_dirty_stop)(Machine *m);
+
+    /*
      * vCPU state. Called in the vCPU's own thread (through run_on_cpu)
      * while it is paused; the guest state is consistent there.
      */
