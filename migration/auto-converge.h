@@ -10,6 +10,9 @@
  * cpu-throttle-increment -- with cpu-throttle-tailslow, by no more than
  * what would bring the dirty rate down to the threshold -- and never above
  * max-cpu-throttle.
+ *
+ * x-throttle-policy=aim (godwit's, opt-in) aims instead: see
+ * auto_converge_aim() below.
  */
 #ifndef MIGRATION_AUTO_CONVERGE_H
 #define MIGRATION_AUTO_CONVERGE_H
@@ -36,5 +39,49 @@ typedef struct AutoConvergeState {
 int auto_converge_step(AutoConvergeState *st, const AutoConvergeParams *p,
                        int current_pct, uint64_t bytes_dirty_period,
                        uint64_t bytes_xfer_period);
+
+/*
+ * The aiming policy. At every period (no two-strike counter) it sets the
+ * throttle that should bring the next period's dirtied bytes to
+ * AIM_MARGIN of throttle-trigger-threshold % of the bytes sent.
+ *
+ * Model: the dirty rate goes as r^alpha, r = 1 - throttle/100 the share
+ * of time the vCPUs run. alpha = 1 is a guest whose writes scale with its
+ * run time. Less than 1 is the usual case while dirty logging: the first
+ * write to each page after a sync faults, and a guest that rewrites its
+ * working set within a period dirties all of it at any throttle short of
+ * the last few %, so throttling helps far less than linearly. alpha is
+ * measured from the last two periods (what the last setting actually
+ * achieved: the change of dirty rate over the change of r), clamped to
+ * [AIM_ALPHA_MIN, 1]; the first step assumes 1.
+ *
+ * Then q = dirtied / aim, and:
+ *   q > 1            r' = r * q^(-1/alpha)  (throttle harder)
+ *   q < AIM_RELEASE  r' = min(r * q^(-1/alpha), 2r, 1): overshot, so the
+ *                    throttle comes down, the run share at most doubling
+ *                    per period (a lull in the guest is not trusted more)
+ *   otherwise        unchanged (in the band: the migration converges)
+ * The result is clamped to max-cpu-throttle; below 1 % the throttle is
+ * off. cpu-throttle-initial, -increment and -tailslow are QEMU's steps,
+ * which this policy does not take.
+ */
+#define AIM_MARGIN 0.8
+#define AIM_RELEASE 0.5
+#define AIM_ALPHA_MIN 0.25
+
+typedef struct AutoConvergeAim {
+    double alpha;     /* measured exponent; 0 = not measured yet */
+    double last_r;    /* run share during the previous period */
+    double last_rate; /* dirtied bytes/s in the previous period */
+    bool have_last;   /* last_r and last_rate are valid */
+} AutoConvergeAim;
+
+/*
+ * One period of period_us: returns the throttle percentage to apply
+ * (current_pct when nothing changes, 0 = off).
+ */
+int auto_converge_aim(AutoConvergeAim *st, const AutoConvergeParams *p,
+                      int current_pct, uint64_t bytes_dirty_period,
+                      uint64_t bytes_xfer_period, uint64_t period_us);
 
 #endif /* MIGRATION_AUTO_CONVERGE_H */

@@ -159,6 +159,15 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
             out, "cpu throttle percentage: %" G_GINT64_FORMAT "\n",
             get_int(o, "cpu-throttle-percentage"));
     }
+    if (json_object_has_member(o, "x-vcpu-stall")) {
+        JsonObject *st = json_object_get_object_member(o, "x-vcpu-stall");
+        g_string_append_printf(
+            out,
+            "vcpu stall: longest %" G_GINT64_FORMAT " ms, %" G_GINT64_FORMAT
+            " throttle sleeps, %" G_GINT64_FORMAT " ms in all\n",
+            get_int(st, "max-us") / 1000, get_int(st, "sleeps"),
+            get_int(st, "total-ms"));
+    }
     if (json_object_has_member(o, "postcopy-blocktime")) {
         g_string_append_printf(out,
                                "postcopy blocktime: %" G_GINT64_FORMAT "\n",

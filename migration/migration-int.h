@@ -103,10 +103,11 @@ bool migration_in_switchover(void);
 void migration_pass_done(uint64_t pass, uint64_t dirty_bytes);
 /*
  * A throttle period (>= 1 s of syncs) ended: bytes dirtied and bytes sent
- * in it. Applies auto-converge when the capability is on.
+ * in it, and its length. Applies auto-converge when the capability is on,
+ * with the policy x-throttle-policy names.
  */
-void migration_auto_converge_period(uint64_t bytes_dirty,
-                                    uint64_t bytes_xfer);
+void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer,
+                                    uint64_t period_us);
 
 /* Shared by migration.c and postcopy.c (migration thread unless said). */
 void migrate_force_status(MigrationState *s, MigrationStatus st);

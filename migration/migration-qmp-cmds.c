@@ -201,8 +201,29 @@ static JsonObject *compression_info(void)
 }
 
 /* The per-feature blocks of an active or completed migration. */
+/*
+ * godwit's: the guest's stall under the throttle in this migration (the
+ * longest sleep of any vCPU, how many, their total), once there was one.
+ */
+static void stall_info(JsonObject *o)
+{
+    CpuThrottleStall st;
+    JsonObject *j;
+
+    cpu_throttle_stall_get(&st);
+    if (!st.sleeps) {
+        return;
+    }
+    j = json_object_new();
+    json_object_set_int_member(j, "max-us", st.max_us);
+    json_object_set_int_member(j, "sleeps", (gint64)st.sleeps);
+    json_object_set_int_member(j, "total-ms", st.total_us / 1000);
+    json_object_set_object_member(o, "x-vcpu-stall", j);
+}
+
 static void feature_info(JsonObject *o)
 {
+    stall_info(o);
     if (migrate_cap(MIGRATION_CAPABILITY_XBZRLE)) {
         json_object_set_object_member(o, "xbzrle-cache", xbzrle_info());
     }
@@ -351,9 +372,9 @@ static void destination_info(JsonObject *o)
         json_object_set_string_member(o, "error-desc", mis->error_desc);
     }
     /* where it listens: for the source's migrate, or its migrate resume */
-    if (mis->address &&
-        (st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_POSTCOPY_PAUSED ||
-         st == MIGRATION_STATUS_POSTCOPY_RECOVER)) {
+    if (mis->address && (st == MIGRATION_STATUS_SETUP ||
+                         st == MIGRATION_STATUS_POSTCOPY_PAUSED ||
+                         st == MIGRATION_STATUS_POSTCOPY_RECOVER)) {
         add_socket_address(o, mis->address);
     }
     postcopy_blocktime_info(o);

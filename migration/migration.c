@@ -153,8 +153,10 @@ void migration_pass_done(uint64_t pass, uint64_t dirty_bytes)
 
 /* Owned by the migration thread. */
 static AutoConvergeState auto_converge;
+static AutoConvergeAim auto_converge_aim_state;
 
-void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer)
+void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer,
+                                    uint64_t period_us)
 {
     AutoConvergeParams p = {
         .threshold = migrate_throttle_trigger_threshold(),
@@ -170,7 +172,13 @@ void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer)
         return;
     }
     now = cpu_throttle_get_percentage();
-    next = auto_converge_step(&auto_converge, &p, now, bytes_dirty, bytes_xfer);
+    if (migrate_x_throttle_policy() == MIG_THROTTLE_POLICY_AIM) {
+        next = auto_converge_aim(&auto_converge_aim_state, &p, now,
+                                 bytes_dirty, bytes_xfer, period_us);
+    } else {
+        next = auto_converge_step(&auto_converge, &p, now, bytes_dirty,
+                                  bytes_xfer);
+    }
     if (next != now) {
         cpu_throttle_set(next);
     }
@@ -572,6 +580,8 @@ bool migrate_start(const char *uri, GError **errp)
     }
     ram_stats_reset();
     memset(&auto_converge, 0, sizeof(auto_converge));
+    memset(&auto_converge_aim_state, 0, sizeof(auto_converge_aim_state));
+    cpu_throttle_stall_reset();
     atomic_store(&s->start_ms, realtime_ms());
     atomic_store(&s->setup_ms, 0);
     atomic_store(&s->total_ms, 0);

@@ -235,6 +235,7 @@ static bool param_from_json(MigParam id, JsonNode *node, MigrationParameters *p,
         mig_param_set_u64(p, id, v);
         return true;
     case MIG_PARAM_ENUM:
+    case MIG_PARAM_POLICY:
         if (!json_is(node, G_TYPE_STRING)) {
             return cmd_fail(errp,
                             "Invalid parameter type for '%s', "
@@ -242,7 +243,7 @@ static bool param_from_json(MigParam id, JsonNode *node, MigrationParameters *p,
                             info->name);
         }
         s = json_node_get_string(node);
-        e = mig_compression_lookup(s);
+        e = mig_param_enum_lookup(id, s);
         if (e < 0 || (uint64_t)e < info->min || (uint64_t)e > info->max) {
             return cmd_fail(errp, "Parameter '%s' does not accept value '%s'",
                             info->name, s);
@@ -331,8 +332,9 @@ static JsonNode *qmp_query_migrate_parameters(JsonObject *args, GError **errp)
             json_object_set_boolean_member(o, info->name, v != 0);
             break;
         case MIG_PARAM_ENUM:
+        case MIG_PARAM_POLICY:
             json_object_set_string_member(o, info->name,
-                                          mig_compression_name(v));
+                                          mig_param_enum_name(i, v));
             break;
         case MIG_PARAM_STR:
             json_object_set_string_member(o, info->name,
@@ -472,7 +474,8 @@ static bool hmp_param_value(const MigParamInfo *info, const char *s,
         json_object_set_int_member(qmp, info->name, (gint64)v);
         return true;
     case MIG_PARAM_ENUM:
-        e = mig_compression_lookup(s);
+    case MIG_PARAM_POLICY:
+        e = mig_param_enum_lookup((MigParam)(info - mig_param_info), s);
         if (e < 0 || (uint64_t)e < info->min || (uint64_t)e > info->max) {
             return cmd_fail(errp, "Parameter '%s' does not accept value '%s'",
                             info->name, s);
@@ -528,6 +531,7 @@ static void hmp_print_parameters(GString *out, JsonNode *ret)
             g_string_append(out, json_node_get_boolean(node) ? "on" : "off");
             break;
         case MIG_PARAM_ENUM:
+        case MIG_PARAM_POLICY:
             g_string_append(out, json_node_get_string(node));
             break;
         case MIG_PARAM_STR:

@@ -24,7 +24,8 @@ typedef enum MigParamType {
     MIG_PARAM_U32,
     MIG_PARAM_SIZE,
     MIG_PARAM_MIBSIZE,
-    MIG_PARAM_ENUM,
+    MIG_PARAM_ENUM,   /* MigCompression */
+    MIG_PARAM_POLICY, /* MigThrottlePolicy */
     MIG_PARAM_STR,
 } MigParamType;
 
@@ -35,6 +36,7 @@ typedef enum MigParamType {
 #define MIG_CTYPE_SIZE uint64_t
 #define MIG_CTYPE_MIBSIZE uint64_t
 #define MIG_CTYPE_ENUM MigCompression
+#define MIG_CTYPE_POLICY MigThrottlePolicy
 #define MIG_CTYPE_STR char * /* owned, never NULL */
 
 /* flags column */
@@ -94,6 +96,9 @@ void mig_param_set_str(MigrationParameters *p, MigParam id, const char *s);
 
 /* Returns the MigCompression value named `name`, -1 when unknown. */
 int mig_compression_lookup(const char *name);
+/* Names of an ENUM or POLICY parameter's values. */
+const char *mig_param_enum_name(MigParam id, uint64_t v);
+int mig_param_enum_lookup(MigParam id, const char *name);
 
 /* The rules of the `check` column. */
 bool mig_check_range(const MigrationParameters *p, uint64_t v, uint64_t min,

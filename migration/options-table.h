@@ -197,4 +197,8 @@
       "dirty-limit: per-vCPU dirty rate limit (MB/s)")                         \
     X(compress_method, "compress-method", ENUM, MIG_COMPRESSION_ZLIB,          \
       MIG_COMPRESSION_ZLIB, MIG_COMPRESSION_LZ4, MIG_P_IMPL | MIG_P_SETUP,     \
-      NULL, "", "", "compress capability: zlib|lz4|zstd")
+      NULL, "", "", "compress capability: zlib|lz4|zstd")                  \
+    X(x_throttle_policy, "x-throttle-policy", POLICY,                          \
+      MIG_THROTTLE_POLICY_QEMU, MIG_THROTTLE_POLICY_QEMU,                      \
+      MIG_THROTTLE_POLICY_AIM, MIG_P_IMPL, NULL, "", "",                       \
+      "auto-converge policy: qemu|aim (godwit)")

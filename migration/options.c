@@ -97,6 +97,33 @@ int mig_compression_lookup(const char *name)
     return -1;
 }
 
+static const char *const mig_throttle_policy_names[MIG_THROTTLE_POLICY__MAX] = {
+    [MIG_THROTTLE_POLICY_QEMU] = "qemu",
+    [MIG_THROTTLE_POLICY_AIM] = "aim",
+};
+
+const char *mig_param_enum_name(MigParam id, uint64_t v)
+{
+    if (mig_param_info[id].type == MIG_PARAM_POLICY) {
+        g_assert(v < MIG_THROTTLE_POLICY__MAX);
+        return mig_throttle_policy_names[v];
+    }
+    return mig_compression_name((MigCompression)v);
+}
+
+int mig_param_enum_lookup(MigParam id, const char *name)
+{
+    if (mig_param_info[id].type == MIG_PARAM_POLICY) {
+        for (int i = 0; i < MIG_THROTTLE_POLICY__MAX; i++) {
+            if (!strcmp(mig_throttle_policy_names[i], name)) {
+                return i;
+            }
+        }
+        return -1;
+    }
+    return mig_compression_lookup(name);
+}
+
 int mig_param_lookup(const char *name)
 {
     for (int i = 0; i < MIG_PARAM__MAX; i++) {
@@ -130,6 +157,8 @@ uint64_t mig_param_get_u64(const MigrationParameters *p, MigParam id)
         return *(uint64_t *)addr;
     case MIG_PARAM_ENUM:
         return (uint64_t)(*(MigCompression *)addr);
+    case MIG_PARAM_POLICY:
+        return (uint64_t)(*(MigThrottlePolicy *)addr);
     case MIG_PARAM_STR:
         break;
     }
@@ -159,6 +188,10 @@ void mig_param_set_u64(MigrationParameters *p, MigParam id, uint64_t v)
     case MIG_PARAM_ENUM:
         g_assert(v < MIG_COMPRESSION__MAX);
         *(MigCompression *)addr = (MigCompression)v;
+        break;
+    case MIG_PARAM_POLICY:
+        g_assert(v < MIG_THROTTLE_POLICY__MAX);
+        *(MigThrottlePolicy *)addr = (MigThrottlePolicy)v;
         break;
     case MIG_PARAM_STR:
         g_assert_not_reached();
@@ -197,6 +230,7 @@ static bool mig_param_differs(const MigrationParameters *a,
 #define MIG_DEFAULT_SIZE(v) (v)
 #define MIG_DEFAULT_MIBSIZE(v) (v)
 #define MIG_DEFAULT_ENUM(v) (v)
+#define MIG_DEFAULT_POLICY(v) (v)
 #define MIG_DEFAULT_STR(v) g_strdup(v)
 
 void mig_params_init_defaults(MigrationParameters *p)
@@ -494,6 +528,8 @@ bool migrate_cap(MigrationCapability cap)
 #define MIG_ACCESSOR_SIZE(field) MIG_ACCESSOR(uint64_t, field, MIG_VALUE)
 #define MIG_ACCESSOR_MIBSIZE(field) MIG_ACCESSOR(uint64_t, field, MIG_VALUE)
 #define MIG_ACCESSOR_ENUM(field) MIG_ACCESSOR(MigCompression, field, MIG_VALUE)
+#define MIG_ACCESSOR_POLICY(field)                                             \
+    MIG_ACCESSOR(MigThrottlePolicy, field, MIG_VALUE)
 #define MIG_ACCESSOR_STR(field) MIG_ACCESSOR(char *, field, g_strdup)
 #define MIG_PARAM_ACCESSOR(field, name, type, ...) MIG_ACCESSOR_##type(field)
 MIG_PARAMETER_TABLE(MIG_PARAM_ACCESSOR)

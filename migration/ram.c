@@ -102,7 +102,8 @@ bool ram_bitmap_sync(GError **errp)
     if (now - rs->period_start_us >= RAM_THROTTLE_PERIOD_US) {
         uint64_t xfer = atomic_load(&ram_stats.transferred);
         migration_auto_converge_period(rs->period_dirty_pages * GW_PAGE_SIZE,
-                                       xfer - rs->period_xfer_start);
+                                       xfer - rs->period_xfer_start,
+                                       (uint64_t)(now - rs->period_start_us));
         rs->period_start_us = now;
         rs->period_dirty_pages = 0;
         rs->period_xfer_start = xfer;

@@ -16,6 +16,10 @@ static struct {
     GCond cond;
     atomic_int pct;
     bool quit;
+    /* the stall figures, any thread */
+    _Atomic int64_t stall_max_us;
+    _Atomic int64_t stall_total_us;
+    atomic_ullong stall_sleeps;
 } throttle;
 
 int64_t cpu_throttle_sleep_ns(int pct)
@@ -89,8 +93,7 @@ void cpu_throttle_cleanup(void)
 
 void cpu_throttle_set(int pct)
 {
-    pct = pct <= 0 ? 0 : CLAMP(pct, CPU_THROTTLE_PCT_MIN,
-                               CPU_THROTTLE_PCT_MAX);
+    pct = pct <= 0 ? 0 : CLAMP(pct, CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX);
     g_mutex_lock(&throttle.lock);
     atomic_store(&throttle.pct, pct);
     g_cond_broadcast(&throttle.cond);
@@ -117,4 +120,29 @@ bool cpu_throttle_active(void)
 int cpu_throttle_get_percentage(void)
 {
     return atomic_load(&throttle.pct);
+}
+
+void cpu_throttle_note_stall(int64_t us)
+{
+    int64_t max = atomic_load(&throttle.stall_max_us);
+
+    while (us > max &&
+           !atomic_compare_exchange_weak(&throttle.stall_max_us, &max, us)) {
+    }
+    atomic_fetch_add(&throttle.stall_total_us, us);
+    atomic_fetch_add(&throttle.stall_sleeps, 1);
+}
+
+void cpu_throttle_stall_reset(void)
+{
+    atomic_store(&throttle.stall_max_us, 0);
+    atomic_store(&throttle.stall_total_us, 0);
+    atomic_store(&throttle.stall_sleeps, 0);
+}
+
+void cpu_throttle_stall_get(CpuThrottleStall *out)
+{
+    out->max_us = atomic_load(&throttle.stall_max_us);
+    out->total_us = atomic_load(&throttle.stall_total_us);
+    out->sleeps = atomic_load(&throttle.stall_sleeps);
 }

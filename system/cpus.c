@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "godwit/cpu-throttle.h"
 #include "godwit/cpus.h"
 #include "godwit/machine.h"
 
@@ -224,8 +225,9 @@ static void cpu_throttle_sleep_locked(CPUState *cpu)
     int64_t deadline = until - cpu->throttle_late_us;
     uint64_t seq = cpu->wake_seq; /* cpu_throttle_stop() wakes us */
     bool timed_out = false;
+    int64_t start = g_get_monotonic_time();
 
-    if (g_get_monotonic_time() >= deadline) {
+    if (start >= deadline) {
         return; /* leaving the guest took the whole sleep */
     }
     while (until > 0 && !atomic_load(&cpu->stop) &&
@@ -242,6 +244,7 @@ static void cpu_throttle_sleep_locked(CPUState *cpu)
         cpu->throttle_late_us = CLAMP(cpu->throttle_late_us + late / 8, 0,
                                       2000);
     }
+    cpu_throttle_note_stall(g_get_monotonic_time() - start);
 }
 
 bool cpu_handle_pause(CPUState *cpu)

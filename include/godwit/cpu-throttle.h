@@ -31,6 +31,21 @@ void cpu_throttle_stop(void);
 bool cpu_throttle_active(void);
 int cpu_throttle_get_percentage(void);
 
+/*
+ * The guest's stall: the longest single sleep a throttle held any vCPU
+ * out of the guest (from its safe point to its wake-up), the number of
+ * sleeps and their total, since the last reset. cpus.c notes each sleep;
+ * migration resets at its start and reports them in query-migrate.
+ */
+typedef struct CpuThrottleStall {
+    int64_t max_us;
+    int64_t total_us; /* all vCPUs added up */
+    uint64_t sleeps;
+} CpuThrottleStall;
+void cpu_throttle_note_stall(int64_t us);
+void cpu_throttle_stall_reset(void);
+void cpu_throttle_stall_get(CpuThrottleStall *out);
+
 /* Sleep per time slice for a percentage (exported for tests). */
 int64_t cpu_throttle_sleep_ns(int pct);
 

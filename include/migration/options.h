@@ -105,6 +105,14 @@ const char *mig_compression_name(MigCompression c);
 MigCompression migrate_multifd_compression(void);
 MigCompression migrate_compress_method(void);
 
+/* x-throttle-policy (godwit): how auto-converge picks the throttle. */
+typedef enum MigThrottlePolicy {
+    MIG_THROTTLE_POLICY_QEMU, /* QEMU's steps (auto-converge.h) */
+    MIG_THROTTLE_POLICY_AIM,  /* aimed at the threshold each period */
+    MIG_THROTTLE_POLICY__MAX,
+} MigThrottlePolicy;
+MigThrottlePolicy migrate_x_throttle_policy(void);
+
 /*
  * The migration subsystem tells the options whether a migration is in
  * progress (capabilities and the "must be set before" parameters can't

@@ -32,7 +32,8 @@ void migration_pass_done(uint64_t pass, uint64_t dirty_bytes)
 {
 }
 
-void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer)
+void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer,
+                                    uint64_t period_us)
 {
 }
 

@@ -54,8 +54,9 @@ static void test_no_convergence(void)
     g_assert_true(gwt_wait_serial_count(mp->src, GP_NEEDLE, 40, 60000));
     double before = perf_ms_per_gib(mp->src, 20);
     mig_set_speed(mp->src, 20 << 20, 20);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
-                          "'%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': {'uri': "
+                 "'%s'}}",
                  uri);
     g_assert_true(mig_wait_status(mp->src, "active", 30000));
     gwt_sleep_ms(3000);
@@ -83,12 +84,34 @@ static void test_no_convergence(void)
     mig_pair_free(mp);
 }
 
+/*
+ * The stall figures of a completed throttled migration: present, and no
+ * sleep longer than the deepest throttle seen asks (10 ms x p/(100-p)) plus
+ * a generous allowance for a loaded host.
+ */
+static void check_stall(GwProc *src, int max_pct)
+{
+    g_autoptr(JsonObject) q = mig_query(src);
+    JsonObject *st = gwt_get_obj(q, "x-vcpu-stall");
+    int64_t max_us = gwt_get_int(st, "max-us");
+    int64_t bound = 10000LL * max_pct / (100 - max_pct) + 500000;
+    g_autofree char *info = gwt_hmp(src, "info migrate");
+
+    g_test_message("stall: longest %" G_GINT64_FORMAT " us, %" G_GINT64_FORMAT
+                   " sleeps, %" G_GINT64_FORMAT " ms in all",
+                   max_us, gwt_get_int(st, "sleeps"),
+                   gwt_get_int(st, "total-ms"));
+    g_assert_cmpint(gwt_get_int(st, "sleeps"), >, 0);
+    g_assert_cmpint(max_us, >, 0);
+    g_assert_cmpint(max_us, <, bound);
+    g_assert_nonnull(strstr(info, "vcpu stall: longest "));
+}
+
 /* With auto-converge: throttle steps, completion, proof. */
 static void test_auto_converge(void)
 {
-    MigPair *mp = mig_pair_start("256M", "verify",
-                                 "vm=1 vm-bytes=48M rate=150M",
-                                 "unix:%d/mig.sock");
+    MigPair *mp = mig_pair_start(
+        "256M", "verify", "vm=1 vm-bytes=48M rate=150M", "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
     int seen[16], nseen = 0;
 
@@ -97,8 +120,9 @@ static void test_auto_converge(void)
     gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
                           "'arguments': {'cpu-throttle-initial': 50, "
                           "'cpu-throttle-increment': 20}}");
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
-                          "'%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': {'uri': "
+                 "'%s'}}",
                  uri);
     for (int64_t end = gwt_now_ms() + 120000;;) {
         g_autoptr(JsonObject) q = mig_query(mp->src);
@@ -129,8 +153,60 @@ static void test_auto_converge(void)
         int want = MIN(50 + 20 * i, 99);
         g_assert_cmpint(seen[i], ==, want);
     }
+    check_stall(mp->src, seen[nseen - 1]);
     mig_check_destination(mp, true);
     /* the destination does not inherit the throttle */
+    g_autoptr(JsonObject) dq = mig_query(mp->dst);
+    g_assert_false(json_object_has_member(dq, "cpu-throttle-percentage"));
+    mig_pair_free(mp);
+}
+
+/*
+ * x-throttle-policy=aim: the throttle is set from the measured rates at
+ * every period, not in QEMU's steps; the same guest completes, with the
+ * destination's RAM identical and the guest's own check passing.
+ */
+static void test_aim_converges(void)
+{
+    MigPair *mp = mig_pair_start(
+        "256M", "verify", "vm=1 vm-bytes=48M rate=150M", "unix:%d/mig.sock");
+    g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
+    g_autoptr(GString) steps = g_string_new(NULL);
+    int last = 0, peak = 0;
+
+    mig_set_speed(mp->src, 60 << 20, 100);
+    mig_set_cap(mp->src, "auto-converge", true);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
+                          "'arguments': {'x-throttle-policy': 'aim'}}");
+    g_autofree char *params = gwt_hmp(mp->src, "info migrate_parameters");
+    g_assert_nonnull(strstr(params, "x-throttle-policy: aim"));
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': {'uri': "
+                 "'%s'}}",
+                 uri);
+    for (int64_t end = gwt_now_ms() + 120000;;) {
+        g_autoptr(JsonObject) q = mig_query(mp->src);
+        const char *st = gwt_get_str(q, "status");
+        if (!strcmp(st, "completed") || !strcmp(st, "failed")) {
+            g_assert_cmpstr(st, ==, "completed");
+            break;
+        }
+        if (json_object_has_member(q, "cpu-throttle-percentage")) {
+            int pct = (int)gwt_get_int(q, "cpu-throttle-percentage");
+            if (pct != last) {
+                g_string_append_printf(steps, " %d", pct);
+                last = pct;
+                peak = MAX(peak, pct);
+            }
+        }
+        g_assert_cmpint(gwt_now_ms(), <, end);
+        gwt_sleep_ms(20);
+    }
+    g_test_message("aim: throttle settings:%s", steps->str);
+    g_assert_cmpint(peak, >, 0);
+    g_assert_cmpint(peak, <=, 99);
+    check_stall(mp->src, peak);
+    mig_check_destination(mp, true);
     g_autoptr(JsonObject) dq = mig_query(mp->dst);
     g_assert_false(json_object_has_member(dq, "cpu-throttle-percentage"));
     mig_pair_free(mp);
@@ -149,8 +225,9 @@ static void test_cancel_unthrottles(void)
     mig_set_cap(mp->src, "auto-converge", true);
     gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
                           "'arguments': {'cpu-throttle-initial': 80}}");
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
-                          "'%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': {'uri': "
+                 "'%s'}}",
                  uri);
     for (int64_t end = gwt_now_ms() + 60000;; gwt_sleep_ms(50)) {
         g_autoptr(JsonObject) q = mig_query(mp->src);
@@ -172,9 +249,9 @@ static void test_cancel_unthrottles(void)
 
 typedef struct {
     const char *mode;
-    int mib_s;     /* what the guest is told to dirty */
-    int ram_mib;   /* -m */
-    int vm_mib;    /* the stress worker's region */
+    int mib_s;   /* what the guest is told to dirty */
+    int ram_mib; /* -m */
+    int vm_mib;  /* the stress worker's region */
 } DirtyRateCase;
 
 /*
@@ -190,16 +267,18 @@ static void test_dirty_rate(gconstpointer data)
     const DirtyRateCase *c = data;
     const char *mode = c->mode;
     g_autofree char *elf = gwt_payload("stress");
-    GwProc *p = gwt_start("rate", "-m %dM -kernel %s -append "
-                                  "'vm=1 vm-bytes=%dM rate=%dM'",
+    GwProc *p = gwt_start("rate",
+                          "-m %dM -kernel %s -append "
+                          "'vm=1 vm-bytes=%dM rate=%dM'",
                           c->ram_mib, elf, c->vm_mib, c->mib_s);
     JsonObject *o;
 
     g_assert_true(gwt_wait_serial(p, "READY", 60000));
     gwt_sleep_ms(1000);
     /* enough samples that sampling noise stays well inside 15 % */
-    gwt_qmp_void(p, "{'execute': 'calc-dirty-rate', 'arguments': "
-                    "{'calc-time': 3, 'mode': '%s', 'sample-pages': 4096}}",
+    gwt_qmp_void(p,
+                 "{'execute': 'calc-dirty-rate', 'arguments': "
+                 "{'calc-time': 3, 'mode': '%s', 'sample-pages': 4096}}",
                  mode);
     for (;;) {
         JsonNode *r = gwt_qmp_ok(p, "{'execute': 'query-dirty-rate'}");
@@ -231,6 +310,7 @@ int main(int argc, char **argv)
     g_test_message("accelerator: %s", gwt_accel());
     g_test_add_func("/auto-converge/off-never-ends", test_no_convergence);
     g_test_add_func("/auto-converge/on-completes", test_auto_converge);
+    g_test_add_func("/auto-converge/aim-completes", test_aim_converges);
     g_test_add_func("/auto-converge/cancel-unthrottles",
                     test_cancel_unthrottles);
     static const DirtyRateCase cases[] = {
@@ -239,8 +319,8 @@ int main(int argc, char **argv)
         {"page-sampling", 100, 768, 512},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autofree char *name = g_strdup_printf(
-            "/dirty-rate/%s/%dM", cases[i].mode, cases[i].mib_s);
+        g_autofree char *name = g_strdup_printf("/dirty-rate/%s/%dM",
+                                                cases[i].mode, cases[i].mib_s);
         g_test_add_data_func(name, &cases[i], test_dirty_rate);
     }
     return g_test_run();

@@ -120,6 +120,11 @@ void test_hmp_errors(void **state)
          "Error: Parameter 'multifd-compression' does not accept value "
          "'ZLIB'\n"},
         {"migrate_set_parameter multifd-compression none", ""},
+        {"migrate_set_parameter x-throttle-policy fast",
+         "Error: Parameter 'x-throttle-policy' does not accept value "
+         "'fast'\n"},
+        {"migrate_set_parameter x-throttle-policy aim", ""},
+        {"migrate_set_parameter x-throttle-policy qemu", ""},
         {"migrate_set_parameter tls-creds ''", ""},
         {"migrate_set_parameter tls-creds tls0", ""},
         {"migrate_set_parameter tls-creds ''", ""},
@@ -176,7 +181,7 @@ static const char info_params_default[] =
     /* godwit */
     "avail-switchover-bandwidth: 0 bytes/second\nmultifd-zlib-level: 1\n"
     "multifd-zstd-level: 1\nx-vcpu-dirty-limit-period: 1000 ms\n"
-    "vcpu-dirty-limit: 1 MB/s\ncompress-method: zlib\n";
+    "vcpu-dirty-limit: 1 MB/s\ncompress-method: zlib\nx-throttle-policy: qemu\n";
 
 void test_hmp_info(void **state)
 {

@@ -121,6 +121,7 @@ static const struct {
     {"vcpu-dirty-limit", "1"},
     /* godwit's own */
     {"compress-method", "\"zlib\""},
+    {"x-throttle-policy", "\"qemu\""},
 };
 
 static void test_param_defaults(void **state)
@@ -732,7 +733,9 @@ static void test_params_whole_set(void **state)
                   "{\"downtime-limit\": 100, \"max-bandwidth\": 1000, "
                   "\"announce-rounds\": 7, \"avail-switchover-bandwidth\": 5, "
                   "\"xbzrle-cache-size\": 67108864, \"tls-creds\": \"\", "
-                  "\"compress-method\": \"zlib\"}");
+                  "\"compress-method\": \"zlib\", "
+                  "\"x-throttle-policy\": \"aim\"}");
+    assert_int_equal(migrate_x_throttle_policy(), MIG_THROTTLE_POLICY_AIM);
     assert_int_equal(migrate_downtime_limit(), 100);
     assert_int_equal(migrate_max_bandwidth(), 1000);
     assert_int_equal(migrate_announce_rounds(), 7);
@@ -780,6 +783,10 @@ static void test_param_types(void **state)
          "Parameter 'compress-method' does not accept value 'none'"},
         {"{\"compress-method\": \"brotli\"}",
          "Parameter 'compress-method' does not accept value 'brotli'"},
+        {"{\"x-throttle-policy\": \"zlib\"}",
+         "Parameter 'x-throttle-policy' does not accept value 'zlib'"},
+        {"{\"x-throttle-policy\": 1}",
+         "Invalid parameter type for 'x-throttle-policy', expected: string"},
         {"{\"block-bitmap-mapping\": []}",
          "Parameter 'block-bitmap-mapping' is not supported by godwit (godwit "
          "has no block devices)"},
