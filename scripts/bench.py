@@ -491,14 +491,20 @@ def bench_throttle(a):
 
 
 def auto_converge_run(vmm, append, initial, increment, downtime_ms,
-                      max_seconds):
-    """One seed-blog scenario; returns a result dict."""
+                      max_seconds, policy="qemu", dirty_limit=50):
+    """One seed-blog scenario; returns a result dict. policy: "qemu"
+    (QEMU's steps), "aim" (x-throttle-policy aim) or "dirty-limit" (the
+    capability, vcpu-dirty-limit `dirty_limit` MB/s; godwit only; under
+    KVM the source gets a dirty ring)."""
     kernel = payload("guestperf")
     if vmm == "godwit":
         dst = GW("dst", ["-m", "2G", "-incoming", "tcp:127.0.0.1:0"])
         port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+        extra = []
+        if policy == "dirty-limit" and ACCEL == "kvm":
+            extra = ["-accel", "kvm,dirty-ring-size=4096"]
         src = GW("src", ["-m", "2G", "-kernel", kernel, "-append",
-                         append])
+                         append] + extra)
     else:
         port = free_port()
         dst = QemuVM("2G", kernel, append, "tcp:127.0.0.1:%d" % port)
@@ -509,29 +515,49 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
         src.wait_serial("pass=5 ", 120)
         before = wall_ms_per_gib(serial, 2.0)
         params = {"max_bandwidth": 125000000, "downtime_limit": downtime_ms}
-        if initial:
+        if initial and policy == "dirty-limit":
+            src.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "dirty-limit", "state": True}])
+            params.update(vcpu_dirty_limit=dirty_limit)
+        elif initial:
             src.qmp.cmd("migrate-set-capabilities", capabilities=[
                 {"capability": "auto-converge", "state": True}])
             params.update(cpu_throttle_initial=initial,
                           cpu_throttle_increment=increment)
+            if policy == "aim":
+                params["x-throttle-policy"] = "aim"
         src.qmp.cmd("migrate-set-parameters", **params)
         b0 = perf_bytes(serial())
         t0 = time.monotonic()
         src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
-        throttle = 0
+        throttle = peak = 0
+        weighted = 0.0
+        last_t = t0
         while True:
             info = src.qmp.cmd("query-migrate")
-            throttle = info.get("cpu-throttle-percentage", throttle)
+            now = time.monotonic()
+            weighted += throttle * (now - last_t)
+            last_t = now
+            throttle = info.get("cpu-throttle-percentage", 0)
+            peak = max(peak, throttle)
             if info.get("status") in ("completed", "failed"):
                 break
-            if time.monotonic() - t0 > max_seconds:
+            if now - t0 > max_seconds:
                 src.qmp.cmd("migrate_cancel")
                 info = {"status": "not converged", "total-time":
-                        int((time.monotonic() - t0) * 1000)}
+                        int((now - t0) * 1000)}
                 break
             time.sleep(0.2)
+        elapsed = time.monotonic() - t0
         gib = (perf_bytes(serial()) - b0) / 2**30
-        during = (time.monotonic() - t0) * 1000 / gib if gib else None
+        during = elapsed * 1000 / gib if gib else None
+        stall = None
+        if vmm == "godwit":
+            st = src.qmp.cmd("query-migrate").get("x-vcpu-stall")
+            stall = st["max-us"] / 1000.0 if st else 0.0
+        elif peak:
+            # QEMU reports none: its longest sleep is what the peak asks
+            stall = "~%.0f" % (10.0 * peak / (100 - peak))
         after = None
         if vmm == "godwit" and info["status"] == "completed":
             dst.qmp.cmd("cont") if dst.qmp.cmd("query-status")[
@@ -540,7 +566,9 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
             after = wall_ms_per_gib(dst.serial, 2.0)
         return {"status": info["status"], "total": info.get("total-time"),
                 "downtime": info.get("downtime"), "throttle": throttle,
-                "before": before, "during": during, "after": after}
+                "peak": peak, "mean": weighted / elapsed if elapsed else 0,
+                "stall": stall, "before": before, "during": during,
+                "after": after}
     finally:
         src.cleanup()
         dst.cleanup()
@@ -548,7 +576,8 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
 
 def bench_auto_converge(a):
     """The seed blog's auto-converge scenarios: 2 GiB guest, 2 x 512 MiB
-    dirtied, 1 Gbit/s (max-bandwidth 125000000)."""
+    dirtied, 1 Gbit/s (max-bandwidth 125000000), with each policy
+    (--ac-policies) and QEMU's beside (--ac-qemu)."""
     two = "vm=2 vm-bytes=512M"
     three = "vm=3 vm-bytes=512M"
     scenarios = [
@@ -560,23 +589,46 @@ def bench_auto_converge(a):
         ("50/20, downtime 1000 ms", two, 50, 20, 1000),
         ("50/20, downtime 5000 ms", two, 50, 20, 5000),
     ]
+    if a.ac_scenarios:
+        scenarios = [sc for sc in scenarios
+                     if any(w in sc[0] for w in a.ac_scenarios)]
     print("\n### Auto-converge, seed scenarios (2 GiB guest, 1 Gbit/s, "
-          "cap %d s per run)\n" % a.ac_seconds)
-    print("| scenario | VMM | result | total s | downtime ms | final "
-          "throttle | guest ms/GiB before / during / after (destination) |")
-    print("|---|---|---|---:|---:|---:|---|")
+          "cap %d s per run, %s; dirty-limit %d MB/s)\n" % (
+              a.ac_seconds, ACCEL, a.ac_dirty_limit))
+    print("| scenario | VMM | policy | result | total s | vs QEMU | "
+          "downtime ms | peak / mean throttle | longest stall ms | guest "
+          "ms/GiB before / during / after |")
+    print("|---|---|---|---|---:|---:|---:|---|---:|---|")
+
+    def fmt(v, f="%.1f"):
+        if v is None:
+            return "-"
+        return v if isinstance(v, str) else f % v
+
     for name, app, init, inc, dl in scenarios:
-        for vmm in ["godwit"] + (["qemu"] if QEMU and a.ac_qemu else []):
+        runs = []
+        if QEMU and a.ac_qemu:
+            runs.append(("qemu", "qemu"))
+        runs += [("godwit", pol) for pol in
+                 (a.ac_policies if init else ["qemu"])]
+        qemu_total = None
+        for vmm, pol in runs:
             cap = a.ac_seconds if init else min(a.ac_seconds, 90)
-            r = auto_converge_run(vmm, app, init, inc, dl, cap)
-            print("| %s | %s | %s | %s | %s | %s %% | %s / %s / %s |" % (
-                name, vmm, r["status"],
-                "%.1f" % (r["total"] / 1000) if r["total"] else "-",
-                r["downtime"] if r["downtime"] is not None else "-",
-                r["throttle"],
-                "%.1f" % r["before"] if r["before"] else "-",
-                "%.1f" % r["during"] if r["during"] else "-",
-                "%.1f" % r["after"] if r.get("after") else "-"))
+            r = auto_converge_run(vmm, app, init, inc, dl, cap, pol,
+                                  a.ac_dirty_limit)
+            total = r["total"] / 1000 if r["total"] else None
+            if vmm == "qemu" and r["status"] == "completed":
+                qemu_total = total
+            ratio = (total / qemu_total if vmm == "godwit" and total and
+                     qemu_total and r["status"] == "completed" else None)
+            print("| %s | %s | %s | %s | %s | %s | %s | %s / %s %% | %s | "
+                  "%s / %s / %s |" % (
+                      name, "QEMU 7.2" if vmm == "qemu" else vmm,
+                      pol if init else "-", r["status"], fmt(total),
+                      fmt(ratio, "%.2f"), fmt(r["downtime"], "%d"),
+                      r["peak"], fmt(r["mean"], "%.0f"),
+                      fmt(r["stall"], "%.0f"), fmt(r["before"]),
+                      fmt(r["during"]), fmt(r.get("after"))))
             sys.stdout.flush()
 
 
@@ -1078,6 +1130,15 @@ def main():
                     help="give up an auto-converge run after this long")
     ap.add_argument("--ac-qemu", action="store_true",
                     help="also run the auto-converge scenarios under QEMU")
+    ap.add_argument("--ac-policies", nargs="+",
+                    default=["qemu", "aim", "dirty-limit"],
+                    help="godwit's auto-converge policies to run: qemu, aim, "
+                    "dirty-limit")
+    ap.add_argument("--ac-scenarios", nargs="+", default=[],
+                    help="only the scenarios whose name contains one of "
+                    "these (e.g. '50/20' '(1)')")
+    ap.add_argument("--ac-dirty-limit", type=int, default=50,
+                    help="vcpu-dirty-limit (MB/s) of the dirty-limit policy")
     ap.add_argument("--xbzrle-rate", default="64M",
                     help="stress rate (bytes/s of pages dirtied) in the "
                     "xbzrle section")
