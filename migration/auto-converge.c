@@ -40,17 +40,22 @@ int auto_converge_step(AutoConvergeState *st, const AutoConvergeParams *p,
     return min_int(current_pct + inc, (int)p->max);
 }
 
-/* The measured exponent, or the last one when r hardly moved. */
-static double aim_alpha(AutoConvergeAim *st, double r, double rate)
+/*
+ * The measured exponent, or the last one when r hardly moved; before any
+ * measurement, 1 or (for a censored rate) AIM_ALPHA_MIN.
+ */
+static double aim_alpha(AutoConvergeAim *st, double r, double rate,
+                        bool censored)
 {
+    double prior = st->alpha > 0 ? st->alpha : (censored ? AIM_ALPHA_MIN : 1.0);
     double dr, alpha;
 
     if (!st->have_last || st->last_rate <= 0 || rate <= 0) {
-        return st->alpha > 0 ? st->alpha : 1.0;
+        return prior;
     }
     dr = log(r / st->last_r);
     if (fabs(dr) < 0.05) {
-        return st->alpha > 0 ? st->alpha : 1.0;
+        return prior;
     }
     /* a rate that moved against the throttle counts as "no effect" */
     alpha = log(rate / st->last_rate) / dr;
@@ -65,7 +70,10 @@ int auto_converge_aim(AutoConvergeAim *st, const AutoConvergeParams *p,
     double r = 1.0 - (current_pct > 0 ? current_pct : 0) / 100.0;
     double rate = period_us ? bytes_dirty_period * 1e6 / period_us : 0;
     double aim = bytes_xfer_period * (p->threshold / 100.0) * AIM_MARGIN;
-    double alpha = aim_alpha(st, r, rate);
+    bool censored =
+        bytes_dirty_period >= AIM_CENSORED * bytes_xfer_period &&
+        bytes_dirty_period * AIM_CENSORED <= bytes_xfer_period;
+    double alpha = aim_alpha(st, r, rate, censored);
     double q, r_next;
     int pct;
 

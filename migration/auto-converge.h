@@ -53,7 +53,12 @@ int auto_converge_step(AutoConvergeState *st, const AutoConvergeParams *p,
  * the last few %, so throttling helps far less than linearly. alpha is
  * measured from the last two periods (what the last setting actually
  * achieved: the change of dirty rate over the change of r), clamped to
- * [AIM_ALPHA_MIN, 1]; the first step assumes 1.
+ * [AIM_ALPHA_MIN, 1]. The first step assumes 1, unless the period
+ * dirtied again what it sent, no more and no less (within AIM_CENSORED):
+ * the signature of a guest that rewrites its working set, maybe many
+ * times per period. Its rate is then only known to be at least that, and
+ * the first step assumes AIM_ALPHA_MIN. (A guest dirtying more than was
+ * sent shows its rate; one dirtying less is below it.)
  *
  * Then q = dirtied / aim, and:
  *   q > 1            r' = r * q^(-1/alpha)  (throttle harder)
@@ -68,6 +73,7 @@ int auto_converge_step(AutoConvergeState *st, const AutoConvergeParams *p,
 #define AIM_MARGIN 0.8
 #define AIM_RELEASE 0.5
 #define AIM_ALPHA_MIN 0.25
+#define AIM_CENSORED 0.95
 
 typedef struct AutoConvergeAim {
     double alpha;     /* measured exponent; 0 = not measured yet */
