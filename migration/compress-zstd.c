@@ -15,6 +15,13 @@
  *
  * Levels 0 to 20, passed to libzstd as they are: 0 is zstd's default
  * level (3), not "no compression".
+ *
+ * Window: the receiver refuses a frame whose window is bigger than any
+ * sender can need -- a page frame holds 4 KiB, and level 20, the highest
+ * QEMU and godwit allow, uses a 2^25-byte (32 MiB) window. libzstd's own
+ * limit is 2^27: the 6-byte header of a hostile stream could make every
+ * multifd channel of a destination allocate 128 MiB (found by
+ * fuzz-multifd-packet: 101 MB from 5 bytes).
  */
 #include <glib.h>
 #include <string.h>
@@ -24,6 +31,10 @@
 #include "compression.h"
 
 #define PAGE MIG_COMPRESS_PAGE_SIZE
+
+/* Largest windows a receiver accepts (log2 bytes); see above. */
+#define ZSTD_PAGE_WINDOW_LOG_MAX 17
+#define ZSTD_STREAM_WINDOW_LOG_MAX 25
 
 /* RFC 8878 3.1.1.2: a block header is 3 bytes. */
 #define ZSTD_BLOCK_HEADER_SIZE 3
@@ -86,10 +97,21 @@ static MigCompressCtx *zstd_init(MigCompressMode mode, int level, GError **errp)
     bool page = mode == MIG_COMPRESS_PAGE_SEND;
 
     if (mode == MIG_COMPRESS_PAGE_RECV || mode == MIG_COMPRESS_STREAM_RECV) {
+        int wlog = mode == MIG_COMPRESS_PAGE_RECV ? ZSTD_PAGE_WINDOW_LOG_MAX
+                                                  : ZSTD_STREAM_WINDOW_LOG_MAX;
+        size_t r;
+
         z->dctx = ZSTD_createDCtx();
         if (!z->dctx) {
             g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                         "zstd: out of memory for a decompression context");
+            goto fail;
+        }
+        r = ZSTD_DCtx_setParameter(z->dctx, ZSTD_d_windowLogMax, wlog);
+        if (ZSTD_isError(r)) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "zstd: can't limit the window to 2^%d bytes: %s", wlog,
+                        ZSTD_getErrorName(r));
             goto fail;
         }
         return &z->base;
