@@ -531,6 +531,7 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
         t0 = time.monotonic()
         src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
         throttle = peak = 0
+        steps = []
         weighted = 0.0
         last_t = t0
         while True:
@@ -539,6 +540,8 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
             weighted += throttle * (now - last_t)
             last_t = now
             throttle = info.get("cpu-throttle-percentage", 0)
+            if throttle and (not steps or steps[-1] != throttle):
+                steps.append(throttle)
             peak = max(peak, throttle)
             if info.get("status") in ("completed", "failed"):
                 break
@@ -567,6 +570,7 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
         return {"status": info["status"], "total": info.get("total-time"),
                 "downtime": info.get("downtime"), "throttle": throttle,
                 "peak": peak, "mean": weighted / elapsed if elapsed else 0,
+                "steps": steps,
                 "stall": stall, "before": before, "during": during,
                 "after": after}
     finally:
@@ -596,9 +600,9 @@ def bench_auto_converge(a):
           "cap %d s per run, %s; dirty-limit %d MB/s)\n" % (
               a.ac_seconds, ACCEL, a.ac_dirty_limit))
     print("| scenario | VMM | policy | result | total s | vs QEMU | "
-          "downtime ms | peak / mean throttle | longest stall ms | guest "
-          "ms/GiB before / during / after |")
-    print("|---|---|---|---|---:|---:|---:|---|---:|---|")
+          "downtime ms | peak / mean throttle | throttle settings | longest "
+          "stall ms | guest ms/GiB before / during / after |")
+    print("|---|---|---|---|---:|---:|---:|---|---|---:|---|")
 
     def fmt(v, f="%.1f"):
         if v is None:
@@ -621,12 +625,15 @@ def bench_auto_converge(a):
                 qemu_total = total
             ratio = (total / qemu_total if vmm == "godwit" and total and
                      qemu_total and r["status"] == "completed" else None)
-            print("| %s | %s | %s | %s | %s | %s | %s | %s / %s %% | %s | "
-                  "%s / %s / %s |" % (
+            st = r["steps"]
+            print("| %s | %s | %s | %s | %s | %s | %s | %s / %s %% | %s | %s "
+                  "| %s / %s / %s |" % (
                       name, "QEMU 7.2" if vmm == "qemu" else vmm,
                       pol if init else "-", r["status"], fmt(total),
                       fmt(ratio, "%.2f"), fmt(r["downtime"], "%d"),
                       r["peak"], fmt(r["mean"], "%.0f"),
+                      " ".join(map(str, st[:6])) + (" ..." if len(st) > 6
+                                                    else "") or "-",
                       fmt(r["stall"], "%.0f"), fmt(r["before"]),
                       fmt(r["during"]), fmt(r.get("after"))))
             sys.stdout.flush()
