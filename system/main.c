@@ -119,6 +119,7 @@ static bool godwit_start(Godwit *g, GError **errp)
         .kernel = g->opts.kernel,
         .append = g->opts.append,
         .accel = g->opts.accel,
+        .dirty_ring_size = g->opts.dirty_ring_size,
         .mem_prealloc = g->opts.mem_prealloc,
     };
 
