@@ -189,6 +189,47 @@ static void test_bad_sizes(void)
     }
 }
 
+/*
+ * A kernel without the ring (the capabilities hidden by kvm-cap-shim):
+ * dirty-ring-size is refused; and one with only the plain (not _ACQ_REL)
+ * ring still migrates exactly with it.
+ */
+static void test_missing_caps(void)
+{
+    const char *shim = g_getenv("GWTEST_KVM_CAP_SHIM");
+    g_autofree char *elf = gwt_payload("idle");
+    g_autofree char *err = NULL;
+
+    if (!shim || !g_file_test(shim, G_FILE_TEST_EXISTS)) {
+        g_test_skip("GWTEST_KVM_CAP_SHIM (the LD_PRELOAD shim) is not set");
+        return;
+    }
+    g_setenv("LD_PRELOAD", shim, TRUE);
+    g_setenv("GWTEST_HIDE_KVM_CAPS", "192,223", TRUE);
+    int st = gwt_run(&err,
+                     "-accel kvm,dirty-ring-size=4096 -m 64M -kernel %s "
+                     "-display none",
+                     elf);
+    g_test_message("no ring: %d: %s", st, err);
+    g_assert_cmpint(st, !=, 0);
+    g_assert_nonnull(strstr(err, "KVM dirty ring not available"));
+    /*
+     * Only KVM_CAP_DIRTY_LOG_RING: the plain ring is used (and the
+     * destination, without a ring, runs under the same shim).
+     */
+    g_setenv("GWTEST_HIDE_KVM_CAPS", "223", TRUE);
+    MigPair *mp = ring_pair_start(1024, "vm=2 vm-bytes=64M");
+    g_unsetenv("LD_PRELOAD");
+    g_unsetenv("GWTEST_HIDE_KVM_CAPS");
+    mig_set_speed(mp->src, 0, 300);
+    g_autofree char *s = mig_migrate_wait(mp->src, mp->uri, MIG_TIMEOUT);
+    g_assert_cmpstr(s, ==, "completed");
+    mig_check_destination(mp, true);
+    g_autofree char *log = gwt_stderr(mp->src);
+    g_assert_nonnull(strstr(log, "KVM dirty ring full"));
+    mig_pair_free(mp);
+}
+
 /* Without the ring, dirty-ring mode is refused and the guest runs on. */
 static void test_mode_without_ring(void)
 {
@@ -239,6 +280,7 @@ int main(int argc, char **argv)
     g_test_add_func("/dirty-ring/calc-dirty-rate/during-migration",
                     test_calc_during_migration);
     g_test_add_func("/dirty-ring/refused/bad-size", test_bad_sizes);
+    g_test_add_func("/dirty-ring/refused/missing-caps", test_missing_caps);
     g_test_add_func("/dirty-ring/refused/mode-without-ring",
                     test_mode_without_ring);
     return g_test_run();
