@@ -11,7 +11,12 @@
  *                  No dirty logging, no slowdown of the guest, but a page
  *                  written twice with the same bytes counts as clean, and
  *                  the rate saturates once every sampled page changed.
- *   dirty-ring     refused: godwit does not use KVM's dirty ring.
+ *   dirty-ring     per-vCPU counts from the accelerator's vcpu_dirty_*
+ *                  hooks (KVM: its dirty ring, -accel
+ *                  kvm,dirty-ring-size=N), harvested every second as
+ *                  QEMU's ring reaper does; the rate of each vCPU and
+ *                  their sum. Refused where the accelerator cannot count
+ *                  per vCPU. Independent of migration's dirty log.
  * The measurement runs in a thread of its own; the main loop only starts
  * it and reads the result.
  */
@@ -55,22 +60,29 @@ static struct {
     int64_t calc_time;  /* s */
     uint64_t sample_pages;
     int64_t rate_mib;   /* MiB/s, valid when measured */
+    int nr_vcpus;       /* dirty-ring: entries of vcpu_rate */
+    int64_t *vcpu_rate; /* dirty-ring: MiB/s per vCPU, when measured */
     bool quit;          /* godwit is exiting: stop sleeping */
     GCond cond;
-    GThread *thread;    /* main loop */
+    GThread *thread; /* main loop */
 } dr;
 
-/* Sleeps `seconds`, or less if godwit exits. False when cut short. */
-static bool dirtyrate_sleep(int64_t seconds)
+/* Sleeps until monotonic time `end` (µs), or less if godwit exits. */
+static bool dirtyrate_sleep_until(int64_t end)
 {
-    int64_t end = g_get_monotonic_time() + seconds * G_USEC_PER_SEC;
-
     g_mutex_lock(&dr.lock);
     while (!dr.quit && g_cond_wait_until(&dr.cond, &dr.lock, end)) {
     }
     bool ok = !dr.quit;
     g_mutex_unlock(&dr.lock);
     return ok;
+}
+
+/* Sleeps `seconds`, or less if godwit exits. False when cut short. */
+static bool dirtyrate_sleep(int64_t seconds)
+{
+    return dirtyrate_sleep_until(g_get_monotonic_time() +
+                                 seconds * G_USEC_PER_SEC);
 }
 
 /* ---- measuring (the dirtyrate thread) ------------------------------------ */
@@ -131,8 +143,7 @@ static uint32_t sample_crc(RAMBlock *rb, uint64_t page, bool *hole)
     return (uint32_t)crc32(0, p, GW_PAGE_SIZE);
 }
 
-static int64_t measure_sampling(Machine *m, int64_t seconds,
-                                uint64_t per_gib)
+static int64_t measure_sampling(Machine *m, int64_t seconds, uint64_t per_gib)
 {
     RAMBlock *rb = m->ram;
     uint64_t gib = MAX(1, rb->used_length >> 30);
@@ -159,8 +170,49 @@ static int64_t measure_sampling(Machine *m, int64_t seconds,
         changed += h != hole[i] || c != crc[i];
     }
     dt = g_get_monotonic_time() - t0;
-    return (int64_t)llround((double)changed / n * rb->used_length /
-                            (1 << 20) / (dt / 1e6));
+    return (int64_t)llround((double)changed / n * rb->used_length / (1 << 20) /
+                            (dt / 1e6));
+}
+
+/* MiB/s of `pages` pages over `us` microseconds. */
+static int64_t pages_rate(uint64_t pages, int64_t us)
+{
+    return (int64_t)llround((double)pages * GW_PAGE_SIZE / (1 << 20) /
+                            (us / 1e6));
+}
+
+/*
+ * dirty-ring: counting was started by dirtyrate_start (main loop); the
+ * counts are cumulative, so the rates come from their differences. One
+ * harvest a second, as QEMU's reaper: a page a vCPU keeps rewriting counts
+ * once per harvest. Fills rates[], returns their sum; stops counting.
+ */
+static int64_t measure_ring(Machine *m, int64_t seconds, int64_t *rates)
+{
+    g_autofree uint64_t *first = g_new0(uint64_t, m->smp);
+    g_autofree uint64_t *last = g_new0(uint64_t, m->smp);
+    int64_t t0, end, dt, sum = 0;
+    bool ok = true;
+
+    m->accel->vcpu_dirty_pages(m, first);
+    t0 = g_get_monotonic_time();
+    end = t0 + seconds * G_USEC_PER_SEC;
+    for (int64_t t = t0 + G_USEC_PER_SEC; ok && t < end; t += G_USEC_PER_SEC) {
+        ok = dirtyrate_sleep_until(t);
+        m->accel->vcpu_dirty_pages(m, last);
+    }
+    ok = ok && dirtyrate_sleep_until(end);
+    m->accel->vcpu_dirty_pages(m, last);
+    dt = g_get_monotonic_time() - t0;
+    m->accel->vcpu_dirty_stop(m);
+    if (!ok) {
+        return -1;
+    }
+    for (int i = 0; i < m->smp; i++) {
+        rates[i] = pages_rate(last[i] - first[i], dt);
+        sum += rates[i];
+    }
+    return sum;
 }
 
 static gpointer dirtyrate_thread(gpointer opaque)
@@ -173,8 +225,11 @@ static gpointer dirtyrate_thread(gpointer opaque)
     int64_t seconds = dr.calc_time;
     uint64_t samples = dr.sample_pages;
     g_mutex_unlock(&dr.lock);
+    g_autofree int64_t *rates = g_new0(int64_t, current_machine->smp);
 
-    if (mode == DIRTY_RATE_DIRTY_BITMAP) {
+    if (mode == DIRTY_RATE_DIRTY_RING) {
+        rate = measure_ring(current_machine, seconds, rates);
+    } else if (mode == DIRTY_RATE_DIRTY_BITMAP) {
         rate = measure_bitmap(current_machine, seconds, &err);
         if (rate < 0 && !dr.quit) {
             g_warning("calc-dirty-rate: %s", err->message);
@@ -184,6 +239,10 @@ static gpointer dirtyrate_thread(gpointer opaque)
     }
     g_mutex_lock(&dr.lock);
     dr.rate_mib = rate;
+    if (mode == DIRTY_RATE_DIRTY_RING && rate >= 0) {
+        dr.nr_vcpus = current_machine->smp;
+        dr.vcpu_rate = g_steal_pointer(&rates);
+    }
     dr.status = rate < 0 ? DIRTY_RATE_UNSTARTED : DIRTY_RATE_MEASURED;
     g_mutex_unlock(&dr.lock);
     return NULL;
@@ -211,6 +270,31 @@ static int mode_lookup(const char *s)
     return -1;
 }
 
+/*
+ * dirty-ring mode starts counting here, in the main loop, so that a
+ * configuration that cannot count fails the command itself. Whatever
+ * accelerator implements the per-vCPU hooks gets the mode.
+ */
+static bool dirtyrate_ring_start(GError **errp)
+{
+    Machine *m = current_machine;
+
+    if (!m->accel->vcpu_dirty_start) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "mode dirty-ring is not enabled, use other method "
+                    "instead (the %s accelerator cannot count dirty pages "
+                    "per vCPU)",
+                    m->accel->name);
+        return false;
+    }
+    if (!m->accel->vcpu_dirty_start(m, errp)) {
+        g_prefix_error(errp, "mode dirty-ring is not enabled, use other "
+                             "method instead: ");
+        return false;
+    }
+    return true;
+}
+
 static bool dirtyrate_start(int64_t seconds, uint64_t samples,
                             DirtyRateMode mode, GError **errp)
 {
@@ -228,12 +312,6 @@ static bool dirtyrate_start(int64_t seconds, uint64_t samples,
                     DIRTYRATE_MAX_SAMPLES);
         return false;
     }
-    if (mode == DIRTY_RATE_DIRTY_RING) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "mode 'dirty-ring' needs KVM's dirty ring, which godwit "
-                    "does not use; use dirty-bitmap or page-sampling");
-        return false;
-    }
     if (mode == DIRTY_RATE_DIRTY_BITMAP &&
         (migration_busy() || system_dirty_log_active())) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
@@ -242,6 +320,9 @@ static bool dirtyrate_start(int64_t seconds, uint64_t samples,
         return false;
     }
     if (dirtyrate_busy(errp)) {
+        return false;
+    }
+    if (mode == DIRTY_RATE_DIRTY_RING && !dirtyrate_ring_start(errp)) {
         return false;
     }
     if (dr.thread) {
@@ -255,6 +336,8 @@ static bool dirtyrate_start(int64_t seconds, uint64_t samples,
     dr.sample_pages = samples;
     dr.start_time = g_get_real_time() / G_USEC_PER_SEC;
     dr.rate_mib = -1;
+    dr.nr_vcpus = 0;
+    g_clear_pointer(&dr.vcpu_rate, g_free);
     g_mutex_unlock(&dr.lock);
     dr.thread = g_thread_new("dirtyrate", dirtyrate_thread, NULL);
     return true;
@@ -299,11 +382,20 @@ static JsonNode *qmp_query_dirty_rate(JsonObject *args, GError **errp)
     json_object_set_string_member(o, "status", status_names[dr.status]);
     json_object_set_int_member(o, "start-time", dr.start_time);
     json_object_set_int_member(o, "calc-time", dr.calc_time);
-    json_object_set_int_member(o, "sample-pages",
-                               dr.mode == DIRTY_RATE_PAGE_SAMPLING
-                                   ? (gint64)dr.sample_pages
-                                   : 0);
+    json_object_set_int_member(
+        o, "sample-pages",
+        dr.mode == DIRTY_RATE_PAGE_SAMPLING ? (gint64)dr.sample_pages : 0);
     json_object_set_string_member(o, "mode", mode_names[dr.mode]);
+    if (dr.status == DIRTY_RATE_MEASURED && dr.vcpu_rate) {
+        JsonArray *a = json_array_new();
+        for (int i = 0; i < dr.nr_vcpus; i++) {
+            JsonObject *v = json_object_new();
+            json_object_set_int_member(v, "id", i);
+            json_object_set_int_member(v, "dirty-rate", dr.vcpu_rate[i]);
+            json_array_add_object_element(a, v);
+        }
+        json_object_set_array_member(o, "vcpu-dirty-rate", a);
+    }
     g_mutex_unlock(&dr.lock);
     return qmp_return_object(o);
 }
@@ -316,17 +408,27 @@ static void hmp_info_dirty_rate(GString *out, JsonNode *ret)
                            json_object_get_string_member(o, "status"));
     g_string_append_printf(out, "Start Time: %" G_GINT64_FORMAT " (ms)\n",
                            json_object_get_int_member(o, "start-time"));
-    g_string_append_printf(out, "Sample Pages: %" G_GINT64_FORMAT
-                                " (per GB)\n",
+    g_string_append_printf(out, "Sample Pages: %" G_GINT64_FORMAT " (per GB)\n",
                            json_object_get_int_member(o, "sample-pages"));
     g_string_append_printf(out, "Period: %" G_GINT64_FORMAT " (sec)\n",
                            json_object_get_int_member(o, "calc-time"));
     g_string_append_printf(out, "Mode: %s\n",
                            json_object_get_string_member(o, "mode"));
     if (json_object_has_member(o, "dirty-rate")) {
-        g_string_append_printf(out, "Dirty rate: %" G_GINT64_FORMAT
-                                    " (MB/s)\n",
+        g_string_append_printf(out, "Dirty rate: %" G_GINT64_FORMAT " (MB/s)\n",
                                json_object_get_int_member(o, "dirty-rate"));
+        if (json_object_has_member(o, "vcpu-dirty-rate")) {
+            JsonArray *a = json_object_get_array_member(o, "vcpu-dirty-rate");
+            for (guint i = 0; i < json_array_get_length(a); i++) {
+                JsonObject *v = json_array_get_object_element(a, i);
+                g_string_append_printf(
+                    out,
+                    "vcpu[%" G_GINT64_FORMAT "], Dirty rate: %" G_GINT64_FORMAT
+                    " (MB/s)\n",
+                    json_object_get_int_member(v, "id"),
+                    json_object_get_int_member(v, "dirty-rate"));
+            }
+        }
     } else {
         g_string_append(out, "Dirty rate: (not ready)\n");
     }
@@ -336,11 +438,10 @@ static void hmp_info_dirty_rate(GString *out, JsonNode *ret)
 static JsonObject *hmp_calc_dirty_rate_args(JsonObject *h, GError **errp)
 {
     JsonObject *q = json_object_new();
-    bool ring = json_object_get_boolean_member_with_default(h, "dirty_ring",
-                                                            false);
-    bool bitmap = json_object_get_boolean_member_with_default(h,
-                                                              "dirty_bitmap",
-                                                              false);
+    bool ring =
+        json_object_get_boolean_member_with_default(h, "dirty_ring", false);
+    bool bitmap =
+        json_object_get_boolean_member_with_default(h, "dirty_bitmap", false);
 
     if (ring && bitmap) {
         json_object_unref(q);
@@ -355,9 +456,10 @@ static JsonObject *hmp_calc_dirty_rate_args(JsonObject *h, GError **errp)
             q, "sample-pages",
             json_object_get_int_member(h, "sample_pages_per_GB"));
     }
-    json_object_set_string_member(q, "mode", ring     ? "dirty-ring"
-                                             : bitmap ? "dirty-bitmap"
-                                                      : "page-sampling");
+    json_object_set_string_member(q, "mode",
+                                  ring     ? "dirty-ring"
+                                  : bitmap ? "dirty-bitmap"
+                                           : "page-sampling");
     return q;
 }
 
@@ -369,8 +471,8 @@ static const MonitorCommand dirtyrate_commands[] = {
         .args_type = "dirty_ring:-r,dirty_bitmap:-b,second:i,"
                      "sample_pages_per_GB:i?",
         .params = "[-r] [-b] second [sample_pages_per_GB]",
-        .help = "start a round of guest dirty rate measurement (using -b "
-                "to specify dirty bitmap mode)",
+        .help = "start a round of guest dirty rate measurement (using -r "
+                "to specify dirty ring mode, -b dirty bitmap mode)",
         .hmp_args = hmp_calc_dirty_rate_args,
     },
     {
@@ -388,13 +490,24 @@ void dirtyrate_register_commands(void)
                               G_N_ELEMENTS(dirtyrate_commands));
 }
 
+bool dirtyrate_counts_vcpus(void)
+{
+    bool busy;
+
+    g_mutex_lock(&dr.lock);
+    busy =
+        dr.status == DIRTY_RATE_MEASURING && dr.mode == DIRTY_RATE_DIRTY_RING;
+    g_mutex_unlock(&dr.lock);
+    return busy;
+}
+
 bool dirtyrate_uses_dirty_log(void)
 {
     bool busy;
 
     g_mutex_lock(&dr.lock);
-    busy = dr.status == DIRTY_RATE_MEASURING &&
-           dr.mode == DIRTY_RATE_DIRTY_BITMAP;
+    busy =
+        dr.status == DIRTY_RATE_MEASURING && dr.mode == DIRTY_RATE_DIRTY_BITMAP;
     g_mutex_unlock(&dr.lock);
     return busy;
 }
@@ -409,4 +522,5 @@ void dirtyrate_shutdown(void)
         g_thread_join(dr.thread);
         dr.thread = NULL;
     }
+    g_clear_pointer(&dr.vcpu_rate, g_free);
 }

@@ -78,7 +78,8 @@ bool migration_incoming_from_cmdline(const char *uri, GError **errp)
 
 bool migration_dirty_log_in_use(void)
 {
-    return migration_is_running() || dirtyrate_uses_dirty_log();
+    return migration_is_running() || dirtyrate_uses_dirty_log() ||
+           dirtyrate_counts_vcpus();
 }
 
 bool migration_busy(void)

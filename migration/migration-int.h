@@ -198,6 +198,8 @@ bool migration_incoming_loading(void);
 /* calc-dirty-rate (dirtyrate.c). */
 void dirtyrate_register_commands(void);
 bool dirtyrate_uses_dirty_log(void);
+/* calc-dirty-rate's dirty-ring mode is counting pages per vCPU. */
+bool dirtyrate_counts_vcpus(void);
 void dirtyrate_shutdown(void);
 
 /* Statistics for query-migrate (migration-qmp-cmds.c). */

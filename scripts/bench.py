@@ -87,11 +87,12 @@ def free_port():
 class QemuVM:
     """QEMU 7.2 with a QMP socket, for side-by-side migrations."""
 
-    def __init__(self, mem, kernel=None, append="", incoming=None, extra=()):
+    def __init__(self, mem, kernel=None, append="", incoming=None, extra=(),
+                 accel=None):
         self.dir = tempfile.mkdtemp(prefix="bench-qemu-")
         self.serial_path = os.path.join(self.dir, "serial.log")
         qmp = os.path.join(self.dir, "qmp.sock")
-        cmd = [QEMU, "-accel", ACCEL, "-m", mem, "-nodefaults", "-display",
+        cmd = [QEMU, "-accel", accel or ACCEL, "-m", mem, "-nodefaults", "-display",
                "none", "-serial", "file:" + self.serial_path, "-qmp",
                "unix:%s,server=on,wait=off" % qmp]
         if kernel:
@@ -351,6 +352,103 @@ def bench_page_rate(a):
             n, "%.2f" % (t / 1e6) if t else "n/a",
             "%.1f" % (262144 / t * 1000) if t else "n/a",
             "%d (%d)" % (tn, syncs), ratio))
+
+# The dirty logs KVM offers godwit: extra godwit arguments per row.
+DIRTY_LOGS = [
+    ("bitmap (manual protect)", []),
+    ("ring 4096", ["-accel", "kvm,dirty-ring-size=4096"]),
+    ("ring 65536", ["-accel", "kvm,dirty-ring-size=65536"]),
+]
+
+
+def migrate_with_log(extra, mem, append, settle):
+    """Migrates a stress guest whose source runs with `extra` to a plain
+    godwit over TCP loopback, unlimited bandwidth, `settle` seconds after
+    READY (so its region is populated); returns query-migrate."""
+    dst = GW("dst", ["-m", mem, "-incoming", "tcp:127.0.0.1:0"])
+    port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
+    src = GW("src", extra + ["-m", mem, "-kernel", payload("stress"),
+                             "-append", append])
+    try:
+        if not src.wait_serial("READY", 120):
+            raise RuntimeError("guest not ready")
+        time.sleep(settle)
+        src.qmp.cmd("migrate-set-parameters", max_bandwidth=0)
+        src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
+        while True:
+            info = src.qmp.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.01)
+        if info["status"] != "completed":
+            raise RuntimeError("migration %s" % info)
+        return info
+    finally:
+        src.cleanup()
+        dst.cleanup()
+
+
+def logged_rate(vm, seconds, period):
+    """Bytes/s the guestperf worker writes while the dirty log is on and
+    synced every `period` s for `seconds` (x-dirty-log: each sync re-arms
+    every page it reports, as a migration's pass does). Passes completed in
+    the window over its length, so slow passes count too."""
+    before = pass_count(vm.serial())
+    t0 = time.monotonic()
+    vm.qmp.cmd("x-dirty-log", action="start")
+    syncs = 0
+    while time.monotonic() - t0 < seconds:
+        time.sleep(period)
+        vm.qmp.cmd("x-dirty-log", action="sync")
+        syncs += 1
+    text = vm.serial()
+    dt = time.monotonic() - t0
+    vm.qmp.cmd("x-dirty-log", action="stop")
+    lines = PERF_RE.findall(text)[before:]
+    return sum(int(b) for _, _, b in lines) / dt, len(lines), syncs
+
+
+def bench_dirty_ring(a):
+    """KVM's dirty ring against the bitmap log: the guest's write rate
+    alone (median pass) and with the log on and synced every 200 ms
+    (guestperf vm=1 vm-bytes=64M), and the time to migrate a 1 GiB guest
+    with 768 MiB populated whose worker keeps rewriting it at 128 MiB/s."""
+    if ACCEL != "kvm":
+        print("\n(dirty-ring: needs --accel kvm)")
+        return
+    rows = []
+    append = "vm=1 vm-bytes=768M rate=128M"
+    for name, extra in DIRTY_LOGS:
+        vm = GW("bench", extra + ["-m", "512M", "-kernel",
+                                  payload("guestperf"), "-append",
+                                  "vm=1 vm-bytes=64M"])
+        try:
+            wait_file(vm.serial_path, "pass=%d " % (a.passes + 3), 180,
+                      proc=vm.proc)
+            alone, _ = page_rate(vm.serial())
+            logged, n, syncs = logged_rate(vm, 6, 0.2)
+        finally:
+            vm.cleanup()
+        infos = [migrate_with_log(extra, "1G", append, 7)
+                 for _ in range(a.runs)]
+        m = median_info(infos)
+        rows.append((name, alone, logged, n, syncs, m,
+                     [i["total-time"] for i in infos]))
+    print("\n### Dirty ring vs bitmap log (guestperf vm=1 vm-bytes=64M in "
+          "512M: median pass alone; logged: bytes written in 6 s with the "
+          "log on, synced every 200 ms; migration: 1G guest, stress %s, 7 s "
+          "after READY, TCP loopback, unlimited, median of %d)\n"
+          % (append, a.runs))
+    print("| dirty log | ms/GiB alone | ms/GiB logged | passes (syncs) | "
+          "migration total ms (runs) | downtime ms | syncs | MiB sent |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r, t, n, syncs, m, times in rows:
+        print("| %s | %.1f | %s | %d (%d) | %d (%s) | %d | %d | %d |" % (
+            name, 262144 / r * 1000,
+            "%.0f" % ((1 << 30) / t * 1000) if t else "n/a", n, syncs,
+            m["total-time"], ", ".join(str(x) for x in times),
+            m.get("downtime", 0), m["ram"]["dirty-sync-count"],
+            m["ram"]["transferred"] >> 20))
 
 
 def bench_memory(a):
@@ -948,6 +1046,51 @@ def bench_dirty_rate(a):
             sys.stdout.flush()
 
 
+def bench_dirty_rate_ring(a):
+    """calc-dirty-rate mode dirty-ring (-accel kvm,dirty-ring-size=4096)
+    against stress guests told to dirty a known rate, godwit and QEMU."""
+    if ACCEL != "kvm":
+        print("\n(dirty-rate-ring: needs --accel kvm)")
+        return
+    accel = "kvm,dirty-ring-size=4096"
+    print("\n### calc-dirty-rate mode dirty-ring (-accel %s; stress vm=1 "
+          "vm-bytes=1G rate=R, 1.5 GiB guest, one vCPU, calc-time 2 s, "
+          "median of %d)\n" % (accel, max(a.runs, 1)))
+    print("| VMM | configured MiB/s | dirty-ring | / configured | "
+          "vcpu-dirty-rate |")
+    print("|---|---:|---:|---:|---|")
+    for vmm in ["godwit"] + (["qemu"] if QEMU else []):
+        for rate in [20, 100, 400]:
+            app = "vm=1 vm-bytes=1G rate=%dM" % rate
+            if vmm == "godwit":
+                g = GW("bench", ["-accel", accel, "-m", "1536M", "-kernel",
+                                 payload("stress"), "-append", app])
+            else:
+                g = QemuVM("1536M", payload("stress"), app, accel=accel)
+            try:
+                g.wait_serial("READY", 60)
+                time.sleep(1.0)
+                vals = []
+                for _ in range(max(a.runs, 1)):
+                    g.qmp.cmd("calc-dirty-rate", **{"calc-time": 2,
+                                                    "mode": "dirty-ring"})
+                    time.sleep(2)
+                    while True:
+                        r = g.qmp.cmd("query-dirty-rate")
+                        if r["status"] == "measured":
+                            break
+                        time.sleep(0.1)
+                    vals.append((r["dirty-rate"], r.get("vcpu-dirty-rate")))
+            finally:
+                g.cleanup()
+            vals.sort(key=lambda v: v[0])
+            got, per = vals[len(vals) // 2]
+            print("| %s | %d | %d | %.2f | %s |" % (
+                vmm, rate, got, got / rate, ", ".join(
+                    "%d: %d" % (v["id"], v["dirty-rate"]) for v in per or [])))
+            sys.stdout.flush()
+
+
 def postcopy_run(vmm, mem, payload_name, append, when, bandwidth,
                  ready="READY", blocktime=True, serial_speed=True):
     """One post-copy migration over TCP loopback: `when` is "immediate"
@@ -1118,6 +1261,8 @@ SECTIONS = {
     "postcopy": bench_postcopy,
     "postcopy-latency": bench_postcopy_latency,
     "postcopy-switchover": bench_postcopy_switchover,
+    "dirty-ring": bench_dirty_ring,
+    "dirty-rate-ring": bench_dirty_rate_ring,
 }
 
 

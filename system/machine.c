@@ -108,6 +108,7 @@ Machine *machine_new(const MachineConfig *cfg, GError **errp)
     m->append = g_strdup(cfg->append);
     m->ram_size = cfg->ram_size;
     m->smp = cfg->smp > 0 ? cfg->smp : 1;
+    m->dirty_ring_size = cfg->dirty_ring_size;
     current_machine = m;
 
     m->ram = ram_block_new("pc.ram", m->ram_size, errp);

@@ -119,6 +119,7 @@ static bool godwit_start(Godwit *g, GError **errp)
         .kernel = g->opts.kernel,
         .append = g->opts.append,
         .accel = g->opts.accel,
+        .dirty_ring_size = g->opts.dirty_ring_size,
         .mem_prealloc = g->opts.mem_prealloc,
     };
 
@@ -204,6 +205,10 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
 
     signal(SIGPIPE, SIG_IGN);
+#if GLIB_CHECK_VERSION(2, 68, 0)
+    /* Debug and info lines too: stdout may be the HMP (-monitor stdio). */
+    g_log_writer_default_set_use_stderr(TRUE);
+#endif
     if (!gw_options_parse(argc, argv, &g.opts, &err)) {
         fprintf(stderr, "godwit: %s\n", err->message);
         gw_options_clear(&g.opts);

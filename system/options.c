@@ -204,9 +204,39 @@ static bool opt_append(GwOptions *o, const char *opt, const char *val,
 }
 
 /*
- * -accel NAME[:NAME...][,thread=single], repeatable, and -enable-kvm: the
- * accelerators to try, in order (QEMU's fallback syntax). o->accel
- * collects them as one "kvm:tcg" list; NULL means the default.
+ * dirty-ring-size=N: KVM's dirty ring, N entries per vCPU, a power of two
+ * (QEMU's property); 0 is the bitmap dirty log. Whether KVM offers the ring
+ * and how large it may be is checked when the VM is created.
+ */
+static bool parse_dirty_ring_size(GwOptions *o, const char *opt,
+                                  const char *val, GError **errp)
+{
+    uint64_t v;
+
+    if (!gw_parse_uint(val, &v, NULL) || v > UINT32_MAX) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "-%s: dirty-ring-size '%s' must be a number of ring "
+                    "entries (a power of two, 0 = off)",
+                    opt, val);
+        return false;
+    }
+    if (v & (v - 1)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "-%s: dirty-ring-size must be a power of two "
+                    "(got %" G_GUINT64_FORMAT ")",
+                    opt, v);
+        return false;
+    }
+    o->dirty_ring_size = (uint32_t)v;
+    return true;
+}
+
+/*
+ * -accel NAME[:NAME...][,thread=single][,dirty-ring-size=N], repeatable,
+ * and -enable-kvm: the accelerators to try, in order (QEMU's fallback
+ * syntax). o->accel collects them as one "kvm:tcg" list; NULL means the
+ * default. Each property belongs to one accelerator (thread to tcg,
+ * dirty-ring-size to kvm) and is refused on a list naming the other.
  */
 static bool opt_accel(GwOptions *o, const char *opt, const char *val,
                       GError **errp)
@@ -214,13 +244,34 @@ static bool opt_accel(GwOptions *o, const char *opt, const char *val,
     const char *spec = strcmp(opt, "enable-kvm") ? val : "kvm";
     g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
     g_auto(GStrv) names = g_strsplit(parts[0], ":", -1);
+    bool has_kvm = g_strv_contains((const char *const *)names, "kvm");
+    bool has_tcg = g_strv_contains((const char *const *)names, "tcg");
 
     for (int i = 1; parts[i]; i++) {
+        if (g_str_has_prefix(parts[i], "dirty-ring-size=")) {
+            if (has_tcg || !has_kvm) {
+                g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                            "-%s: dirty-ring-size is a property of kvm "
+                            "alone (give it as -accel kvm,dirty-ring-size=N)",
+                            opt);
+                return false;
+            }
+            if (!parse_dirty_ring_size(o, opt, parts[i] + 16, errp)) {
+                return false;
+            }
+            continue;
+        }
         if (strcmp(parts[i], "thread=single")) {
             g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                         "-%s: option '%s' is not supported (godwit's tcg "
-                        "runs one vCPU at a time: thread=single)",
+                        "runs one vCPU at a time: thread=single; kvm takes "
+                        "dirty-ring-size=N)",
                         opt, parts[i]);
+            return false;
+        }
+        if (has_kvm) {
+            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                        "-%s: kvm takes no option 'thread'", opt);
             return false;
         }
     }
@@ -229,11 +280,6 @@ static bool opt_accel(GwOptions *o, const char *opt, const char *val,
             g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                         "-%s: accelerator '%s' is not supported (kvm, tcg)",
                         opt, names[i]);
-            return false;
-        }
-        if (!strcmp(names[i], "kvm") && strchr(spec, ',')) {
-            g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                        "-%s: kvm takes no options", opt);
             return false;
         }
         if (o->accel) {
@@ -450,6 +496,10 @@ const char *gw_options_usage(void)
            "  -append STRING          kernel command line\n"
            "  -accel kvm|tcg          accelerator: KVM, or software "
            "emulation (tcg);\n"
+           "                          kvm,dirty-ring-size=N: KVM's dirty "
+           "ring, N entries\n"
+           "                          per vCPU (power of two; 0 = dirty "
+           "bitmap, the default)\n"
            "                          fallbacks in order with kvm:tcg or "
            "repeated -accel\n"
            "                          (default: kvm, else tcg; "

@@ -11,6 +11,7 @@
 #include "godwit/monitor.h"
 #include "godwit/runstate.h"
 #include "godwit/system.h"
+#include "migration/migration.h"
 
 static JsonNode *qmp_query_status(JsonObject *args, GError **errp)
 {
@@ -204,7 +205,7 @@ static JsonNode *qmp_x_reload_vcpus(JsonObject *args, GError **errp)
     Machine *m = current_machine;
     bool was_running = runstate_is_running();
 
-    if (system_dirty_log_active()) {
+    if (system_dirty_log_active() || migration_dirty_log_in_use()) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "dirty logging is active; stop it first");
         return NULL;

@@ -53,10 +53,10 @@ static struct kvm_cpuid2 *kvm_get_supported_cpuid(int kvm_fd, GError **errp)
     }
 }
 
-static int kvm_check_extension(KVMState *s, int cap)
+int kvm_check_extension(KVMState *s, int cap)
 {
-    int r = ioctl(s->vm_fd >= 0 ? s->vm_fd : s->kvm_fd,
-                  KVM_CHECK_EXTENSION, cap);
+    int r =
+        ioctl(s->vm_fd >= 0 ? s->vm_fd : s->kvm_fd, KVM_CHECK_EXTENSION, cap);
     return r < 0 ? 0 : r;
 }
 
@@ -98,9 +98,15 @@ static bool kvm_setup_vm(Machine *m, KVMState *s, GError **errp)
         errno != ENOTTY && errno != EINVAL) {
         return gw_error_errno(errp, errno, "KVM_SET_TSS_ADDR");
     }
-    int mp = kvm_check_extension(s, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
-    uint64_t want = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
-                    KVM_DIRTY_LOG_INITIALLY_SET;
+    /* The ring before any vCPU exists; it replaces manual protection. */
+    if (!kvm_ring_enable(m, s, errp)) {
+        return false;
+    }
+    int mp = s->ring_size
+                 ? 0
+                 : kvm_check_extension(s, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
+    uint64_t want =
+        KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET;
     if (mp & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) {
         struct kvm_enable_cap cap = {
             .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
@@ -163,6 +169,7 @@ static void kvm_cleanup(Machine *m)
         g_free(s->slots[i].dirty);
         g_free(s->slots[i].to_clear);
     }
+    g_free(s->vcpu_dirty);
     if (s->vm_fd >= 0) {
         close(s->vm_fd);
     }
@@ -236,6 +243,9 @@ static const AccelOps kvm_accel_ops = {
     .dirty_log_clear = kvm_dirty_log_clear,
     .dirty_log_stop = kvm_dirty_log_stop,
     .dirty_log_manual = kvm_dirty_log_manual,
+    .vcpu_dirty_start = kvm_vcpu_dirty_start,
+    .vcpu_dirty_pages = kvm_vcpu_dirty_pages,
+    .vcpu_dirty_stop = kvm_vcpu_dirty_stop,
     .cpu_state_save = kvm_cpu_state_save,
     .cpu_state_load = kvm_cpu_state_load,
     .cpu_start_ap = kvm_cpu_start_ap,

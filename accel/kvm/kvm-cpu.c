@@ -66,7 +66,8 @@ bool kvm_vcpu_create(Machine *m, CPUState *cpu, GError **errp)
     kc->fd = fd;
     kc->run = run;
     cpu->accel = kc;
-    if (!kvm_vcpu_set_cpuid(s, cpu, fd, errp)) {
+    if (!kvm_ring_vcpu_map(s, cpu, errp) ||
+        !kvm_vcpu_set_cpuid(s, cpu, fd, errp)) {
         kvm_vcpu_destroy(cpu);
         return false;
     }
@@ -81,6 +82,7 @@ void kvm_vcpu_destroy(CPUState *cpu)
     if (!kc) {
         return;
     }
+    kvm_ring_vcpu_unmap(s, cpu);
     munmap(kc->run, s->run_size);
     close(kc->fd);
     g_free(kc);
@@ -194,6 +196,9 @@ static bool kvm_handle_exit(CPUState *cpu, struct kvm_run *run)
         return true;
     }
     case KVM_EXIT_INTR:
+        return true;
+    case KVM_EXIT_DIRTY_RING_FULL:
+        kvm_ring_full(cpu);
         return true;
     case KVM_EXIT_SHUTDOWN:
         kvm_report_fatal(cpu, "guest triple fault, shutting down");

@@ -6,6 +6,13 @@
  * KVM_CLEAR_DIRTY_LOG it, which migration does just before sending it.
  * We only ever clear bits that a sync has handed to the caller (to_clear),
  * so a write that lands between a sync and a clear is never lost.
+ *
+ * With KVM's dirty ring (kvm-ring.c) the log is filled by harvesting the
+ * rings instead, without manual protection: a sync harvests, which
+ * re-protects what it took, and clear is a no-op.
+ *
+ * A slot is logged by KVM while migration's log or per-vCPU counting (the
+ * ring only) wants it; either may start or stop first.
  */
 #include <errno.h>
 #include <string.h>
@@ -50,6 +57,22 @@ bool kvm_dirty_log_manual(Machine *m)
     return kvm_state(m)->manual_protect;
 }
 
+bool kvm_slot_update_log_locked(Machine *m, KVMSlot *slot, GError **errp)
+{
+    KVMState *s = kvm_state(m);
+    bool want = slot->dirty || s->counting > 0;
+    bool has = slot->flags & KVM_MEM_LOG_DIRTY_PAGES;
+
+    if (want == has) {
+        return true;
+    }
+    /* Leave no entry of a slot that stops being logged in the rings. */
+    if (!want && !kvm_ring_harvest_locked(m, errp)) {
+        return false;
+    }
+    return kvm_set_slot(s, slot, want ? KVM_MEM_LOG_DIRTY_PAGES : 0, errp);
+}
+
 bool kvm_dirty_log_start(Machine *m, RAMBlock *rb, GError **errp)
 {
     KVMState *s = kvm_state(m);
@@ -58,19 +81,25 @@ bool kvm_dirty_log_start(Machine *m, RAMBlock *rb, GError **errp)
     g_mutex_lock(&s->dirty_lock);
     for (int i = 0; i < s->nr_slots && ok; i++) {
         KVMSlot *slot = &s->slots[i];
-        if (slot->block != rb || (slot->flags & KVM_MEM_LOG_DIRTY_PAGES)) {
+        if (slot->block != rb || slot->dirty) {
             continue;
         }
         g_assert(slot->block_page % BITS_PER_WORD == 0);
         slot->dirty = g_new0(uint64_t, slot_words(slot));
-        slot->to_clear = g_new0(uint64_t, slot_words(slot));
-        ok = kvm_set_slot(s, slot, KVM_MEM_LOG_DIRTY_PAGES, errp);
-        if (ok && !s->manual_protect) {
+        if (s->manual_protect) {
+            slot->to_clear = g_new0(uint64_t, slot_words(slot));
+        } else {
             /*
-             * Without "initially set", KVM reports only writes from now
-             * on; the contract says every page is dirty once first.
+             * Without "initially set" (or with the ring), KVM reports only
+             * writes from now on; the contract says every page is dirty
+             * once first.
              */
             memset(slot->dirty, 0xff, slot_words(slot) * 8);
+        }
+        ok = kvm_slot_update_log_locked(m, slot, errp);
+        if (!ok) {
+            g_clear_pointer(&slot->dirty, g_free);
+            g_clear_pointer(&slot->to_clear, g_free);
         }
     }
     g_mutex_unlock(&s->dirty_lock);
@@ -95,6 +124,26 @@ static void slot_merge(const KVMSlot *slot, unsigned long *bitmap,
     }
 }
 
+/* The ring's sync: harvest, then hand over what the slots collected. */
+static bool ring_sync_locked(Machine *m, RAMBlock *rb, unsigned long *bitmap,
+                             GError **errp)
+{
+    KVMState *s = kvm_state(m);
+
+    if (!kvm_ring_harvest_locked(m, errp)) {
+        return false;
+    }
+    for (int i = 0; i < s->nr_slots; i++) {
+        KVMSlot *slot = &s->slots[i];
+        if (slot->block != rb || !slot->dirty) {
+            continue;
+        }
+        slot_merge(slot, bitmap, slot->dirty);
+        memset(slot->dirty, 0, slot_words(slot) * 8);
+    }
+    return true;
+}
+
 bool kvm_dirty_log_sync(Machine *m, RAMBlock *rb, unsigned long *bitmap,
                         GError **errp)
 {
@@ -103,10 +152,15 @@ bool kvm_dirty_log_sync(Machine *m, RAMBlock *rb, unsigned long *bitmap,
     bool ok = true;
 
     g_mutex_lock(&s->dirty_lock);
+    if (s->ring_size) {
+        ok = ring_sync_locked(m, rb, bitmap, errp);
+        g_mutex_unlock(&s->dirty_lock);
+        return ok;
+    }
     for (int i = 0; i < s->nr_slots && ok; i++) {
         KVMSlot *slot = &s->slots[i];
         uint64_t words = slot_words(slot);
-        if (slot->block != rb || !(slot->flags & KVM_MEM_LOG_DIRTY_PAGES)) {
+        if (slot->block != rb || !slot->dirty) {
             continue;
         }
         fresh = g_renew(uint64_t, fresh, words);
@@ -174,8 +228,8 @@ bool kvm_dirty_log_clear(Machine *m, RAMBlock *rb, uint64_t first,
     for (int i = 0; i < s->nr_slots && ok; i++) {
         KVMSlot *slot = &s->slots[i];
         uint64_t lo = slot->block_page, hi = lo + slot_pages(slot);
-        if (slot->block != rb || !(slot->flags & KVM_MEM_LOG_DIRTY_PAGES) ||
-            first >= hi || first + n <= lo) {
+        if (slot->block != rb || !slot->to_clear || first >= hi ||
+            first + n <= lo) {
             continue;
         }
         /* KVM takes at most 2^32 pages per call. */
@@ -196,14 +250,14 @@ void kvm_dirty_log_stop(Machine *m, RAMBlock *rb)
     for (int i = 0; i < s->nr_slots; i++) {
         KVMSlot *slot = &s->slots[i];
         g_autoptr(GError) err = NULL;
-        if (slot->block != rb || !(slot->flags & KVM_MEM_LOG_DIRTY_PAGES)) {
+        if (slot->block != rb || !slot->dirty) {
             continue;
-        }
-        if (!kvm_set_slot(s, slot, 0, &err)) {
-            g_warning("stopping dirty logging: %s", err->message);
         }
         g_clear_pointer(&slot->dirty, g_free);
         g_clear_pointer(&slot->to_clear, g_free);
+        if (!kvm_slot_update_log_locked(m, slot, &err)) {
+            g_warning("stopping dirty logging: %s", err->message);
+        }
     }
     g_mutex_unlock(&s->dirty_lock);
 }

@@ -34,6 +34,8 @@ typedef struct MachineConfig {
     const char *kernel; /* -kernel */
     const char *append; /* -append, may be NULL */
     const char *accel;  /* accelerators to try, "kvm:tcg"; NULL = default */
+    /* KVM dirty ring entries per vCPU; 0 = off (bitmap dirty log) */
+    uint32_t dirty_ring_size;
     bool mem_prealloc;  /* populate all RAM at creation */
 } MachineConfig;
 
@@ -49,6 +51,7 @@ struct Machine {
     GuestRamSlice slices[MACHINE_MAX_SLICES];
     int nr_slices;
     const AccelOps *accel;
+    uint32_t dirty_ring_size; /* -accel kvm,dirty-ring-size=N; 0 = off */
     void *accel_state; /* e.g. KVMState */
     char *accel_note;  /* which accelerator the default chose, and why */
     CPUState **cpus;

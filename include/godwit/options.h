@@ -23,6 +23,8 @@ typedef struct GwOptions {
     char *kernel;       /* -kernel FILE */
     char *append;       /* -append STRING */
     char *accel;        /* accelerators to try: "kvm:tcg"; NULL default */
+    /* -accel kvm,dirty-ring-size=N: KVM dirty ring entries; 0 = off */
+    uint32_t dirty_ring_size;
     bool start_paused;  /* -S */
     char *serial;       /* -serial file:PATH|stdio|none (NULL: default) */
     GPtrArray *qmp;     /* -qmp SPEC, repeatable */

@@ -57,10 +57,14 @@ const char *gwt_accel(void)
     if (!gwt_accel_name) {
         const char *want = g_getenv("GODWIT_ACCEL");
         if (want && *want) {
-            if (strcmp(want, "kvm") && strcmp(want, "tcg")) {
-                g_error("GODWIT_ACCEL=%s: expected kvm or tcg", want);
+            bool kvm = !strcmp(want, "kvm") ||
+                       g_str_has_prefix(want, "kvm,dirty-ring-size=");
+            if (!kvm && strcmp(want, "tcg")) {
+                g_error("GODWIT_ACCEL=%s: expected kvm, "
+                        "kvm,dirty-ring-size=N or tcg",
+                        want);
             }
-            if (!strcmp(want, "kvm")) {
+            if (kvm) {
                 gwt_require_kvm();
             }
             gwt_accel_name = want;

@@ -5,9 +5,10 @@
  *
  * Environment (set by meson): GODWIT = path of the godwit binary,
  * GUEST_DIR = folder of the guest payloads (*.elf), and optionally
- * GODWIT_ACCEL = kvm or tcg: the accelerator every godwit runs with
- * (default: kvm where /dev/kvm opens, else tcg; `meson test --setup tcg`
- * sets tcg).
+ * GODWIT_ACCEL = kvm, kvm,dirty-ring-size=N or tcg: the accelerator every
+ * godwit runs with (default: kvm where /dev/kvm opens, else tcg; `meson
+ * test --setup tcg` sets tcg, `--setup ring` KVM with a 4096-entry dirty
+ * ring).
  *
  * Failures abort the test through g_assert/g_error with a message; a test
  * that cannot run here (no /dev/kvm, no QEMU) exits 77 (skip).

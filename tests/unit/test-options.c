@@ -157,7 +157,16 @@ static void test_errors(void **state)
         {"-accel hax", "accelerator 'hax' is not supported"},
         {"-accel kvm:whpx", "accelerator 'whpx' is not supported"},
         {"-accel tcg,thread=multi", "thread=single"},
-        {"-accel kvm,dirty-ring-size=4096", "is not supported"},
+        {"-accel kvm,thread=single", "kvm takes no option 'thread'"},
+        {"-accel kvm,dirty-ring-size=1000", "must be a power of two"},
+        {"-accel kvm,dirty-ring-size=4097", "must be a power of two"},
+        {"-accel kvm,dirty-ring-size=-4096", "must be a number of ring"},
+        {"-accel kvm,dirty-ring-size=4k", "must be a number of ring"},
+        {"-accel kvm,dirty-ring-size=", "must be a number of ring"},
+        {"-accel kvm,dirty-ring-size=8589934592", "must be a number of ring"},
+        {"-accel tcg,dirty-ring-size=4096", "property of kvm alone"},
+        {"-accel kvm:tcg,dirty-ring-size=4096", "property of kvm alone"},
+        {"-accel kvm,dirty-ring=4096", "'dirty-ring=4096' is not supported"},
         {"-serial pty", "'pty' is not supported"},
         {"-serial file:", "needs a path"},
         {"-display gtk", "'gtk' is not supported"},
@@ -181,6 +190,39 @@ static void test_errors(void **state)
     }
 }
 
+/* -accel kvm,dirty-ring-size=N: ring entries per vCPU, a power of two. */
+static void test_dirty_ring_size(void **state)
+{
+    static const struct {
+        const char *cmd;
+        uint32_t size;
+    } cases[] = {
+        {"-accel kvm", 0},
+        {"-accel kvm,dirty-ring-size=0", 0},
+        {"-accel kvm,dirty-ring-size=1", 1},
+        {"-accel kvm,dirty-ring-size=1024", 1024},
+        {"-accel kvm,dirty-ring-size=4096", 4096},
+        {"-accel kvm,dirty-ring-size=0x10000", 65536},
+        {"-accel kvm,dirty-ring-size=2147483648", 2147483648u},
+        {"-accel kvm,dirty-ring-size=4096 -accel tcg", 4096},
+        {"-enable-kvm -accel kvm,dirty-ring-size=256", 256},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GwOptions o;
+        g_autoptr(GError) err = NULL;
+        if (!parse(cases[i].cmd, &o, &err)) {
+            fail_msg("'%s': %s", cases[i].cmd, err->message);
+        }
+        if (o.dirty_ring_size != cases[i].size) {
+            fail_msg("'%s': dirty-ring-size %u, expected %u", cases[i].cmd,
+                     o.dirty_ring_size, cases[i].size);
+        }
+        assert_non_null(strstr(o.accel, "kvm"));
+        gw_options_clear(&o);
+    }
+}
+
 static void test_flags(void **state)
 {
     GwOptions o;
@@ -198,6 +240,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_dirty_ring_size),
         cmocka_unit_test(test_full_command_line),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_accel),
