@@ -593,14 +593,14 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
     """One seed-blog scenario; returns a result dict. policy: "qemu"
     (QEMU's steps), "aim" (x-throttle-policy aim) or "dirty-limit" (the
     capability, vcpu-dirty-limit `dirty_limit` MB/s; godwit only; under
-    KVM the source gets a dirty ring)."""
+    KVM the source gets the largest dirty ring, 65536 entries)."""
     kernel = payload("guestperf")
     if vmm == "godwit":
         dst = GW("dst", ["-m", "2G", "-incoming", "tcp:127.0.0.1:0"])
         port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
         extra = []
         if policy == "dirty-limit" and ACCEL == "kvm":
-            extra = ["-accel", "kvm,dirty-ring-size=4096"]
+            extra = ["-accel", "kvm,dirty-ring-size=65536"]
         src = GW("src", ["-m", "2G", "-kernel", kernel, "-append",
                          append] + extra)
     else:
