@@ -7,6 +7,14 @@
  * The ticking lives in a thread of its own ("vcpu-throttle"); each vCPU
  * does its sleep in its own thread at a safe point (cpu_handle_pause),
  * where a pause or exit request still wakes it.
+ *
+ * dirty-limit throttles vCPUs one by one, and deeper: each vCPU also has a
+ * run share, the millionths of wall time it may run (1000000 = all). At
+ * 1 % or more it runs 10 ms slices, as above; below, it runs
+ * share x 1 s of every second. The share stops at
+ * CPU_THROTTLE_RUN_PPM_MIN (0.1 %: a 1 ms slice per second): a shorter
+ * slice would be mostly the time a kick takes to get the vCPU out of the
+ * guest. A vCPU with both settings gets the tighter one.
  */
 #ifndef GODWIT_CPU_THROTTLE_H
 #define GODWIT_CPU_THROTTLE_H
@@ -19,6 +27,9 @@ typedef struct Machine Machine;
 #define CPU_THROTTLE_PCT_MIN 1
 #define CPU_THROTTLE_PCT_MAX 99
 #define CPU_THROTTLE_TIMESLICE_NS 10000000LL
+#define CPU_THROTTLE_RUN_PPM_FULL 1000000
+#define CPU_THROTTLE_RUN_PPM_MIN 1000
+#define CPU_THROTTLE_DEEP_PERIOD_NS 1000000000LL
 
 /* Main thread, once the vCPUs exist. */
 void cpu_throttle_init(Machine *m);
@@ -48,5 +59,16 @@ void cpu_throttle_stall_get(CpuThrottleStall *out);
 
 /* Sleep per time slice for a percentage (exported for tests). */
 int64_t cpu_throttle_sleep_ns(int pct);
+
+/*
+ * Any thread. vCPU `index` may run run_ppm millionths of wall time
+ * (clamped to CPU_THROTTLE_RUN_PPM_MIN..CPU_THROTTLE_RUN_PPM_FULL; FULL
+ * removes it). Easing it wakes a vCPU asleep under the old share.
+ */
+void cpu_throttle_set_vcpu_run_share(int index, uint32_t run_ppm);
+uint32_t cpu_throttle_get_vcpu_run_share(int index);
+/* The slice and sleep a run share gives (exported for tests). */
+void cpu_throttle_run_share_slice(uint32_t run_ppm, int64_t *slice_ns,
+                                  int64_t *sleep_ns);
 
 #endif /* GODWIT_CPU_THROTTLE_H */
