@@ -168,6 +168,16 @@ void hmp_info_migrate(GString *out, JsonNode *ret)
             get_int(st, "max-us") / 1000, get_int(st, "sleeps"),
             get_int(st, "total-ms"));
     }
+    if (json_object_has_member(o, "dirty-limit-throttle-time-per-round")) {
+        g_string_append_printf(
+            out, "dirty-limit throttle time: %" G_GINT64_FORMAT " us\n",
+            get_int(o, "dirty-limit-throttle-time-per-round"));
+    }
+    if (json_object_has_member(o, "dirty-limit-ring-full-time")) {
+        g_string_append_printf(
+            out, "dirty-limit ring full time: %" G_GINT64_FORMAT " us\n",
+            get_int(o, "dirty-limit-ring-full-time"));
+    }
     if (json_object_has_member(o, "postcopy-blocktime")) {
         g_string_append_printf(out,
                                "postcopy blocktime: %" G_GINT64_FORMAT "\n",

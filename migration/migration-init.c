@@ -65,10 +65,12 @@ void migration_init(Machine *m)
     migration_options_init(outgoing_running, incoming_started,
                            incoming_loading);
     migration_options_set_postcopy_check(postcopy_check);
+    migration_options_set_dirty_limit_check(dirty_limit_capability_check);
     ram_register(m);
     migration_options_register_commands();
     migration_register_qmp_commands();
     dirtyrate_register_commands();
+    dirty_limit_register_commands();
 }
 
 bool migration_incoming_from_cmdline(const char *uri, GError **errp)
@@ -109,4 +111,5 @@ void migration_shutdown(void)
         pthread_join(mis->thread, NULL);
         mis->thread_created = false;
     }
+    dirty_limit_shutdown();
 }

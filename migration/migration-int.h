@@ -195,6 +195,20 @@ bool migration_incoming_active(void);
 /* A source connected: the stream is being loaded (or was). */
 bool migration_incoming_loading(void);
 
+/* dirty-limit (dirty-limit-ctl.c). */
+void dirty_limit_register_commands(void);
+/* Main loop: can this accelerator count per vCPU? QEMU's words if not. */
+bool dirty_limit_capability_check(GError **errp);
+/* Migration thread: every vCPU to vcpu-dirty-limit; at the end, undone. */
+void dirty_limit_migration_throttle(void);
+void dirty_limit_migration_end(void);
+/*
+ * Any thread: while some vCPU has a limit, the longest sleep a limited
+ * vCPU gets per throttle round and the run slice before it (µs).
+ */
+bool dirty_limit_throttle_info(uint64_t *sleep_us, uint64_t *run_us);
+void dirty_limit_shutdown(void);
+
 /* calc-dirty-rate (dirtyrate.c). */
 void dirtyrate_register_commands(void);
 bool dirtyrate_uses_dirty_log(void);

@@ -232,6 +232,26 @@ static void feature_info(JsonObject *o)
     }
 }
 
+/*
+ * QEMU 8.1's dirty-limit figures, while the capability's limits are on.
+ * godwit's equivalents (no ring): the longest sleep a limited vCPU gets
+ * per throttle round, and the time it runs before that sleep, which is
+ * what QEMU's "ring full time" is (the time to fill the ring, after
+ * which the vCPU sleeps).
+ */
+static void dirty_limit_info(JsonObject *o)
+{
+    uint64_t sleep_us, run_us;
+
+    if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_LIMIT) &&
+        dirty_limit_throttle_info(&sleep_us, &run_us)) {
+        json_object_set_int_member(o, "dirty-limit-throttle-time-per-round",
+                                   (gint64)sleep_us);
+        json_object_set_int_member(o, "dirty-limit-ring-full-time",
+                                   (gint64)run_us);
+    }
+}
+
 /* Source side of MigrationInfo; returns false when there is none. */
 static bool source_info(JsonObject *o)
 {
@@ -268,6 +288,7 @@ static bool source_info(JsonObject *o)
             json_object_set_int_member(o, "cpu-throttle-percentage",
                                        cpu_throttle_get_percentage());
         }
+        dirty_limit_info(o);
         break;
     case MIGRATION_STATUS_COMPLETED:
         json_object_set_int_member(o, "total-time", atomic_load(&s->total_ms));

@@ -167,6 +167,15 @@ void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer,
     };
     int now, next;
 
+    if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_LIMIT) &&
+        !migration_in_switchover()) {
+        /* QEMU's trigger, auto-converge's: when its first step would fire */
+        if (auto_converge_step(&auto_converge, &p, 0, bytes_dirty,
+                               bytes_xfer) > 0) {
+            dirty_limit_migration_throttle();
+        }
+        return;
+    }
     if (!migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE) ||
         migration_in_switchover()) {
         return;
@@ -349,6 +358,7 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
     qemu_savevm_state_cleanup();
     /* however it ended, nothing stays throttled */
     cpu_throttle_stop();
+    dirty_limit_migration_end();
     atomic_store(&s->total_ms, realtime_ms() - atomic_load(&s->start_ms));
     if (ok) {
         if (!postcopy) {

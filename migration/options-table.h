@@ -60,7 +60,7 @@
       "post-copy page requests on their own channel")                          \
     X(SWITCHOVER_ACK, "switchover-ack", false,                                 \
       "wait for the destination's SWITCHOVER_ACK")                             \
-    X(DIRTY_LIMIT, "dirty-limit", false,                                       \
+    X(DIRTY_LIMIT, "dirty-limit", true,                                        \
       "limit vCPU dirty rates to vcpu-dirty-limit")
 
 /*
@@ -190,9 +190,10 @@
       mig_check_range, "a value between 0 and 20", "",                         \
       "multifd zstd level (0-20)")                                             \
     X(x_vcpu_dirty_limit_period, "x-vcpu-dirty-limit-period", SIZE, 1000, 1,   \
-      1000, MIG_P_QMP_ERRNAME, mig_check_range, "a value between 1 and 1000",  \
+      1000, MIG_P_IMPL | MIG_P_QMP_ERRNAME, mig_check_range,                   \
+      "a value between 1 and 1000",                                            \
       " ms", "dirty-limit: throttle period (ms)")                              \
-    X(vcpu_dirty_limit, "vcpu-dirty-limit", SIZE, 1, 1, INT64_MAX, 0,          \
+    X(vcpu_dirty_limit, "vcpu-dirty-limit", SIZE, 1, 1, INT64_MAX, MIG_P_IMPL, \
       mig_check_range, "is invalid, it must greater then 1 MB/s", " MB/s",     \
       "dirty-limit: per-vCPU dirty rate limit (MB/s)")                         \
     X(compress_method, "compress-method", ENUM, MIG_COMPRESSION_ZLIB,          \

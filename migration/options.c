@@ -446,6 +446,7 @@ static MigrationBusyFunc mig_outgoing_running;
 static MigrationBusyFunc mig_incoming_started;
 static MigrationBusyFunc mig_incoming_loading;
 static bool (*mig_postcopy_check)(GError **errp);
+static bool (*mig_dirty_limit_check)(GError **errp);
 
 static void mig_state_lock(void)
 {
@@ -474,6 +475,11 @@ void migration_options_init(MigrationBusyFunc outgoing_running,
 void migration_options_set_postcopy_check(bool (*check)(GError **errp))
 {
     mig_postcopy_check = check;
+}
+
+void migration_options_set_dirty_limit_check(bool (*check)(GError **errp))
+{
+    mig_dirty_limit_check = check;
 }
 
 void migration_options_reset(void)
@@ -569,6 +575,12 @@ bool mig_caps_commit(const bool caps[MIGRATION_CAPABILITY__MAX], GError **errp)
     if (caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] &&
         !old[MIGRATION_CAPABILITY_POSTCOPY_RAM] && mig_postcopy_check &&
         !mig_postcopy_check(errp)) {
+        return false;
+    }
+    /* as QEMU: the accelerator must count dirty pages per vCPU */
+    if (caps[MIGRATION_CAPABILITY_DIRTY_LIMIT] &&
+        !old[MIGRATION_CAPABILITY_DIRTY_LIMIT] && mig_dirty_limit_check &&
+        !mig_dirty_limit_check(errp)) {
         return false;
     }
     for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {

@@ -58,6 +58,7 @@ static void tcg_cleanup(Machine *m)
         }
     }
     if (m->ram) {
+        tcg_vcpu_dirty_stop(m);
         tcg_dirty_log_stop(m, m->ram);
     }
     if (s->fw) {
@@ -73,6 +74,7 @@ static bool tcg_init(Machine *m, GError **errp)
     TCGState *s = g_new0(TCGState, 1);
 
     g_mutex_init(&s->dirty_lock);
+    s->count_owner = -1;
     m->accel_state = s;
     if (m->smp > (int)TCG_MAX_VCPUS) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
@@ -124,6 +126,9 @@ static const AccelOps tcg_accel_ops = {
     .dirty_log_clear = tcg_dirty_log_clear,
     .dirty_log_stop = tcg_dirty_log_stop,
     .dirty_log_manual = tcg_dirty_log_manual,
+    .vcpu_dirty_start = tcg_vcpu_dirty_start,
+    .vcpu_dirty_pages = tcg_vcpu_dirty_pages,
+    .vcpu_dirty_stop = tcg_vcpu_dirty_stop,
     .cpu_state_save = tcg_cpu_state_save,
     .cpu_state_load = tcg_cpu_state_load,
     .cpu_start_ap = tcg_cpu_start_ap,

@@ -20,6 +20,20 @@
  * "blind", and should the VM run during the migration after all, every
  * page counts as dirty at the next sync, so nothing is ever missed.
  * GODWIT_X_TCG_NO_WP=1 makes godwit behave as on such a kernel (tests).
+ *
+ * Per-vCPU accounting (vcpu_dirty_*, for dirty-limit) shares the tracker:
+ * the kernel does not say which thread wrote a page, but only one engine
+ * runs at a time (tcg-sched.c), so whatever was written between two
+ * passes of the run lock from one vCPU to another is the first one's.
+ * At each such pass (never with one vCPU) a scan attributes the written
+ * pages not yet attributed (`counted`) to the vCPU that held the lock;
+ * vcpu_dirty_pages() scans once more and re-arms every written page, so a
+ * page counts once per harvest, and again when written after it. Pages it
+ * re-arms that the log has not reported go to `wp_pending`, which the next
+ * sync reports: the log never loses a page to the count. (A page the log
+ * handed out and has not re-armed yet is skipped: migration re-arms it
+ * itself just before sending it.) The VMM's own writes into guest RAM
+ * count for the last holder.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -45,9 +59,77 @@ bool tcg_dirty_log_manual(Machine *m)
     return true;
 }
 
+/* dirty_lock held: the log's or the count's tracker, created once. */
+static bool tcg_wp_get_locked(TCGState *s, RAMBlock *rb, GError **errp)
+{
+    if (s->wp) {
+        return true;
+    }
+    s->wp = uffd_wp_new(rb->host, rb->used_length, errp);
+    if (!s->wp || !uffd_wp_arm(s->wp, 0, rb->used_length, errp)) {
+        g_clear_pointer(&s->wp, uffd_wp_free);
+        return false;
+    }
+    return true;
+}
+
+/* dirty_lock held: the count's tracker is no longer needed by anyone. */
+static void tcg_wp_put_locked(TCGState *s)
+{
+    if (!s->wp_log && !atomic_load(&s->count_on)) {
+        g_clear_pointer(&s->wp, uffd_wp_free);
+    }
+}
+
+/*
+ * dirty_lock held, counting on. Attributes the pages of [first, end)
+ * written since the last scan and not attributed yet to count_owner.
+ * With rearm, also write-protects every written page in the same walk:
+ * they count again once written again, and the log gets the ones it has
+ * not handed out yet. On a failed re-arming scan some pages may have been
+ * re-armed unreported: the log then reports every page at its next sync.
+ */
+static bool tcg_count_scan_locked(TCGState *s, uint64_t first, uint64_t end,
+                                  bool rearm, GError **errp)
+{
+    unsigned long *scan = s->count_scan;
+    bool ok = uffd_wp_collect_range(s->wp, first << GW_PAGE_SHIFT,
+                                    (end - first) << GW_PAGE_SHIFT, scan,
+                                    rearm, errp);
+    uint64_t fresh = 0;
+
+    if (!ok && rearm && s->wp_log) {
+        s->wp_first = true;
+    }
+    for (uint64_t p = bitmap_find_next(scan, end, first); p < end;
+         p = bitmap_find_next(scan, end, p + 1)) {
+        if (!test_bit(p, s->counted)) {
+            fresh++;
+            set_bit(p, s->counted);
+        }
+        if (rearm) {
+            clear_bit(p, s->counted);
+            if (s->wp_log && !test_bit(p, s->wp_taken)) {
+                set_bit(p, s->wp_pending);
+            }
+        }
+    }
+    bitmap_clear_range(scan, first, end - first);
+    if (s->count_owner >= 0) {
+        s->count[s->count_owner] += fresh;
+    }
+    return ok;
+}
+
+static uint64_t tcg_ram_pages(Machine *m)
+{
+    return ram_block_pages(m->ram);
+}
+
 bool tcg_dirty_log_start(Machine *m, RAMBlock *rb, GError **errp)
 {
     TCGState *s = tcg_state(m);
+    uint64_t n = ram_block_pages(rb);
     bool ok = true;
 
     g_assert(rb == m->ram);
@@ -63,15 +145,25 @@ bool tcg_dirty_log_start(Machine *m, RAMBlock *rb, GError **errp)
         s->wp_first = true;
         s->wp_runs = atomic_load(&s->runs);
     }
-    if (!s->wp && !s->wp_blind) {
-        s->wp = uffd_wp_new(rb->host, rb->used_length, errp);
-        ok = s->wp && uffd_wp_arm(s->wp, 0, rb->used_length, errp);
+    if (!s->wp_log && !s->wp_blind) {
+        if (s->wp) {
+            /* counting: attribute what it has not seen, then arm it all */
+            ok = tcg_count_scan_locked(s, 0, n, false, errp) &&
+                 uffd_wp_arm(s->wp, 0, rb->used_length, errp);
+            if (ok) {
+                bitmap_clear_range(s->counted, 0, n);
+            }
+        } else {
+            ok = tcg_wp_get_locked(s, rb, errp);
+        }
         if (ok) {
             /* every page is dirty once first: the first sync says so */
-            s->wp_taken = bitmap_new(ram_block_pages(rb));
+            s->wp_taken = bitmap_new(n);
+            s->wp_pending = bitmap_new(n);
             s->wp_first = true;
+            s->wp_log = true;
         } else {
-            g_clear_pointer(&s->wp, uffd_wp_free);
+            tcg_wp_put_locked(s);
             g_prefix_error(errp, "tcg dirty logging: ");
         }
     }
@@ -96,13 +188,16 @@ bool tcg_dirty_log_sync(Machine *m, RAMBlock *rb, unsigned long *bitmap,
         }
         s->wp_first = false;
         s->wp_runs = runs;
-    } else if (s->wp) {
+    } else if (s->wp_log) {
         if (s->wp_first) {
             bitmap_set_range(fresh, 0, n);
             s->wp_first = false;
         }
         ok = uffd_wp_collect(s->wp, fresh, false, errp);
         if (ok) {
+            /* and what the count re-armed before the log saw it */
+            bitmap_or(fresh, s->wp_pending, n);
+            bitmap_clear_range(s->wp_pending, 0, n);
             bitmap_or(s->wp_taken, fresh, n);
             bitmap_or(bitmap, fresh, n);
         }
@@ -119,7 +214,11 @@ bool tcg_dirty_log_clear(Machine *m, RAMBlock *rb, uint64_t first, uint64_t n,
     bool ok = true;
 
     g_mutex_lock(&s->dirty_lock);
-    if (s->wp) {
+    if (s->wp_log && first < end) {
+        if (atomic_load(&s->count_on)) {
+            /* re-arming forgets a write: attribute it first */
+            ok = tcg_count_scan_locked(s, first, end, false, errp);
+        }
         /* re-arm each run of pages that a sync handed out */
         uint64_t p = bitmap_find_next(s->wp_taken, end, first);
         while (ok && p < end) {
@@ -127,6 +226,9 @@ bool tcg_dirty_log_clear(Machine *m, RAMBlock *rb, uint64_t first, uint64_t n,
             ok = uffd_wp_arm(s->wp, p << GW_PAGE_SHIFT,
                              (e - p) << GW_PAGE_SHIFT, errp);
             bitmap_clear_range(s->wp_taken, p, e - p);
+            if (s->counted) {
+                bitmap_clear_range(s->counted, p, e - p);
+            }
             p = bitmap_find_next(s->wp_taken, end, e);
         }
     }
@@ -139,8 +241,100 @@ void tcg_dirty_log_stop(Machine *m, RAMBlock *rb)
     TCGState *s = tcg_state(m);
 
     g_mutex_lock(&s->dirty_lock);
-    g_clear_pointer(&s->wp, uffd_wp_free);
-    g_clear_pointer(&s->wp_taken, bitmap_free);
+    s->wp_log = false;
     s->wp_blind = false;
+    g_clear_pointer(&s->wp_taken, bitmap_free);
+    g_clear_pointer(&s->wp_pending, bitmap_free);
+    tcg_wp_put_locked(s);
+    g_mutex_unlock(&s->dirty_lock);
+}
+
+/* ---- per-vCPU accounting ------------------------------------------------- */
+
+bool tcg_vcpu_dirty_start(Machine *m, GError **errp)
+{
+    TCGState *s = tcg_state(m);
+    uint64_t n = tcg_ram_pages(m);
+    bool ok = true;
+
+    g_mutex_lock(&s->dirty_lock);
+    if (atomic_load(&s->count_on)) {
+        g_mutex_unlock(&s->dirty_lock);
+        return true;
+    }
+    if (!s->wp && !tcg_dirty_tracking_available(errp)) {
+        g_prefix_error(errp, "tcg cannot count dirty pages per vCPU: ");
+        g_mutex_unlock(&s->dirty_lock);
+        return false;
+    }
+    s->count = g_new0(uint64_t, m->smp);
+    s->counted = bitmap_new(n);
+    s->count_scan = bitmap_new(n);
+    s->count_owner = tcg_sched_last_holder();
+    if (s->wp) {
+        /* the log's tracker: what is written now was written before */
+        ok = uffd_wp_collect(s->wp, s->counted, false, errp);
+    } else {
+        ok = tcg_wp_get_locked(s, m->ram, errp);
+    }
+    if (ok) {
+        atomic_store(&s->count_on, true);
+    } else {
+        g_clear_pointer(&s->count, g_free);
+        g_clear_pointer(&s->counted, bitmap_free);
+        g_clear_pointer(&s->count_scan, bitmap_free);
+        g_prefix_error(errp, "tcg per-vCPU dirty accounting: ");
+    }
+    g_mutex_unlock(&s->dirty_lock);
+    return ok;
+}
+
+void tcg_vcpu_dirty_pages(Machine *m, uint64_t *pages)
+{
+    TCGState *s = tcg_state(m);
+    g_autoptr(GError) err = NULL;
+
+    g_mutex_lock(&s->dirty_lock);
+    if (atomic_load(&s->count_on)) {
+        if (!tcg_count_scan_locked(s, 0, tcg_ram_pages(m), true, &err)) {
+            g_warning("tcg per-vCPU dirty accounting: %s", err->message);
+        }
+        memcpy(pages, s->count, m->smp * sizeof(*pages));
+    } else {
+        memset(pages, 0, m->smp * sizeof(*pages));
+    }
+    g_mutex_unlock(&s->dirty_lock);
+}
+
+void tcg_vcpu_dirty_stop(Machine *m)
+{
+    TCGState *s = tcg_state(m);
+
+    g_mutex_lock(&s->dirty_lock);
+    atomic_store(&s->count_on, false);
+    g_clear_pointer(&s->count, g_free);
+    g_clear_pointer(&s->counted, bitmap_free);
+    g_clear_pointer(&s->count_scan, bitmap_free);
+    tcg_wp_put_locked(s);
+    g_mutex_unlock(&s->dirty_lock);
+}
+
+void tcg_vcpu_dirty_switch(CPUState *cpu)
+{
+    TCGState *s = tcg_state(cpu->machine);
+    g_autoptr(GError) err = NULL;
+
+    if (!atomic_load(&s->count_on)) {
+        return;
+    }
+    g_mutex_lock(&s->dirty_lock);
+    if (atomic_load(&s->count_on) && s->count_owner != cpu->index) {
+        if (s->count_owner >= 0 &&
+            !tcg_count_scan_locked(s, 0, tcg_ram_pages(cpu->machine), false,
+                                   &err)) {
+            g_warning("tcg per-vCPU dirty accounting: %s", err->message);
+        }
+        s->count_owner = cpu->index;
+    }
     g_mutex_unlock(&s->dirty_lock);
 }

@@ -79,7 +79,25 @@ typedef struct TCGState {
      */
     bool wp_blind;
     uint64_t wp_runs;  /* `runs` at the last sync, blind mode */
-    GMutex dirty_lock; /* protects the wp_ fields */
+    bool wp_log;       /* the dirty log uses `wp` (not blind) */
+    /*
+     * Pages the per-vCPU count re-armed that the log has not reported
+     * yet; the next sync does (NULL while the log is off).
+     */
+    unsigned long *wp_pending;
+
+    /*
+     * Per-vCPU dirty accounting (vcpu_dirty_*; tcg-dirty.c). `counted`:
+     * pages attributed since they were last re-armed; `count_owner`: the
+     * vCPU whose writes are not attributed yet (the run lock's last
+     * holder), -1 for none.
+     */
+    uint64_t *count;          /* pages per vCPU, cumulative */
+    unsigned long *counted;
+    unsigned long *count_scan; /* scratch for one scan */
+    int count_owner;
+    atomic_bool count_on;     /* read without the lock by tcg-sched.c */
+    GMutex dirty_lock; /* protects the wp_ and count fields */
 
     /* Any thread (atomic): engine runs started, for the blind mode. */
     _Atomic uint64_t runs;
@@ -122,6 +140,8 @@ uc_err tcg_vcpu_run(CPUState *cpu, uint64_t rip, uint64_t until);
 void tcg_sched_init(void);
 void tcg_sched_acquire(CPUState *cpu);
 void tcg_sched_release(CPUState *cpu);
+/* The index of the vCPU that last took the run lock, -1 if none yet. */
+int tcg_sched_last_holder(void);
 
 /* tcg-state.c */
 bool tcg_cpu_state_save(CPUState *cpu, GwCpuState *st, GError **errp);
@@ -138,6 +158,11 @@ bool tcg_dirty_log_sync(Machine *m, RAMBlock *rb, unsigned long *bitmap,
 bool tcg_dirty_log_clear(Machine *m, RAMBlock *rb, uint64_t first, uint64_t n,
                          GError **errp);
 void tcg_dirty_log_stop(Machine *m, RAMBlock *rb);
+bool tcg_vcpu_dirty_start(Machine *m, GError **errp);
+void tcg_vcpu_dirty_pages(Machine *m, uint64_t *pages);
+void tcg_vcpu_dirty_stop(Machine *m);
+/* The run lock passed to `cpu`: its predecessor's writes are attributed. */
+void tcg_vcpu_dirty_switch(CPUState *cpu);
 bool tcg_dirty_log_manual(Machine *m);
 
 /* An error from Unicorn, with context. Returns false. */

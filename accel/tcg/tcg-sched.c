@@ -25,6 +25,7 @@ static struct {
     uint64_t next_ticket; /* the ticket the next arrival takes */
     uint64_t serving;     /* the ticket that may run */
     CPUState *holder;
+    int last;             /* index of the last holder, -1 none (+1 stored) */
 } sched;
 
 void tcg_sched_init(void)
@@ -50,7 +51,23 @@ void tcg_sched_acquire(CPUState *cpu)
         }
     }
     sched.holder = cpu;
+    int prev = sched.last - 1;
+    sched.last = cpu->index + 1;
     g_mutex_unlock(&sched.lock);
+    if (prev != cpu->index) {
+        /* no engine runs: what was written since is the previous one's */
+        tcg_vcpu_dirty_switch(cpu);
+    }
+}
+
+int tcg_sched_last_holder(void)
+{
+    int last;
+
+    g_mutex_lock(&sched.lock);
+    last = sched.last - 1;
+    g_mutex_unlock(&sched.lock);
+    return last;
 }
 
 void tcg_sched_release(CPUState *cpu)

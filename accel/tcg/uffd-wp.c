@@ -293,8 +293,17 @@ bool uffd_wp_arm(UffdWp *t, uint64_t offset, uint64_t len, GError **errp)
 bool uffd_wp_collect(UffdWp *t, unsigned long *bitmap, bool rearm,
                      GError **errp)
 {
+    return uffd_wp_collect_range(t, 0, t->size, bitmap, rearm, errp);
+}
+
+bool uffd_wp_collect_range(UffdWp *t, uint64_t offset, uint64_t len,
+                           unsigned long *bitmap, bool rearm, GError **errp)
+{
     uint64_t flags = PM_SCAN_CHECK_WPASYNC | (rearm ? PM_SCAN_WP_MATCHING : 0);
-    uint64_t cur = t->start, end = t->start + t->size;
+    uint64_t cur = t->start + offset, end = cur + len;
+
+    g_assert(offset % UFFD_WP_PAGE_SIZE == 0 && len % UFFD_WP_PAGE_SIZE == 0);
+    g_assert(offset <= t->size && len <= t->size - offset);
 
     /*
      * The kernel stops when vec is full and says where in walk_end; pages

@@ -68,6 +68,12 @@ bool uffd_wp_arm(UffdWp *t, uint64_t offset, uint64_t len, GError **errp);
  */
 bool uffd_wp_collect(UffdWp *t, unsigned long *bitmap, bool rearm,
                      GError **errp);
+/*
+ * The same over [offset, offset + len) only (page-aligned); bits are set
+ * at the page's index from the start of the range the tracker covers.
+ */
+bool uffd_wp_collect_range(UffdWp *t, uint64_t offset, uint64_t len,
+                           unsigned long *bitmap, bool rearm, GError **errp);
 
 /* Unregisters the range and closes the descriptors; NULL is fine. */
 void uffd_wp_free(UffdWp *t);

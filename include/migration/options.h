@@ -129,6 +129,11 @@ void migration_options_init(MigrationBusyFunc outgoing_running,
  * *errp when this is a destination that cannot do post-copy.
  */
 void migration_options_set_postcopy_check(bool (*check)(GError **errp));
+/*
+ * The check migrate-set-capabilities runs when dirty-limit turns on (can
+ * the accelerator count dirty pages per vCPU?). Main loop; NULL = none.
+ */
+void migration_options_set_dirty_limit_check(bool (*check)(GError **errp));
 
 /* Registers migrate-set-capabilities, query-migrate-capabilities,
  * migrate-set-parameters, query-migrate-parameters and their HMP forms. */

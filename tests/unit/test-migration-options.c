@@ -213,7 +213,8 @@ static void test_query_capabilities(void **state)
                              i == MIGRATION_CAPABILITY_RETURN_PATH ||
                              i == MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME ||
                              i == MIGRATION_CAPABILITY_POSTCOPY_PREEMPT ||
-                             i == MIGRATION_CAPABILITY_RELEASE_RAM);
+                             i == MIGRATION_CAPABILITY_RELEASE_RAM ||
+                             i == MIGRATION_CAPABILITY_DIRTY_LIMIT);
     }
 }
 
@@ -293,13 +294,13 @@ static const struct {
      BETWEEN("multifd_zstd_level", "0", "20"), true},
     {"x-vcpu-dirty-limit-period", "1", "1000", "0", "1001",
      BETWEEN("x-vcpu-dirty-limit-period", "1", "1000"),
-     BETWEEN("x-vcpu-dirty-limit-period", "1", "1000"), false},
+     BETWEEN("x-vcpu-dirty-limit-period", "1", "1000"), true},
     {"vcpu-dirty-limit", "1", I64MAX, "0", I64MAX_PLUS1,
      "Parameter 'vcpu_dirty_limit' expects is invalid, it must greater then "
      "1 MB/s",
      "Parameter 'vcpu_dirty_limit' expects is invalid, it must greater then "
      "1 MB/s",
-     false},
+     true},
 };
 
 static const char *default_of(const char *name)
@@ -623,6 +624,65 @@ static void test_set_capabilities(void **state)
     assert_true(migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER));
 }
 
+/* ---- the accelerator's say on dirty-limit -------------------------------- */
+
+static int dirty_limit_checks;
+
+static bool dirty_limit_refused(GError **errp)
+{
+    dirty_limit_checks++;
+    g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                "dirty-limit requires KVM with accelerator property "
+                "'dirty-ring-size' set");
+    return false;
+}
+
+static bool dirty_limit_allowed(GError **errp)
+{
+    dirty_limit_checks++;
+    return true;
+}
+
+static void test_dirty_limit_check(void **state)
+{
+    static const char on[] = "{\"capabilities\": [{\"capability\": "
+                             "\"dirty-limit\", \"state\": true}]}";
+    static const char off[] = "{\"capabilities\": [{\"capability\": "
+                              "\"dirty-limit\", \"state\": false}]}";
+    static const char both[] =
+        "{\"capabilities\": [{\"capability\": \"dirty-limit\", "
+        "\"state\": true}, {\"capability\": \"auto-converge\", "
+        "\"state\": true}]}";
+
+    dirty_limit_checks = 0;
+    migration_options_set_dirty_limit_check(dirty_limit_refused);
+    assert_qmp_err("migrate-set-capabilities", on,
+                   "dirty-limit requires KVM with accelerator property "
+                   "'dirty-ring-size' set");
+    assert_false(migrate_cap(MIGRATION_CAPABILITY_DIRTY_LIMIT));
+    assert_int_equal(dirty_limit_checks, 1);
+    /* QEMU's rule comes first; turning it off asks nobody */
+    assert_qmp_err("migrate-set-capabilities", both,
+                   "dirty-limit conflicts with auto-converge either of then "
+                   "available currently");
+    assert_qmp_ok("migrate-set-capabilities", off);
+    assert_int_equal(dirty_limit_checks, 1);
+
+    migration_options_set_dirty_limit_check(dirty_limit_allowed);
+    assert_qmp_ok("migrate-set-capabilities", on);
+    assert_true(migrate_cap(MIGRATION_CAPABILITY_DIRTY_LIMIT));
+    /* asked when it turns on, not again while it stays on */
+    assert_qmp_ok("migrate-set-capabilities", on);
+    assert_int_equal(dirty_limit_checks, 2);
+    /* and auto-converge is refused while it is on */
+    assert_qmp_err("migrate-set-capabilities",
+                   "{\"capabilities\": [{\"capability\": "
+                   "\"auto-converge\", \"state\": true}]}",
+                   "dirty-limit conflicts with auto-converge either of then "
+                   "available currently");
+    migration_options_set_dirty_limit_check(NULL);
+}
+
 /* ---- busy hooks ---------------------------------------------------------- */
 
 static void test_busy(void **state)
@@ -855,6 +915,7 @@ int main(void)
         T(test_cap_rules),
         T(test_zero_copy_params),
         T(test_set_capabilities),
+        T(test_dirty_limit_check),
         T(test_busy),
         T(test_params_whole_set),
         T(test_param_types),
