@@ -10,11 +10,13 @@
  *
  * dirty-limit throttles vCPUs one by one, and deeper: each vCPU also has a
  * run share, the millionths of wall time it may run (1000000 = all). At
- * 1 % or more it runs 10 ms slices, as above; below, it runs
- * share x 1 s of every second. The share stops at
- * CPU_THROTTLE_RUN_PPM_MIN (0.1 %: a 1 ms slice per second): a shorter
- * slice would be mostly the time a kick takes to get the vCPU out of the
- * guest. A vCPU with both settings gets the tighter one.
+ * 10 % or more it runs 10 ms slices, as above (periods of 100 ms at
+ * most); below, periods stay 100 ms and the slice shrinks to
+ * share x 100 ms, so that a deep throttle stays smooth over the
+ * controller's one-second period. The share stops at
+ * CPU_THROTTLE_RUN_PPM_MIN (0.1 %: 100 µs per 100 ms), about what a kick
+ * takes to get a vCPU out of the guest. A vCPU with both settings gets
+ * the tighter one.
  */
 #ifndef GODWIT_CPU_THROTTLE_H
 #define GODWIT_CPU_THROTTLE_H
@@ -29,7 +31,7 @@ typedef struct Machine Machine;
 #define CPU_THROTTLE_TIMESLICE_NS 10000000LL
 #define CPU_THROTTLE_RUN_PPM_FULL 1000000
 #define CPU_THROTTLE_RUN_PPM_MIN 1000
-#define CPU_THROTTLE_DEEP_PERIOD_NS 1000000000LL
+#define CPU_THROTTLE_DEEP_PERIOD_NS 200000000LL
 
 /* Main thread, once the vCPUs exist. */
 void cpu_throttle_init(Machine *m);
