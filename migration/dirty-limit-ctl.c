@@ -28,11 +28,11 @@
 #include "migration/options.h"
 
 static struct {
-    GMutex lock; /* protects everything below */
-    GCond cond;  /* wakes the thread: a change, or quit */
+    GMutex lock;     /* protects everything below */
+    GCond cond;      /* wakes the thread: a change, or quit */
     GThread *thread; /* started with the first count, joined at shutdown */
     bool quit;
-    bool counting;   /* the accelerator's per-vCPU count is on */
+    bool counting; /* the accelerator's per-vCPU count is on */
     Machine *m;
     uint64_t *limit;    /* MB/s per vCPU, 0 = none */
     uint64_t *rate_bps; /* measured over the last period */
@@ -44,7 +44,7 @@ static struct {
 } dl;
 
 #define DL_QMP_NO_COUNT                                                        \
-    "dirty page limit feature requires KVM with accelerator property "        \
+    "dirty page limit feature requires KVM with accelerator property "         \
     "'dirty-ring-size' set'"
 #define DL_CAP_NO_COUNT                                                        \
     "dirty-limit requires KVM with accelerator property 'dirty-ring-size' set"
@@ -150,8 +150,8 @@ static void dl_period_locked(int64_t now)
         dl.rate_bps[i] = dirty_limit_rate_bps(delta, now - dl.last_us);
         dl.pages[i] = pages[i];
         if (dl.limit[i]) {
-            uint32_t run = dirty_limit_step(dl.run[i], dl.limit[i],
-                                            dl.rate_bps[i]);
+            uint32_t run =
+                dirty_limit_step(dl.run[i], dl.limit[i], dl.rate_bps[i]);
             if (run != dl.run[i]) {
                 dl.run[i] = run;
                 cpu_throttle_set_vcpu_run_share(i, run);
@@ -170,8 +170,7 @@ static gpointer dl_thread(gpointer opaque)
             continue;
         }
         /* the period is read each time: it may change at any moment */
-        int64_t period_us =
-            (int64_t)migrate_x_vcpu_dirty_limit_period() * 1000;
+        int64_t period_us = (int64_t)migrate_x_vcpu_dirty_limit_period() * 1000;
         int64_t end = dl.last_us + period_us;
         int64_t now = g_get_monotonic_time();
 

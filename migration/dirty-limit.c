@@ -31,8 +31,8 @@ uint32_t dirty_limit_step(uint32_t run_ppm, uint64_t limit_mbps,
     aim_bps = limit_bps / 100 * DIRTY_LIMIT_AIM_PCT;
     if (rate_bps > limit_bps) {
         /* run * aim / rate, in 128 bits: run < 2^20, aim < 2^64 */
-        return clamp_run((uint64_t)((unsigned __int128)run * aim_bps /
-                                    rate_bps));
+        return clamp_run(
+            (uint64_t)((unsigned __int128)run * aim_bps / rate_bps));
     }
     if (run >= DIRTY_LIMIT_RUN_FULL ||
         rate_bps >= limit_bps / 100 * DIRTY_LIMIT_EASE_PCT) {

@@ -15,14 +15,14 @@
 #include "godwit/machine.h"
 
 static struct {
-    Machine *m;      /* set by init */
+    Machine *m; /* set by init */
     GThread *thread;
-    GMutex lock;     /* protects changes, gen and quit, with cond */
+    GMutex lock; /* protects changes, gen and quit, with cond */
     GCond cond;
-    atomic_int pct;  /* the global percentage (auto-converge) */
+    atomic_int pct; /* the global percentage (auto-converge) */
     /* per vCPU: share of wall time it may run, in millionths (dirty-limit) */
     _Atomic uint32_t *run_ppm;
-    uint64_t gen;    /* bumped by every change: the thread recomputes */
+    uint64_t gen; /* bumped by every change: the thread recomputes */
     bool quit;
     /* the stall figures, any thread */
     _Atomic int64_t stall_max_us;
@@ -41,8 +41,8 @@ int64_t cpu_throttle_sleep_ns(int pct)
 void cpu_throttle_run_share_slice(uint32_t run_ppm, int64_t *slice_ns,
                                   int64_t *sleep_ns)
 {
-    int64_t run = CLAMP(run_ppm, CPU_THROTTLE_RUN_PPM_MIN,
-                        CPU_THROTTLE_RUN_PPM_FULL);
+    int64_t run =
+        CLAMP(run_ppm, CPU_THROTTLE_RUN_PPM_MIN, CPU_THROTTLE_RUN_PPM_FULL);
 
     if (run >= CPU_THROTTLE_RUN_PPM_FULL) {
         *slice_ns = CPU_THROTTLE_TIMESLICE_NS;
@@ -51,12 +51,12 @@ void cpu_throttle_run_share_slice(uint32_t run_ppm, int64_t *slice_ns,
                CPU_THROTTLE_TIMESLICE_NS * CPU_THROTTLE_RUN_PPM_FULL) {
         /* QEMU's shape: a 10 ms slice, then the sleep */
         *slice_ns = CPU_THROTTLE_TIMESLICE_NS;
-        *sleep_ns = CPU_THROTTLE_TIMESLICE_NS *
-                    (CPU_THROTTLE_RUN_PPM_FULL - run) / run;
+        *sleep_ns =
+            CPU_THROTTLE_TIMESLICE_NS * (CPU_THROTTLE_RUN_PPM_FULL - run) / run;
     } else {
         /* deeper: periods of 100 ms, of which it runs run ppm */
-        *slice_ns = CPU_THROTTLE_DEEP_PERIOD_NS * run /
-                    CPU_THROTTLE_RUN_PPM_FULL;
+        *slice_ns =
+            CPU_THROTTLE_DEEP_PERIOD_NS * run / CPU_THROTTLE_RUN_PPM_FULL;
         *sleep_ns = CPU_THROTTLE_DEEP_PERIOD_NS - *slice_ns;
     }
 }
@@ -133,8 +133,8 @@ static gpointer throttle_thread(gpointer opaque)
     g_mutex_lock(&throttle.lock);
     while (!throttle.quit) {
         uint64_t gen = throttle.gen;
-        int64_t wake = throttle_plan(next, period, sleep,
-                                     g_get_monotonic_time());
+        int64_t wake =
+            throttle_plan(next, period, sleep, g_get_monotonic_time());
 
         if (wake == INT64_MAX) {
             g_cond_wait(&throttle.cond, &throttle.lock);
@@ -213,8 +213,8 @@ void cpu_throttle_set_vcpu_run_share(int index, uint32_t run_ppm)
     if (!throttle.m || index < 0 || index >= throttle.m->smp) {
         return;
     }
-    run_ppm = CLAMP(run_ppm, CPU_THROTTLE_RUN_PPM_MIN,
-                    CPU_THROTTLE_RUN_PPM_FULL);
+    run_ppm =
+        CLAMP(run_ppm, CPU_THROTTLE_RUN_PPM_MIN, CPU_THROTTLE_RUN_PPM_FULL);
     g_mutex_lock(&throttle.lock);
     uint32_t old = atomic_exchange(&throttle.run_ppm[index], run_ppm);
     throttle.gen++;

@@ -94,8 +94,8 @@ static bool tcg_count_scan_locked(TCGState *s, uint64_t first, uint64_t end,
 {
     unsigned long *scan = s->count_scan;
     bool ok = uffd_wp_collect_range(s->wp, first << GW_PAGE_SHIFT,
-                                    (end - first) << GW_PAGE_SHIFT, scan,
-                                    rearm, errp);
+                                    (end - first) << GW_PAGE_SHIFT, scan, rearm,
+                                    errp);
     uint64_t fresh = 0;
 
     if (!ok && rearm && s->wp_log) {

@@ -78,8 +78,8 @@ typedef struct TCGState {
      * vCPU ran since the previous one.
      */
     bool wp_blind;
-    uint64_t wp_runs;  /* `runs` at the last sync, blind mode */
-    bool wp_log;       /* the dirty log uses `wp` (not blind) */
+    uint64_t wp_runs; /* `runs` at the last sync, blind mode */
+    bool wp_log;      /* the dirty log uses `wp` (not blind) */
     /*
      * Pages the per-vCPU count re-armed that the log has not reported
      * yet; the next sync does (NULL while the log is off).
@@ -92,12 +92,12 @@ typedef struct TCGState {
      * vCPU whose writes are not attributed yet (the run lock's last
      * holder), -1 for none.
      */
-    uint64_t *count;          /* pages per vCPU, cumulative */
+    uint64_t *count; /* pages per vCPU, cumulative */
     unsigned long *counted;
     unsigned long *count_scan; /* scratch for one scan */
     int count_owner;
-    atomic_bool count_on;     /* read without the lock by tcg-sched.c */
-    GMutex dirty_lock; /* protects the wp_ and count fields */
+    atomic_bool count_on; /* read without the lock by tcg-sched.c */
+    GMutex dirty_lock;    /* protects the wp_ and count fields */
 
     /* Any thread (atomic): engine runs started, for the blind mode. */
     _Atomic uint64_t runs;

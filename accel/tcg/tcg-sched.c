@@ -25,7 +25,7 @@ static struct {
     uint64_t next_ticket; /* the ticket the next arrival takes */
     uint64_t serving;     /* the ticket that may run */
     CPUState *holder;
-    int last;             /* index of the last holder, -1 none (+1 stored) */
+    int last; /* index of the last holder, -1 none (+1 stored) */
 } sched;
 
 void tcg_sched_init(void)

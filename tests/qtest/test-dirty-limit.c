@@ -18,7 +18,7 @@
 #include "migration-helpers.h"
 
 #define QMP_NO_COUNT                                                           \
-    "dirty page limit feature requires KVM with accelerator property "        \
+    "dirty page limit feature requires KVM with accelerator property "         \
     "'dirty-ring-size' set'"
 #define CAP_NO_COUNT                                                           \
     "dirty-limit requires KVM with accelerator property 'dirty-ring-size' set"
@@ -65,19 +65,20 @@ static void test_kvm_refused(void)
 {
     g_autofree char *elf = gwt_payload("stress");
     const char *old = gwt_set_accel("kvm");
-    GwProc *p = gwt_start("src", "-m 128M -kernel %s -append "
-                                 "'vm=1 vm-bytes=32M'",
+    GwProc *p = gwt_start("src",
+                          "-m 128M -kernel %s -append "
+                          "'vm=1 vm-bytes=32M'",
                           elf);
 
     g_assert_true(gwt_wait_serial(p, "READY", 60000));
-    g_autofree char *e1 = gwt_qmp_err(
-        p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
-           "{'dirty-rate': 100}}");
+    g_autofree char *e1 =
+        gwt_qmp_err(p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
+                       "{'dirty-rate': 100}}");
     g_test_message("refusal: %s", e1);
     assert_prefix(e1, QMP_NO_COUNT);
-    g_autofree char *e2 = gwt_qmp_err(
-        p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
-           "{'dirty-rate': 100, 'cpu-index': 0}}");
+    g_autofree char *e2 =
+        gwt_qmp_err(p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
+                       "{'dirty-rate': 100, 'cpu-index': 0}}");
     assert_prefix(e2, QMP_NO_COUNT);
     g_autofree char *h1 = gwt_hmp(p, "set_vcpu_dirty_limit 100");
     g_assert_nonnull(strstr(h1, QMP_NO_COUNT));
@@ -111,8 +112,9 @@ static void test_limits(void)
 {
     g_autofree char *elf = gwt_payload("stress");
     const char *old = gwt_set_accel("tcg");
-    GwProc *p = gwt_start("src", "-m 320M -smp 2 -kernel %s -append "
-                                 "'vm=2 vm-bytes=128M'",
+    GwProc *p = gwt_start("src",
+                          "-m 320M -smp 2 -kernel %s -append "
+                          "'vm=2 vm-bytes=128M'",
                           elf);
     const int64_t limit = 60;
     int64_t first = -1, got_limit = 0;
@@ -120,26 +122,27 @@ static void test_limits(void)
 
     g_assert_true(gwt_wait_serial(p, "READY", 60000));
     /* bad input: clear errors, nothing changes */
-    g_autofree char *e1 = gwt_qmp_err(
-        p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
-           "{'dirty-rate': 10, 'cpu-index': 2}}");
+    g_autofree char *e1 =
+        gwt_qmp_err(p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
+                       "{'dirty-rate': 10, 'cpu-index': 2}}");
     g_assert_cmpstr(e1, ==, "incorrect cpu index specified");
-    g_autofree char *e2 = gwt_qmp_err(
-        p, "{'execute': 'cancel-vcpu-dirty-limit', 'arguments': "
-           "{'cpu-index': -1}}");
+    g_autofree char *e2 =
+        gwt_qmp_err(p, "{'execute': 'cancel-vcpu-dirty-limit', 'arguments': "
+                       "{'cpu-index': -1}}");
     g_assert_cmpstr(e2, ==, "incorrect cpu index specified");
-    g_autofree char *e3 = gwt_qmp_err(
-        p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
-           "{'dirty-rate': 'fast'}}");
+    g_autofree char *e3 =
+        gwt_qmp_err(p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
+                       "{'dirty-rate': 'fast'}}");
     g_assert_nonnull(strstr(e3, "dirty-rate"));
-    g_autofree char *e4 = gwt_qmp_err(
-        p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': {}}");
+    g_autofree char *e4 =
+        gwt_qmp_err(p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': {}}");
     g_assert_cmpstr(e4, ==, "Parameter 'dirty-rate' is missing");
     g_autoptr(JsonArray) none = limits(p);
     g_assert_cmpint(json_array_get_length(none), ==, 0);
 
-    gwt_qmp_void(p, "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
-                    "{'dirty-rate': %" G_GINT64_FORMAT ", 'cpu-index': 1}}",
+    gwt_qmp_void(p,
+                 "{'execute': 'set-vcpu-dirty-limit', 'arguments': "
+                 "{'dirty-rate': %" G_GINT64_FORMAT ", 'cpu-index': 1}}",
                  limit);
     /* one period at full speed, then down within a few */
     for (int i = 0; i < 20; i++) {
@@ -155,8 +158,8 @@ static void test_limits(void)
         last[1] = last[2];
         last[2] = r;
         g_test_message("vCPU 1: %" G_GINT64_FORMAT " MB/s", r);
-        if (i >= 5 && last[0] >= 0 && last[0] <= limit * 3 / 2 && last[1] <= limit * 3 / 2 &&
-            last[2] <= limit * 3 / 2) {
+        if (i >= 5 && last[0] >= 0 && last[0] <= limit * 3 / 2 &&
+            last[1] <= limit * 3 / 2 && last[2] <= limit * 3 / 2) {
             break;
         }
     }
@@ -208,8 +211,8 @@ static void test_limits(void)
 static void test_migration(void)
 {
     const char *old = gwt_set_accel("tcg");
-    MigPair *mp = mig_pair_start("64M", "verify", "vm=1 vm-bytes=8M",
-                                 "unix:%d/mig.sock");
+    MigPair *mp =
+        mig_pair_start("64M", "verify", "vm=1 vm-bytes=8M", "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
     bool seen = false, refused = false;
     int64_t max_sleep = 0;
@@ -229,16 +232,18 @@ static void test_migration(void)
     g_autofree char *e2 = gwt_qmp_err(
         mp->src, "{'execute': 'migrate-set-parameters', 'arguments': "
                  "{'x-vcpu-dirty-limit-period': 1001}}");
-    g_assert_cmpstr(e2, ==, "Parameter 'x-vcpu-dirty-limit-period' expects "
-                            "a value between 1 and 1000");
+    g_assert_cmpstr(e2, ==,
+                    "Parameter 'x-vcpu-dirty-limit-period' expects "
+                    "a value between 1 and 1000");
     g_autofree char *params = gwt_hmp(mp->src, "info migrate_parameters");
     g_assert_nonnull(strstr(params, "x-vcpu-dirty-limit-period: 500 ms\r\n"
                                     "vcpu-dirty-limit: 1 MB/s\r\n"));
     /* a hand-set limit far above the guest's rate: it must survive */
     gwt_qmp_void(mp->src, "{'execute': 'set-vcpu-dirty-limit', "
                           "'arguments': {'dirty-rate': 5000}}");
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
-                          "'%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': {'uri': "
+                 "'%s'}}",
                  uri);
     for (int64_t end = gwt_now_ms() + 120000;;) {
         g_autoptr(JsonObject) q = mig_query(mp->src);
@@ -249,10 +254,10 @@ static void test_migration(void)
         }
         if (json_object_has_member(q, "dirty-limit-throttle-time-per-round")) {
             int64_t s = gwt_get_int(q, "dirty-limit-throttle-time-per-round");
-            g_assert_true(json_object_has_member(q,
-                                                 "dirty-limit-ring-full-time"));
-            g_assert_false(json_object_has_member(q,
-                                                  "cpu-throttle-percentage"));
+            g_assert_true(
+                json_object_has_member(q, "dirty-limit-ring-full-time"));
+            g_assert_false(
+                json_object_has_member(q, "cpu-throttle-percentage"));
             max_sleep = MAX(max_sleep, s);
             if (!seen && current_rate(mp->src, 0, NULL) >= 0) {
                 int64_t lim = 0;
@@ -262,8 +267,9 @@ static void test_migration(void)
             if (seen && !refused) {
                 g_autofree char *e = gwt_qmp_err(
                     mp->src, "{'execute': 'cancel-vcpu-dirty-limit'}");
-                g_assert_cmpstr(e, ==, "can't cancel dirty page rate limit "
-                                       "while migration is running");
+                g_assert_cmpstr(e, ==,
+                                "can't cancel dirty page rate limit "
+                                "while migration is running");
                 refused = true;
             }
         }
@@ -284,8 +290,8 @@ static void test_migration(void)
     g_assert_cmpint(current_rate(mp->src, 0, &lim), >=, 0);
     g_assert_cmpint(lim, ==, 5000);
     g_autoptr(JsonObject) q = mig_query(mp->src);
-    g_assert_false(json_object_has_member(q,
-                                          "dirty-limit-throttle-time-per-round"));
+    g_assert_false(
+        json_object_has_member(q, "dirty-limit-throttle-time-per-round"));
     /* the destination has none */
     g_autoptr(JsonArray) d = limits(mp->dst);
     g_assert_cmpint(json_array_get_length(d), ==, 0);
@@ -304,9 +310,9 @@ static void test_migration(void)
 static void test_count_and_log(void)
 {
     const char *old = gwt_set_accel("tcg");
-    MigPair *mp = mig_pair_start("128M -smp 2", "verify",
-                                 "vm=2 vm-bytes=16M rate=8M",
-                                 "unix:%d/mig.sock");
+    MigPair *mp =
+        mig_pair_start("128M -smp 2", "verify", "vm=2 vm-bytes=16M rate=8M",
+                       "unix:%d/mig.sock");
     g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
 
     gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "

@@ -51,8 +51,10 @@ static void test_near_limit(void **state)
 {
     /* between 70 % and 100 % of the limit: nothing moves */
     static const Period p[] = {
-        {100, 100 * MB, 500000}, {100, 95 * MB, 500000},
-        {100, 70 * MB, 500000},  {100, 90 * MB, 500000},
+        {100, 100 * MB, 500000},
+        {100, 95 * MB, 500000},
+        {100, 70 * MB, 500000},
+        {100, 90 * MB, 500000},
         /* 1 byte/s over: down, aiming at 90 % */
         {100, 100 * MB + 1, 449999},
     };
@@ -81,11 +83,8 @@ static void test_overshoot_eases(void **state)
         {100, 0, 40000},       /* nothing dirtied: x2 */
         {100, 60 * MB, 60000}, /* 60 → aim 90: x1.5 */
         {100, 80 * MB, 60000}, /* near: holds */
-        {100, 1 * MB, 120000},
-        {100, 1 * MB, 240000},
-        {100, 1 * MB, 480000},
-        {100, 1 * MB, 960000},
-        {100, 1 * MB, FULL}, /* never past free */
+        {100, 1 * MB, 120000}, {100, 1 * MB, 240000}, {100, 1 * MB, 480000},
+        {100, 1 * MB, 960000}, {100, 1 * MB, FULL}, /* never past free */
     };
     run(10000, p, G_N_ELEMENTS(p));
 }
@@ -94,11 +93,9 @@ static void test_rate_changes(void **state)
 {
     /* the guest speeds up, then calms down, mid-way */
     static const Period p[] = {
-        {50, 50 * MB, FULL},       {50, 200 * MB, 225000},
-        {50, 45 * MB, 225000},     {50, 400 * MB, 25312},
-        {50, 45 * MB, 25312},      {50, 10 * MB, 50624},
-        {50, 10 * MB, 101248},     {50, 30 * MB, 151872},
-        {50, 40 * MB, 151872},
+        {50, 50 * MB, FULL},   {50, 200 * MB, 225000}, {50, 45 * MB, 225000},
+        {50, 400 * MB, 25312}, {50, 45 * MB, 25312},   {50, 10 * MB, 50624},
+        {50, 10 * MB, 101248}, {50, 30 * MB, 151872},  {50, 40 * MB, 151872},
     };
     run(FULL, p, G_N_ELEMENTS(p));
 }
@@ -146,7 +143,7 @@ static void test_closed_loop(void **state)
     static const struct {
         uint64_t native, cap, limit_mbps;
     } cases[] = {
-        {32000 * MB, 512 * MB, 1},   /* tcg-like, deep: floor-bound */
+        {32000 * MB, 512 * MB, 1}, /* tcg-like, deep: floor-bound */
         {4000 * MB, 4000 * MB, 1},
         {32000 * MB, 512 * MB, 50},
         {400 * MB, 400 * MB, 100},
@@ -166,10 +163,9 @@ static void test_closed_loop(void **state)
                          " at share %u for a limit of %" G_GUINT64_FORMAT,
                          c, i, rate, share, limit);
             }
-            if (i >= 8 && floor_rate > limit &&
-                share != DIRTY_LIMIT_RUN_MIN) {
-                fail_msg("case %zu period %d: share %u, want the floor", c,
-                         i, share);
+            if (i >= 8 && floor_rate > limit && share != DIRTY_LIMIT_RUN_MIN) {
+                fail_msg("case %zu period %d: share %u, want the floor", c, i,
+                         share);
             }
             share = dirty_limit_step(share, cases[c].limit_mbps, rate);
         }
