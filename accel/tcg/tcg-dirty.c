@@ -101,20 +101,35 @@ static bool tcg_count_scan_locked(TCGState *s, uint64_t first, uint64_t end,
     if (!ok && rearm && s->wp_log) {
         s->wp_first = true;
     }
-    for (uint64_t p = bitmap_find_next(scan, end, first); p < end;
-         p = bitmap_find_next(scan, end, p + 1)) {
-        if (!test_bit(p, s->counted)) {
-            fresh++;
-            set_bit(p, s->counted);
+    /*
+     * Word by word: this runs at every pass of the run lock between
+     * vCPUs, over every page written since the last re-arming.
+     */
+    for (uint64_t w = first / BITS_PER_LONG; w * BITS_PER_LONG < end; w++) {
+        unsigned long mask = ~0UL;
+        uint64_t lo = w * BITS_PER_LONG;
+
+        if (lo < first) {
+            mask &= ~0UL << (first - lo);
         }
+        if (end - lo < BITS_PER_LONG) {
+            mask &= ~0UL >> (BITS_PER_LONG - (end - lo));
+        }
+        unsigned long written = scan[w] & mask;
+        if (!written) {
+            continue;
+        }
+        fresh += __builtin_popcountl(written & ~s->counted[w]);
         if (rearm) {
-            clear_bit(p, s->counted);
-            if (s->wp_log && !test_bit(p, s->wp_taken)) {
-                set_bit(p, s->wp_pending);
+            s->counted[w] &= ~written;
+            if (s->wp_log) {
+                s->wp_pending[w] |= written & ~s->wp_taken[w];
             }
+        } else {
+            s->counted[w] |= written;
         }
+        scan[w] &= ~mask;
     }
-    bitmap_clear_range(scan, first, end - first);
     if (s->count_owner >= 0) {
         s->count[s->count_owner] += fresh;
     }
