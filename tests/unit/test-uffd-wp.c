@@ -220,6 +220,38 @@ static void test_rearm(void **state)
     assert_int_equal(collect(f, false), 0);
 }
 
+/*
+ * collect_range (the per-vCPU count scans a range before the log re-arms
+ * it): only pages inside the range are reported, at their index from the
+ * tracker's start, and only they are re-armed.
+ */
+static void test_collect_range(void **state)
+{
+    Fixture *f = *state;
+    g_autofree unsigned long *want = bitmap_new(f->pages);
+    const uint64_t lo = 64, hi = 1000;
+    g_autoptr(GError) err = NULL;
+
+    arm_all(f);
+    write_chosen(f, want);
+    memset(f->got, 0, BITS_TO_LONGS(f->pages) * sizeof(unsigned long));
+    if (!uffd_wp_collect_range(f->t, lo * PAGE, (hi - lo) * PAGE, f->got, true,
+                               &err)) {
+        fail_msg("uffd_wp_collect_range: %s", err->message);
+    }
+    for (uint64_t i = 0; i < f->pages; i++) {
+        bool in = i >= lo && i < hi && test_bit(i, want);
+        if (test_bit(i, f->got) != in) {
+            fail_msg("page %" G_GUINT64_FORMAT ": %s", i,
+                     in ? "not reported" : "reported outside the range");
+        }
+    }
+    /* the range was re-armed; the pages outside it are still written */
+    bitmap_clear_range(want, lo, hi - lo);
+    assert_int_equal(collect(f, false), bitmap_count(want, f->pages));
+    assert_got(f, want);
+}
+
 static void test_arm_subrange(void **state)
 {
     Fixture *f = *state;
@@ -404,6 +436,7 @@ int main(void)
         CASES(test_chosen_pages),
         CASES(test_rearm),
         CASES(test_arm_subrange),
+        CASES(test_collect_range),
         CASES(test_threads_lose_no_write),
         CASE(test_vector_fills, memfd_64m),
         CASE(test_vector_fills, anon_64m),
