@@ -49,12 +49,12 @@ void cpu_throttle_run_share_slice(uint32_t run_ppm, int64_t *slice_ns,
         *sleep_ns = 0;
     } else if (run * CPU_THROTTLE_DEEP_PERIOD_NS >=
                CPU_THROTTLE_TIMESLICE_NS * CPU_THROTTLE_RUN_PPM_FULL) {
-        /* QEMU's shape: a 10 ms slice, then the sleep */
+        /* QEMU's shape: a 10 ms slice, then the sleep (period <= DEEP) */
         *slice_ns = CPU_THROTTLE_TIMESLICE_NS;
         *sleep_ns =
             CPU_THROTTLE_TIMESLICE_NS * (CPU_THROTTLE_RUN_PPM_FULL - run) / run;
     } else {
-        /* deeper: periods of 100 ms, of which it runs run ppm */
+        /* deeper: periods of DEEP_PERIOD, of which it runs run ppm */
         *slice_ns =
             CPU_THROTTLE_DEEP_PERIOD_NS * run / CPU_THROTTLE_RUN_PPM_FULL;
         *sleep_ns = CPU_THROTTLE_DEEP_PERIOD_NS - *slice_ns;

@@ -10,13 +10,13 @@
  *
  * dirty-limit throttles vCPUs one by one, and deeper: each vCPU also has a
  * run share, the millionths of wall time it may run (1000000 = all). At
- * 10 % or more it runs 10 ms slices, as above (periods of 100 ms at
- * most); below, periods stay 100 ms and the slice shrinks to
- * share x 100 ms, so that a deep throttle stays smooth over the
- * controller's one-second period. The share stops at
- * CPU_THROTTLE_RUN_PPM_MIN (0.1 %: 100 µs per 100 ms), about what a kick
- * takes to get a vCPU out of the guest. A vCPU with both settings gets
- * the tighter one.
+ * 5 % or more it runs 10 ms slices, as above (periods of 200 ms at
+ * most); below, periods stay CPU_THROTTLE_DEEP_PERIOD_NS (200 ms) and the
+ * slice shrinks to share x 200 ms, so that a deep throttle stays smooth
+ * over the controller's one-second period. The share stops at
+ * CPU_THROTTLE_RUN_PPM_MIN (0.1 %: 200 µs per 200 ms), about what a kick
+ * and a wake-up take; the real run time per round is that much more. A
+ * vCPU with both settings gets the tighter one.
  */
 #ifndef GODWIT_CPU_THROTTLE_H
 #define GODWIT_CPU_THROTTLE_H
