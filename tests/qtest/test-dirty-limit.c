@@ -265,6 +265,9 @@ static void test_migration(void)
                 seen = lim == 1;
             }
             if (seen && !refused) {
+                g_autofree char *info = gwt_hmp(mp->src, "info migrate");
+                g_assert_nonnull(strstr(info, "dirty-limit throttle time: "));
+                g_assert_nonnull(strstr(info, "dirty-limit ring full time: "));
                 g_autofree char *e = gwt_qmp_err(
                     mp->src, "{'execute': 'cancel-vcpu-dirty-limit'}");
                 g_assert_cmpstr(e, ==,
@@ -335,6 +338,45 @@ static void test_count_and_log(void)
     gwt_set_accel(old);
 }
 
+/*
+ * The control: the same guest and link as /dirty-limit/tcg/migration,
+ * without dirty-limit, is still copying after several passes. (The guest
+ * would have to dirty under ~0.3 MB/s to fit a pass in the downtime.)
+ */
+static void test_precopy_never_ends(void)
+{
+    const char *old = gwt_set_accel("tcg");
+    MigPair *mp =
+        mig_pair_start("64M", "verify", "vm=1 vm-bytes=8M", "unix:%d/mig.sock");
+    g_autofree char *uri = mig_connect_uri(mp, "unix:%d/mig.sock");
+
+    mig_set_speed(mp->src, 2 << 20, 300);
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': {'uri': "
+                 "'%s'}}",
+                 uri);
+    g_assert_true(mig_wait_status(mp->src, "active", 30000));
+    int64_t syncs = 0;
+    for (int64_t end = gwt_now_ms() + 60000; syncs < 4; gwt_sleep_ms(200)) {
+        g_autoptr(JsonObject) q = mig_query(mp->src);
+        g_assert_cmpstr(gwt_get_str(q, "status"), ==, "active");
+        syncs = gwt_get_int(gwt_get_obj(q, "ram"), "dirty-sync-count");
+        g_assert_cmpint(gwt_now_ms(), <, end);
+    }
+    g_autoptr(JsonObject) q = mig_query(mp->src);
+    g_test_message("after %" G_GINT64_FORMAT
+                   " syncs: %s, remaining %" G_GINT64_FORMAT " bytes",
+                   syncs, gwt_get_str(q, "status"),
+                   gwt_get_int(gwt_get_obj(q, "ram"), "remaining"));
+    g_assert_cmpstr(gwt_get_str(q, "status"), ==, "active");
+    gwt_qmp_void(mp->src, "{'execute': 'migrate_cancel'}");
+    g_assert_true(mig_wait_status(mp->src, "cancelled", 30000));
+    g_autofree char *st = gwt_status(mp->src);
+    g_assert_cmpstr(st, ==, "running");
+    mig_pair_free(mp);
+    gwt_set_accel(old);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -343,6 +385,8 @@ int main(int argc, char **argv)
         g_test_add_func("/dirty-limit/kvm/refused", test_kvm_refused);
     }
     g_test_add_func("/dirty-limit/tcg/limits", test_limits);
+    g_test_add_func("/dirty-limit/tcg/precopy-never-ends",
+                    test_precopy_never_ends);
     g_test_add_func("/dirty-limit/tcg/migration", test_migration);
     g_test_add_func("/dirty-limit/tcg/count-and-log", test_count_and_log);
     return g_test_run();
