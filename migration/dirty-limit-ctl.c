@@ -109,7 +109,8 @@ static bool dl_count_start_locked(const char *qemu_words, GError **errp)
         return false;
     }
     dl.counting = true;
-    memset(dl.pages, 0, dl.m->smp * sizeof(*dl.pages));
+    /* the count may be shared (calc-dirty-rate): start from where it is */
+    ops->vcpu_dirty_pages(dl.m, dl.pages);
     memset(dl.rate_bps, 0, dl.m->smp * sizeof(*dl.rate_bps));
     dl.last_us = g_get_monotonic_time();
     if (!dl.thread) {

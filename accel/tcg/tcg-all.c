@@ -58,6 +58,8 @@ static void tcg_cleanup(Machine *m)
         }
     }
     if (m->ram) {
+        /* vCPU threads are joined: whoever still counts is done */
+        s->count_users = MIN(s->count_users, 1);
         tcg_vcpu_dirty_stop(m);
         tcg_dirty_log_stop(m, m->ram);
     }

@@ -273,7 +273,9 @@ bool tcg_vcpu_dirty_start(Machine *m, GError **errp)
     bool ok = true;
 
     g_mutex_lock(&s->dirty_lock);
-    if (atomic_load(&s->count_on)) {
+    if (s->count_users > 0) {
+        /* nested (dirty-limit and calc-dirty-rate): one count for all */
+        s->count_users++;
         g_mutex_unlock(&s->dirty_lock);
         return true;
     }
@@ -293,6 +295,7 @@ bool tcg_vcpu_dirty_start(Machine *m, GError **errp)
         ok = tcg_wp_get_locked(s, m->ram, errp);
     }
     if (ok) {
+        s->count_users = 1;
         atomic_store(&s->count_on, true);
     } else {
         g_clear_pointer(&s->count, g_free);
@@ -326,6 +329,12 @@ void tcg_vcpu_dirty_stop(Machine *m)
     TCGState *s = tcg_state(m);
 
     g_mutex_lock(&s->dirty_lock);
+    if (s->count_users > 1) {
+        s->count_users--;
+        g_mutex_unlock(&s->dirty_lock);
+        return;
+    }
+    s->count_users = 0;
     atomic_store(&s->count_on, false);
     g_clear_pointer(&s->count, g_free);
     g_clear_pointer(&s->counted, bitmap_free);

@@ -96,6 +96,7 @@ typedef struct TCGState {
     unsigned long *counted;
     unsigned long *count_scan; /* scratch for one scan */
     int count_owner;
+    int count_users;      /* starts not yet stopped: the count is shared */
     atomic_bool count_on; /* read without the lock by tcg-sched.c */
     GMutex dirty_lock;    /* protects the wp_ and count fields */
 
