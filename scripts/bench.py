@@ -638,6 +638,11 @@ def auto_converge_run(vmm, append, initial, increment, downtime_ms,
             weighted += throttle * (now - last_t)
             last_t = now
             throttle = info.get("cpu-throttle-percentage", 0)
+            if "dirty-limit-throttle-time-per-round" in info:
+                # dirty-limit: the share of a round the vCPU sleeps
+                sl = info["dirty-limit-throttle-time-per-round"]
+                run = info.get("dirty-limit-ring-full-time", 0)
+                throttle = round(100.0 * sl / (sl + run)) if sl else 0
             if throttle and (not steps or steps[-1] != throttle):
                 steps.append(throttle)
             peak = max(peak, throttle)
