@@ -48,6 +48,7 @@ typedef struct MigrationState {
     QEMUFile *file;
     pthread_t thread;
     bool thread_created;
+    atomic_bool thread_done; /* it set the final status; it only returns */
     bool vm_was_running;
 
     /* Protected by lock. */

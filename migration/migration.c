@@ -125,9 +125,17 @@ static bool status_is_running(MigrationStatus st)
     }
 }
 
+static void migration_join_finished(MigrationState *s);
+
+/* Main loop. */
 bool migration_is_running(void)
 {
-    /* A finished migration whose thread is not joined yet still counts. */
+    /*
+     * A thread that set the final status only returns: joined here, so a
+     * command sent on seeing that status is not refused (the cleanup idle
+     * source may run after the command). One still working counts.
+     */
+    migration_join_finished(&current_migration);
     return status_is_running(migrate_status(&current_migration)) ||
            current_migration.thread_created;
 }
@@ -170,8 +178,8 @@ void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer,
     if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_LIMIT) &&
         !migration_in_switchover()) {
         /* QEMU's trigger, auto-converge's: when its first step would fire */
-        if (auto_converge_step(&auto_converge, &p, 0, bytes_dirty,
-                               bytes_xfer) > 0) {
+        if (auto_converge_step(&auto_converge, &p, 0, bytes_dirty, bytes_xfer) >
+            0) {
             dirty_limit_migration_throttle();
         }
         return;
@@ -182,8 +190,8 @@ void migration_auto_converge_period(uint64_t bytes_dirty, uint64_t bytes_xfer,
     }
     now = cpu_throttle_get_percentage();
     if (migrate_x_throttle_policy() == MIG_THROTTLE_POLICY_AIM) {
-        next = auto_converge_aim(&auto_converge_aim_state, &p, now,
-                                 bytes_dirty, bytes_xfer, period_us);
+        next = auto_converge_aim(&auto_converge_aim_state, &p, now, bytes_dirty,
+                                 bytes_xfer, period_us);
     } else {
         next = auto_converge_step(&auto_converge, &p, now, bytes_dirty,
                                   bytes_xfer);
@@ -319,16 +327,19 @@ static bool migration_completion(MigrationState *s, QEMUFile *f,
 
 /* ---- the migration thread ------------------------------------------------ */
 
-/* The main loop joins the thread and drops the channel. */
-static gboolean migration_cleanup_bh(gpointer opaque)
+/* Main loop: joins a thread that is done and drops its URI. */
+static void migration_join_finished(MigrationState *s)
 {
-    MigrationState *s = opaque;
-
-    if (s->thread_created) {
+    if (s->thread_created && atomic_load(&s->thread_done)) {
         pthread_join(s->thread, NULL);
         s->thread_created = false;
+        mig_uri_clear(&s->uri);
     }
-    mig_uri_clear(&s->uri);
+}
+
+static gboolean migration_cleanup_bh(gpointer opaque)
+{
+    migration_join_finished(opaque);
     return G_SOURCE_REMOVE;
 }
 
@@ -396,6 +407,7 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
     if (err) {
         g_error_free(err);
     }
+    atomic_store(&s->thread_done, true);
     g_idle_add(migration_cleanup_bh, s);
 }
 
@@ -492,8 +504,7 @@ void *migration_thread(void *opaque)
         if (atomic_load(&s->start_postcopy) &&
             migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
             if (!postcopy_start(s, f, &stop_us, &err) &&
-                (!atomic_load(&s->postcopy) ||
-                 !postcopy_pause(s, &f, &err))) {
+                (!atomic_load(&s->postcopy) || !postcopy_pause(s, &f, &err))) {
                 goto out;
             }
             window_reset(s, f);
@@ -603,6 +614,7 @@ bool migrate_start(const char *uri, GError **errp)
     atomic_store(&s->switchover, false);
     migrate_force_status(s, MIGRATION_STATUS_SETUP);
 
+    atomic_store(&s->thread_done, false);
     int r = pthread_create(&s->thread, NULL, migration_thread, s);
     if (r) {
         migrate_force_status(s, MIGRATION_STATUS_FAILED);
