@@ -88,6 +88,11 @@ bool gwt_kvm_present(void)
     return kvm_usable();
 }
 
+bool gwt_second_pass(void)
+{
+    return g_getenv("GODWIT_QTEST_SECOND_PASS") != NULL;
+}
+
 bool gwt_tcg(void)
 {
     return !strcmp(gwt_accel(), "tcg");

@@ -53,6 +53,13 @@ bool gwt_tcg(void);
 const char *gwt_set_accel(const char *accel);
 /* Whether /dev/kvm can be opened here. */
 bool gwt_kvm_present(void);
+/*
+ * Whether this is scripts/check's second pass (tcg where KVM exists,
+ * GODWIT_QTEST_SECOND_PASS). It is there for the accelerator: cases whose
+ * subject is not the accelerator (transports, TLS, compression methods,
+ * a throttle policy's arithmetic) ran in the first pass and are skipped.
+ */
+bool gwt_second_pass(void);
 
 /* Path of a payload: $GUEST_DIR/<name>.elf (asserts it exists). */
 char *gwt_payload(const char *name);

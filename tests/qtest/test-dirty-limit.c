@@ -466,7 +466,7 @@ int main(int argc, char **argv)
         g_test_add_func("/dirty-limit/kvm-ring/accepted",
                         test_kvm_ring_accepted);
     }
-    if (g_getenv("GODWIT_QTEST_SECOND_PASS")) {
+    if (gwt_second_pass()) {
         /* scripts/check's tcg pass: the tcg cases ran in the first one */
         return g_test_run();
     }

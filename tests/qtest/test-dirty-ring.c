@@ -269,7 +269,7 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     gwt_require_kvm();
-    if (g_getenv("GODWIT_QTEST_SECOND_PASS")) {
+    if (gwt_second_pass()) {
         /* scripts/check's tcg pass: these are KVM's, they ran already */
         g_printerr("dirty-ring: KVM-only cases, run in the first pass\n");
         return 77;

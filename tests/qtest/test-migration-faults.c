@@ -33,15 +33,10 @@
  * Faults per mode. scripts/check's second pass (tcg after kvm, on hosts
  * with KVM) runs fewer: the first pass ran them all on the same code.
  */
-#define CUTS (second_pass() ? 20 : 50)
-#define STALLS (second_pass() ? 2 : 5)
+#define CUTS (gwt_second_pass() ? 20 : 50)
+#define STALLS (gwt_second_pass() ? 2 : 5)
 #define RETRY_EVERY 10
 #define END_TIMEOUT 60000
-
-static bool second_pass(void)
-{
-    return g_getenv("GODWIT_QTEST_SECOND_PASS") != NULL;
-}
 
 typedef struct FaultMode {
     const char *name;
@@ -610,9 +605,9 @@ static void test_postcopy_cuts(void)
 
 /* ---- SIGKILL ------------------------------------------------------------ */
 
-#define KILLS_DST (second_pass() ? 3 : 6)
-#define KILLS_SRC (second_pass() ? 2 : 4)
-#define KILLS_POSTCOPY (second_pass() ? 2 : 3)
+#define KILLS_DST (gwt_second_pass() ? 3 : 6)
+#define KILLS_SRC (gwt_second_pass() ? 2 : 4)
+#define KILLS_POSTCOPY (gwt_second_pass() ? 2 : 3)
 
 /* A random moment within about one migration's time of the last one. */
 static int kill_delay(FaultRun *r, int64_t span_ms)

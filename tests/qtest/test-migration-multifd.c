@@ -270,7 +270,7 @@ int main(int argc, char **argv)
      * accelerator: the methods are covered with 2 channels; the channel
      * counts already ran in the first pass.
      */
-    bool second = g_getenv("GODWIT_QTEST_SECOND_PASS") != NULL;
+    bool second = gwt_second_pass();
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         if (!second || cases[i].channels == 2) {
             g_test_add_data_func(cases[i].path, &cases[i], test_multifd);
