@@ -85,12 +85,12 @@ static JsonNode *qmp_object_add(JsonObject *args, GError **errp)
     g_autofree char *type = NULL;
     g_autofree char *id = NULL;
 
-    if (!json_object_has_member(args, "qom-type")) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "Parameter 'qom-type' is missing");
-        return NULL;
-    }
-    if (!props_flatten_object(props, NULL, args, errp)) {
+    const char *unused;
+
+    /* both strings, not objects flattened into "qom-type.x" keys */
+    if (!qmp_arg_str(args, "qom-type", true, &unused, errp) ||
+        !qmp_arg_str(args, "id", false, &unused, errp) ||
+        !props_flatten_object(props, NULL, args, errp)) {
         return NULL;
     }
     type = gw_props_take_str(props, "qom-type");
