@@ -625,6 +625,11 @@ bool mig_channel_is_shutdown(MigChannel *c)
     return atomic_load(&c->shutdown);
 }
 
+bool mig_channel_is_socket(MigChannel *c)
+{
+    return c->is_socket;
+}
+
 int mig_channel_fd(MigChannel *c)
 {
     return c->fd;

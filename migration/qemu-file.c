@@ -10,7 +10,7 @@
 #include "migration/channel.h"
 #include "migration/qemu-file.h"
 
-#define IO_BUF_SIZE 32768       /* output: small fields between pages */
+#define IO_BUF_SIZE 32768        /* output: small fields between pages */
 #define IN_BUF_SIZE (256 * 1024) /* input: fewer, larger reads */
 #define MAX_IOV 256
 
@@ -299,6 +299,56 @@ void qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
         p += n;
         len -= n;
     }
+}
+
+size_t qemu_get_buffered(QEMUFile *f, void *buf, size_t len)
+{
+    size_t n = MIN(len, f->buf_size - f->buf_index);
+
+    if (f->error) {
+        return 0;
+    }
+    memcpy(buf, f->buf + f->buf_index, n);
+    f->buf_index += n;
+    f->transferred += n;
+    return n;
+}
+
+bool qemu_file_direct_ok(QEMUFile *f)
+{
+    return !f->output && mig_channel_is_socket(f->chan);
+}
+
+size_t qemu_get_direct(QEMUFile *f, const struct iovec *iov, int iovcnt)
+{
+    g_assert(f->buf_index == f->buf_size);
+    f->buf_index = f->buf_size = 0;
+    while (!f->error) {
+        ssize_t n = mig_channel_readv(f->chan, iov, iovcnt);
+        if (n == -EAGAIN) {
+            if (!mig_channel_wait(f->chan, POLLIN, -1)) {
+                set_io_error(f, -ECANCELED, "reading");
+            }
+            continue;
+        }
+        if (n < 0) {
+            set_io_error(f, n, "reading");
+        } else if (n == 0) {
+            short_read(f);
+        } else {
+            f->transferred += n;
+            return n;
+        }
+    }
+    return 0;
+}
+
+void qemu_unget_direct(QEMUFile *f, const void *buf, size_t len)
+{
+    g_assert(f->buf_index == 0 && f->buf_size + len <= f->buf_cap);
+    memcpy(f->buf + f->buf_size, buf, len);
+    f->buf_size += len;
+    f->transferred -= len;
 }
 
 uint8_t qemu_get_byte(QEMUFile *f)

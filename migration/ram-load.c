@@ -44,6 +44,11 @@ typedef struct RAMLoadState {
     uint64_t pop_start; /* [pop_start, pop_end): populated ahead */
     uint64_t pop_end;
     bool populate_ok; /* the kernel has MADV_POPULATE_WRITE */
+    /*
+     * PAGE payloads read straight into guest RAM (ram-load-direct.c):
+     * a socket stream, and no other thread writing guest RAM.
+     */
+    bool direct;
     /* Post-copy: from LISTEN on, pages are placed through userfaultfd. */
     PostcopyRam *postcopy;
     uint8_t xbzrle_buf[GW_PAGE_SIZE];
@@ -320,6 +325,10 @@ static bool ram_load_page(RAMLoadState *ls, QEMUFile *f, uint64_t addr,
         if (!test_bit(page, ls->touched)) {
             ram_populate_ahead(ls, ls->last, page);
         }
+        if (ls->direct) {
+            ram_load_page_direct(f, ls->last, page, ls->touched);
+            return qemu_file_check(f, errp);
+        }
         qemu_get_buffer(f, host, GW_PAGE_SIZE);
         set_bit_atomic(page, ls->touched);
     }
@@ -338,6 +347,10 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp)
         ram_load_touched_map();
         ls->pop_start = ls->pop_end = 0;
         ls->populate_ok = true;
+        ls->direct = qemu_file_direct_ok(f) &&
+                     !migrate_cap(MIGRATION_CAPABILITY_COMPRESS) &&
+                     !migrate_cap(MIGRATION_CAPABILITY_MULTIFD) &&
+                     !g_getenv("GODWIT_NO_DIRECT_RECV");
         ls->started = true;
     }
     for (;;) {
@@ -515,9 +528,9 @@ bool ram_load_postcopy_place(uint64_t addr, const void *data, GError **errp)
         return load_error(errp, "a post-copy page before LISTEN");
     }
     if (addr >= ls->m->ram->used_length) {
-        return load_error(errp, "Illegal RAM offset 0x%" G_GINT64_MODIFIER
-                                "x in block %s (0x%" G_GINT64_MODIFIER
-                                "x bytes)",
+        return load_error(errp,
+                          "Illegal RAM offset 0x%" G_GINT64_MODIFIER
+                          "x in block %s (0x%" G_GINT64_MODIFIER "x bytes)",
                           addr, ls->m->ram->idstr, ls->m->ram->used_length);
     }
     return postcopy_ram_place(ls->postcopy, addr, data, errp);

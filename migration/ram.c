@@ -204,8 +204,15 @@ void ram_skip_holes(RAMState *rs, RAMBlockState *b, uint64_t first,
     uint64_t pos = first << GW_PAGE_SHIFT, stop = end << GW_PAGE_SHIFT;
 
     while (pos < stop) {
-        uint64_t s, e;
-        int r = ram_block_next_extent(b->rb, pos, &s, &e);
+        uint64_t s = pos, e = b->data_end;
+        int r = 1;
+        if (pos < b->data_start || pos >= b->data_end) {
+            r = ram_block_next_extent(b->rb, pos, &s, &e);
+            if (r > 0) {
+                b->data_start = s;
+                b->data_end = e;
+            }
+        }
         uint64_t hole_end = r > 0 ? MIN(s, stop) : stop;
         if (r < 0) {
             return; /* can't tell: send everything, it stays correct */
@@ -331,6 +338,7 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         b->pages = ram_block_pages(b->rb);
         b->bmap = bitmap_new(b->pages);
         b->clear_chunks = bitmap_new(chunks_of(b->pages));
+        b->data_start = b->data_end = 0;
         total += b->rb->used_length;
     }
     rs->active = true;

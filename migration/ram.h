@@ -189,6 +189,17 @@ void ram_decompress_cleanup(void);
 /* Destination (ram-load.c), incoming thread. */
 void ram_load_init(Machine *m);
 bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp);
+/*
+ * A PAGE record's payload for `page` of `rb`, read straight into guest RAM
+ * (and the next pages' records with it when they follow in order; see
+ * ram-load-direct.c). `touched`: the load's written pages (set here for
+ * every page placed; only untouched, still-zero pages are guessed).
+ * Precopy over a socket only (qemu_file_direct_ok), with no other thread
+ * writing guest RAM (no multifd, no decompression threads). False: the
+ * file's sticky error is set.
+ */
+bool ram_load_page_direct(QEMUFile *f, RAMBlock *rb, uint64_t page,
+                          unsigned long *touched);
 /* The load's bitmap of pages written (allocated on first use). */
 unsigned long *ram_load_touched_map(void);
 void ram_load_cleanup(void *opaque);

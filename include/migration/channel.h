@@ -137,6 +137,8 @@ int mig_channel_peek_timeout(MigChannel *c, void *buf, size_t len,
 void mig_channel_shutdown(MigChannel *c);
 bool mig_channel_is_shutdown(MigChannel *c);
 int mig_channel_fd(MigChannel *c);
+/* Whether the channel's fd is a socket (tcp, unix, fd: of a socket). */
+bool mig_channel_is_socket(MigChannel *c);
 /*
  * Closes through the transport's ops and frees, whether it fails or not.
  * Fails only for exec (the command's exit status). NULL is a no-op.

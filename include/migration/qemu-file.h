@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "godwit/error.h"
 
@@ -59,6 +60,24 @@ uint32_t qemu_get_be32(QEMUFile *f);
 uint64_t qemu_get_be64(QEMUFile *f);
 /* Reads exactly len bytes (zeros after an error). */
 void qemu_get_buffer(QEMUFile *f, void *buf, size_t len);
+/*
+ * Reading straight into the final place (the RAM loader's page payloads,
+ * migration/ram-load-direct.c), for input files over sockets
+ * (qemu_file_direct_ok; other transports keep the buffered path).
+ * qemu_get_buffered: takes up to `len` bytes that are already buffered,
+ * never reads; returns how many (0 once the file has an error).
+ * qemu_get_direct: with nothing buffered, waits for the channel and reads
+ * once with readv into `iov`; returns the bytes read, at least 1, or 0 with
+ * the sticky error set (the end of the stream counts as unexpected: the
+ * caller is inside a record).
+ * qemu_unget_direct: gives bytes that qemu_get_direct read beyond what the
+ * caller could take back to the input, in stream order (called right after
+ * qemu_get_direct, possibly several times; at most 128 KiB in all).
+ */
+size_t qemu_get_buffered(QEMUFile *f, void *buf, size_t len);
+bool qemu_file_direct_ok(QEMUFile *f);
+size_t qemu_get_direct(QEMUFile *f, const struct iovec *iov, int iovcnt);
+void qemu_unget_direct(QEMUFile *f, const void *buf, size_t len);
 /* Reads a counted string into buf (NUL-terminated, buf >= 256 bytes). */
 void qemu_get_counted_string(QEMUFile *f, char *buf);
 /* Whether the input has reached a clean end of stream (no bytes left). */

@@ -23,11 +23,15 @@
  *   bits 1-2  compress-method: 0 zlib, 1 zstd, 2 lz4, 3 zlib
  *   bit 3     decompress-threads 2 (else 1)
  *   bit 4     the xbzrle capability (the source's; loads do not check it)
+ *   bit 5     fuzz-migration-stream: the stream comes over a socket, written
+ *             in pieces by a thread (PAGE payloads then go straight into
+ *             guest RAM, ram-load-direct.c), else from a memory file
  */
 #define FUZZ_CFG_COMPRESS 0x01
 #define FUZZ_CFG_METHOD_SHIFT 1
 #define FUZZ_CFG_THREADS2 0x08
 #define FUZZ_CFG_XBZRLE 0x10
+#define FUZZ_CFG_SOCKET 0x20
 
 /* Applies the options that `cfg` selects (defaults otherwise). */
 void fuzz_vm_options(uint8_t cfg);

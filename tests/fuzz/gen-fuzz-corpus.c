@@ -239,6 +239,9 @@ static void gen_streams(void)
 {
     gen_precopy("precopy", 0, 1);
     gen_precopy("xbzrle", FUZZ_CFG_XBZRLE, 3);
+    /* the same streams over a socket: pages straight into guest RAM */
+    gen_precopy("socket-precopy", FUZZ_CFG_SOCKET, 1);
+    gen_precopy("socket-xbzrle", FUZZ_CFG_SOCKET | FUZZ_CFG_XBZRLE, 3);
     gen_precopy("compress-zlib", FUZZ_CFG_COMPRESS, 1);
     gen_precopy("compress-zstd", FUZZ_CFG_COMPRESS | 1 << FUZZ_CFG_METHOD_SHIFT,
                 1);
