@@ -201,16 +201,22 @@ def bench_migrate_fill(a):
     raw = tcp_ceiling("buffer")
     ram = tcp_ceiling("ram")
     rows = []
-    cases = [("godwit", True), ("godwit", False)]
+    # "buffered": the destination copies every payload out of its stream
+    # buffer (GODWIT_NO_DIRECT_RECV=1), as godwit did before issue 16
+    cases = [("godwit", True, False), ("godwit", True, True),
+             ("godwit", False, False)]
     if QEMU:
-        cases += [("qemu", True), ("qemu", False)]
-    for vmm, pre in cases:
+        cases += [("qemu", True, False), ("qemu", False, False)]
+    for vmm, pre, buffered in cases:
+        env = {"GODWIT_NO_DIRECT_RECV": "1"} if buffered else None
         infos = [migrate_run(vmm, "2G", "fill", "size=1G pattern=random",
-                             prealloc=pre) for _ in range(a.runs)]
+                             prealloc=pre, dst_env=env)
+                 for _ in range(a.runs)]
         i = median_info(infos)
         gb = i["ram"]["transferred"] / 1e9
         bps = gb * 1e9 / (i["total-time"] / 1000.0)
-        rows.append((vmm, pre, i["total-time"], i["downtime"],
+        rows.append((vmm + (" (buffered receive)" if buffered else ""),
+                     pre, i["total-time"], i["downtime"],
                      i["ram"]["transferred"], bps, i["cpu-src"] / gb,
                      i["cpu-dst"] / gb))
     print("\n### fill 1 GiB random in a 2 GiB guest, TCP loopback, "
@@ -759,19 +765,21 @@ def proc_cpu_seconds(pid):
 
 def migrate_run(vmm, mem, payload_name, append, caps=(), params=None,
                 bandwidth=0, prealloc=False, ready="READY", max_s=None,
-                objects=None):
+                objects=None, dst_env=None):
     """One migration over TCP loopback to a destination started with
     -incoming defer (capabilities `caps` and `params` set on both sides
     first, as multifd needs). Returns query-migrate plus "cpu-src" and
     "cpu-dst": CPU seconds each process used during the migration.
     bandwidth: bytes/s, 0 = unlimited. max_s: cancel after this long and
     return status "not converged". objects: {"src": [object-add args],
-    "dst": [...]}, added before the parameters are set (TLS)."""
+    "dst": [...]}, added before the parameters are set (TLS). dst_env:
+    environment variables for a godwit destination."""
     kernel = payload(payload_name)
     pre = ["-mem-prealloc"] if prealloc else []
     params = dict(params or {})
     if vmm == "godwit":
-        dst = GW("dst", ["-m", mem] + pre + ["-incoming", "defer"])
+        dst = GW("dst", ["-m", mem] + pre + ["-incoming", "defer"],
+                 env=dst_env)
         src = GW("src", ["-m", mem, "-kernel", kernel, "-append", append])
         unlimited = 0
     else:

@@ -19,7 +19,8 @@ from gwshlib.qmp import QMP, QMPError  # noqa: E402,F401  (one client)
 class Godwit:
     """A godwit process with a QMP socket and a serial log in a temp dir."""
 
-    def __init__(self, name, args, binary=None, keep_stderr=False):
+    def __init__(self, name, args, binary=None, keep_stderr=False, env=None):
+        """env: variables added to this process's environment."""
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="godwit-%s-" % name)
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
@@ -30,6 +31,7 @@ class Godwit:
                "-serial", "file:%s" % self.serial_path] + list(args)
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **env) if env else None,
             stderr=None if keep_stderr else subprocess.PIPE)
         try:
             self.qmp = QMP(self.qmp_path)
