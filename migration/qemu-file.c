@@ -225,8 +225,12 @@ void qemu_put_be32(QEMUFile *f, uint32_t v)
 
 void qemu_put_be64(QEMUFile *f, uint64_t v)
 {
-    qemu_put_be32(f, (uint32_t)(v >> 32));
-    qemu_put_be32(f, (uint32_t)v);
+    uint8_t b[8];
+
+    for (int i = 0; i < 8; i++) {
+        b[i] = (uint8_t)(v >> (56 - 8 * i));
+    }
+    qemu_put_buffer(f, b, sizeof(b));
 }
 
 void qemu_put_counted_string(QEMUFile *f, const char *s)

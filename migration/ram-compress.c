@@ -59,10 +59,10 @@ typedef struct CompressWorker {
     uint64_t offset[COMPRESS_BATCH];
     const uint8_t *src[COMPRESS_BATCH]; /* guest RAM or copies[] */
     bool copied[COMPRESS_BATCH];
-    uint8_t *copies;                    /* COMPRESS_BATCH pages */
-    uint8_t *out;                       /* COMPRESS_BATCH bodies */
-    ssize_t len[COMPRESS_BATCH];        /* > 0 body, 0 did not shrink */
-    GError *err;                        /* the first failure */
+    uint8_t *copies;             /* COMPRESS_BATCH pages */
+    uint8_t *out;                /* COMPRESS_BATCH bodies */
+    ssize_t len[COMPRESS_BATCH]; /* > 0 body, 0 did not shrink */
+    GError *err;                 /* the first failure */
     bool dispatched; /* migration thread: handed out, not written yet */
 
     /* Protected by cp.lock. */
@@ -230,13 +230,11 @@ static void compress_emit(QEMUFile *f, CompressWorker *w)
             continue;
         }
         ram_put_page_header(f, w->rb[i], w->offset[i],
-                            RAM_SAVE_FLAG_COMPRESS_PAGE);
+                            RAM_SAVE_FLAG_COMPRESS_PAGE, 4 + (uint64_t)len);
         qemu_put_be32(f, (uint32_t)len);
         qemu_put_buffer(f, w->out + (size_t)i * GW_PAGE_SIZE, (size_t)len);
-        ram_account(4 + (uint64_t)len);
         atomic_fetch_add(&compression_stats.pages, 1);
-        atomic_fetch_add(&compression_stats.compressed_size,
-                         4 + (uint64_t)len);
+        atomic_fetch_add(&compression_stats.compressed_size, 4 + (uint64_t)len);
     }
     w->n = 0;
     w->dispatched = false;

@@ -34,8 +34,8 @@ XbzrleStats xbzrle_stats;
 
 static struct {
     PageCache *cache;
-    uint8_t *current;   /* private copy of the page being encoded */
-    uint8_t *encoded;   /* encoder output */
+    uint8_t *current; /* private copy of the page being encoded */
+    uint8_t *encoded; /* encoder output */
     uint8_t zero[GW_PAGE_SIZE];
     /* for the per-sync rates */
     uint64_t prev_miss, prev_pages, prev_bytes, prev_sent;
@@ -147,11 +147,11 @@ bool ram_xbzrle_save_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
         ram_put_normal_page(f, rb, offset, cached, false);
         return true;
     }
-    ram_put_page_header(f, rb, offset, RAM_SAVE_FLAG_XBZRLE);
+    ram_put_page_header(f, rb, offset, RAM_SAVE_FLAG_XBZRLE,
+                        1 + 2 + (uint64_t)len);
     qemu_put_byte(f, ENCODING_FLAG_XBZRLE);
     qemu_put_be16(f, (uint16_t)len);
     qemu_put_buffer(f, xb.encoded, (size_t)len);
-    ram_account(1 + 2 + (uint64_t)len);
     /* QEMU counts the record without its 8-byte header */
     atomic_fetch_add(&xbzrle_stats.bytes, 1 + 2 + (uint64_t)len);
     atomic_fetch_add(&xbzrle_stats.pages, 1);

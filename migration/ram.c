@@ -114,10 +114,10 @@ bool ram_bitmap_sync(GError **errp)
 /* ---- sending pages ------------------------------------------------------- */
 
 void ram_put_page_header(QEMUFile *f, RAMBlock *rb, uint64_t offset,
-                         uint64_t flags)
+                         uint64_t flags, uint64_t payload)
 {
     RAMState *rs = &ram_state;
-    uint64_t bytes = 8;
+    uint64_t bytes = 8 + payload;
 
     if (rb == rs->last_sent) {
         flags |= RAM_SAVE_FLAG_CONTINUE;
@@ -134,13 +134,12 @@ void ram_put_page_header(QEMUFile *f, RAMBlock *rb, uint64_t offset,
 void ram_put_normal_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
                          const uint8_t *data, bool by_reference)
 {
-    ram_put_page_header(f, rb, offset, RAM_SAVE_FLAG_PAGE);
+    ram_put_page_header(f, rb, offset, RAM_SAVE_FLAG_PAGE, GW_PAGE_SIZE);
     if (by_reference) {
         qemu_put_buffer_async(f, data, GW_PAGE_SIZE);
     } else {
         qemu_put_buffer(f, data, GW_PAGE_SIZE);
     }
-    ram_account(GW_PAGE_SIZE);
     atomic_fetch_add(&ram_stats.normal, 1);
     atomic_fetch_add(&ram_stats.normal_bytes, GW_PAGE_SIZE);
 }
@@ -159,9 +158,8 @@ void ram_save_page(RAMState *rs, QEMUFile *f, RAMBlockState *b, uint64_t page)
     if (rs->postcopy) {
         /* the destination places whole pages: no delta, no compression */
         if (buffer_is_zero(host, GW_PAGE_SIZE)) {
-            ram_put_page_header(f, b->rb, offset, RAM_SAVE_FLAG_ZERO);
+            ram_put_page_header(f, b->rb, offset, RAM_SAVE_FLAG_ZERO, 1);
             qemu_put_byte(f, 0);
-            ram_account(1);
             atomic_fetch_add(&ram_stats.duplicate, 1);
         } else {
             ram_put_normal_page(f, b->rb, offset, host, true);
@@ -174,9 +172,8 @@ void ram_save_page(RAMState *rs, QEMUFile *f, RAMBlockState *b, uint64_t page)
         return;
     }
     if (buffer_is_zero(host, GW_PAGE_SIZE)) {
-        ram_put_page_header(f, b->rb, offset, RAM_SAVE_FLAG_ZERO);
+        ram_put_page_header(f, b->rb, offset, RAM_SAVE_FLAG_ZERO, 1);
         qemu_put_byte(f, 0);
-        ram_account(1);
         atomic_fetch_add(&ram_stats.duplicate, 1);
         ram_xbzrle_cache_zero_page(offset, age);
         return;

@@ -125,8 +125,12 @@ uint64_t ram_dirty_pages(void);
  * header names the block unless it is the one of the previous record.
  */
 void ram_account(uint64_t bytes);
+/*
+ * A record's header; `payload`: the bytes of the record that follow it,
+ * accounted together with the header (one ram_account per record).
+ */
 void ram_put_page_header(QEMUFile *f, RAMBlock *rb, uint64_t offset,
-                         uint64_t flags);
+                         uint64_t flags, uint64_t payload);
 /* A PAGE record; by reference = straight from `data` at flush time. */
 void ram_put_normal_page(QEMUFile *f, RAMBlock *rb, uint64_t offset,
                          const uint8_t *data, bool by_reference);
