@@ -1,6 +1,7 @@
 /*
- * What the two files of the migration options unit test share: the busy
- * hooks' fakes, QMP/HMP helpers and expected texts used by both.
+ * What the files of the migration options unit test share: the busy
+ * hooks' fakes, QMP/HMP helpers (migration-options-test.c) and expected
+ * texts used by more than one.
  */
 #ifndef TESTS_UNIT_MIGRATION_OPTIONS_TEST_H
 #define TESTS_UNIT_MIGRATION_OPTIONS_TEST_H
@@ -16,7 +17,7 @@
 #include "migration/options-int.h"
 
 /* What the busy hooks answer (reset to false by setup()). */
-extern bool fake_outgoing, fake_incoming;
+extern bool fake_outgoing, fake_incoming, fake_loading;
 
 /* Defaults, no busy migration, hooks installed. */
 int setup(void **state);
@@ -57,6 +58,12 @@ void assert_hmp(const char *line, const char *want);
 
 /* QEMU 7.2's 21 capabilities in its order, then 8.1's two. */
 extern const char *const qemu_caps[MIGRATION_CAPABILITY__MAX];
+
+/* test-migration-options-caps.c */
+void test_cap_rules(void **state);
+void test_zero_copy_params(void **state);
+void test_set_capabilities(void **state);
+void test_dirty_limit_check(void **state);
 
 /* test-migration-options-hmp.c */
 void test_hmp_set(void **state);
