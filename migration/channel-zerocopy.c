@@ -45,7 +45,14 @@ MigZeroCopy *mig_zerocopy_new(MigChannel *c, GError **errp)
     MigZeroCopy *z;
     int one = 1;
 
-    if (!c->is_socket || c->layer) {
+    if (c->layer) {
+        /* the options' rule refuses TLS first; this is the safety net */
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "zero-copy-send cannot send through TLS (it encrypts "
+                    "into its own buffers)");
+        return NULL;
+    }
+    if (!c->is_socket) {
         g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
                     "zero-copy-send needs a TCP socket, and this %s: "
                     "channel is not one: migrate over tcp:",
