@@ -54,10 +54,10 @@ struct MigListener {
     void *opaque;  /* the transport's own state (unix: the socket path) */
 
     /* Owned by the thread in accept (the main loop before and after). */
-    int fd;               /* listening socket, -1 once closed */
+    int fd;                /* listening socket, -1 once closed */
     unsigned accepts_left; /* connections still to accept (1 by default) */
     int watch_fd;          /* accept fails once it hangs up; -1: none */
-    MigChannel *prepared; /* exec, file, fd: the stream accept hands out */
+    MigChannel *prepared;  /* exec, file, fd: the stream accept hands out */
 
     /* Any thread. */
     atomic_bool shutdown;
@@ -95,6 +95,12 @@ char *mig_listener_socket_address(MigListener *l);
 /* Puts `layer` (with its state, then owned) under c's I/O. */
 void mig_channel_set_layer(MigChannel *c, const MigChannelLayerOps *layer,
                            void *state);
+
+/*
+ * Drops `n` bytes from the front of iov[0..*cnt) (and empty iovecs after
+ * them); returns the new front. Partial writes resume with it.
+ */
+struct iovec *mig_iov_advance(struct iovec *iov, int *cnt, size_t n);
 
 /* Shared by channel.c and channel-listener.c. */
 typedef enum MigPollResult {

@@ -469,8 +469,7 @@ ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov, int iovcnt)
     return n < 0 ? -errno : n;
 }
 
-/* Drops `n` bytes from the front of iov[0..*cnt). */
-static struct iovec *iov_advance(struct iovec *iov, int *cnt, size_t n)
+struct iovec *mig_iov_advance(struct iovec *iov, int *cnt, size_t n)
 {
     while (n > 0 && *cnt > 0) {
         if (n >= iov->iov_len) {
@@ -492,7 +491,7 @@ static struct iovec *iov_advance(struct iovec *iov, int *cnt, size_t n)
 
 int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt)
 {
-    iov = iov_advance(iov, &iovcnt, 0);
+    iov = mig_iov_advance(iov, &iovcnt, 0);
     while (iovcnt > 0) {
         ssize_t n = mig_channel_writev(c, iov, iovcnt);
         if (n == -EAGAIN) {
@@ -504,7 +503,7 @@ int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt)
         if (n < 0) {
             return (int)n;
         }
-        iov = iov_advance(iov, &iovcnt, (size_t)n);
+        iov = mig_iov_advance(iov, &iovcnt, (size_t)n);
     }
     return 1;
 }
@@ -513,7 +512,7 @@ int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt)
 {
     bool any = false;
 
-    iov = iov_advance(iov, &iovcnt, 0);
+    iov = mig_iov_advance(iov, &iovcnt, 0);
     while (iovcnt > 0) {
         ssize_t n = mig_channel_readv(c, iov, iovcnt);
         if (n == -EAGAIN) {
@@ -529,7 +528,7 @@ int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt)
             return any ? -ENODATA : 0;
         }
         any = true;
-        iov = iov_advance(iov, &iovcnt, (size_t)n);
+        iov = mig_iov_advance(iov, &iovcnt, (size_t)n);
     }
     return 1;
 }

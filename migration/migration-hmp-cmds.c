@@ -78,6 +78,12 @@ static void info_ram(GString *out, JsonObject *r)
                                "postcopy ram: %" G_GINT64_FORMAT " kbytes\n",
                                KB("postcopy-bytes"));
     }
+    if (get_int(r, "dirty-sync-missed-zero-copy")) {
+        g_string_append_printf(
+            out,
+            "Zero-copy-send fallbacks happened: %" G_GINT64_FORMAT " times\n",
+            get_int(r, "dirty-sync-missed-zero-copy"));
+    }
 #undef KB
 }
 

@@ -157,7 +157,8 @@ static JsonObject *ram_info(MigrationState *s, MigrationStatus st)
     SET("precopy-bytes", atomic_load(&ram_stats.precopy_bytes));
     SET("downtime-bytes", atomic_load(&ram_stats.downtime_bytes));
     SET("postcopy-bytes", atomic_load(&ram_stats.postcopy_bytes));
-    SET("dirty-sync-missed-zero-copy", 0);
+    SET("dirty-sync-missed-zero-copy",
+        atomic_load(&ram_stats.dirty_sync_missed_zero_copy));
 #undef SET
     return r;
 }

@@ -55,7 +55,7 @@
       "destination checks the source's UUID")                                  \
     X(BACKGROUND_SNAPSHOT, "background-snapshot", false,                       \
       "snapshot RAM as of the start with write protection")                    \
-    X(ZERO_COPY_SEND, "zero-copy-send", false, "MSG_ZEROCOPY multifd sends")   \
+    X(ZERO_COPY_SEND, "zero-copy-send", true, "MSG_ZEROCOPY multifd sends")    \
     X(POSTCOPY_PREEMPT, "postcopy-preempt", true ,                             \
       "post-copy page requests on their own channel")                          \
     X(SWITCHOVER_ACK, "switchover-ack", false,                                 \

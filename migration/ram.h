@@ -36,11 +36,11 @@
  * by the main loop (atomics).
  */
 typedef struct RAMStats {
-    _Atomic uint64_t transferred;   /* bytes of ram records on the wire */
-    _Atomic uint64_t duplicate;     /* zero pages sent as ZERO records */
-    _Atomic uint64_t normal;        /* pages sent whole */
+    _Atomic uint64_t transferred; /* bytes of ram records on the wire */
+    _Atomic uint64_t duplicate;   /* zero pages sent as ZERO records */
+    _Atomic uint64_t normal;      /* pages sent whole */
     _Atomic uint64_t normal_bytes;
-    _Atomic uint64_t skipped;       /* never-populated pages not sent */
+    _Atomic uint64_t skipped; /* never-populated pages not sent */
     _Atomic uint64_t dirty_sync_count;
     _Atomic uint64_t dirty_pages_rate; /* pages/s in the last sync period */
     _Atomic uint64_t remaining;        /* bytes dirty, not sent yet */
@@ -50,16 +50,18 @@ typedef struct RAMStats {
     _Atomic uint64_t pages_per_second;
     _Atomic uint64_t postcopy_requests; /* page requests received */
     _Atomic uint64_t postcopy_bytes;    /* sent after post-copy began */
+    /* multifd flushes in which a zero-copy send was copied after all */
+    _Atomic uint64_t dirty_sync_missed_zero_copy;
 } RAMStats;
 
 extern RAMStats ram_stats;
 
 /* XBZRLE counters (query-migrate's "xbzrle-cache"), same rules. */
 typedef struct XbzrleStats {
-    _Atomic uint64_t bytes;     /* XBZRLE records, minus 8-byte headers */
-    _Atomic uint64_t pages;     /* pages sent as XBZRLE (or skipped: same) */
+    _Atomic uint64_t bytes; /* XBZRLE records, minus 8-byte headers */
+    _Atomic uint64_t pages; /* pages sent as XBZRLE (or skipped: same) */
     _Atomic uint64_t cache_miss;
-    _Atomic uint64_t overflow;  /* delta larger than the page */
+    _Atomic uint64_t overflow;            /* delta larger than the page */
     _Atomic uint64_t cache_miss_rate_ppm; /* last sync period */
     _Atomic uint64_t encoding_rate_x1000; /* raw bytes / encoded, period */
     _Atomic uint64_t cache_size;
@@ -69,11 +71,11 @@ extern XbzrleStats xbzrle_stats;
 
 /* Compression counters (query-migrate's "compression"), same rules. */
 typedef struct CompressionStats {
-    _Atomic uint64_t pages;           /* pages sent as COMPRESS_PAGE */
-    _Atomic uint64_t busy;            /* no free thread: sent normally */
-    _Atomic uint64_t compressed_size; /* bytes of those records, minus
-                                         their 8-byte headers */
-    _Atomic uint64_t busy_rate_ppm;   /* last sync period */
+    _Atomic uint64_t pages;                  /* pages sent as COMPRESS_PAGE */
+    _Atomic uint64_t busy;                   /* no free thread: sent normally */
+    _Atomic uint64_t compressed_size;        /* bytes of those records, minus
+                                                their 8-byte headers */
+    _Atomic uint64_t busy_rate_ppm;          /* last sync period */
     _Atomic uint64_t compression_rate_x1000; /* raw / compressed, period */
 } CompressionStats;
 
@@ -101,8 +103,8 @@ bool ram_bitmap_sync(GError **errp);
  * (monotonic).
  */
 bool ram_postcopy_start(QEMUFile *f, GError **errp);
-bool ram_postcopy_queue_request(const char *block, uint64_t start,
-                                uint32_t len, GError **errp);
+bool ram_postcopy_queue_request(const char *block, uint64_t start, uint32_t len,
+                                GError **errp);
 void ram_postcopy_wait_request(int64_t until_us);
 /*
  * Recovery (migration thread): the destination's received bitmap for

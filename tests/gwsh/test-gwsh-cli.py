@@ -64,8 +64,6 @@ class VirshOptions(unittest.TestCase):
             print("  --%s: %s" % (o, migparams.REFUSED[o]))
         print("  --tls: refused while godwit has no tls-creds objects "
               "(checked on the source's monitor)")
-        print("  --zerocopy: refused by godwit's monitor while "
-              "zero-copy-send is not implemented")
 
     def test_help_lists_every_option(self):
         g = GwshEnv()

@@ -4,7 +4,10 @@
  * tcp and unix: RAM hashes equal, verify ok, the pages went over the
  * channels (multifd-bytes). A channel whose connection breaks in the
  * middle fails the migration cleanly: the source keeps running, intact,
- * and migrates afterwards to a new destination.
+ * and migrates afterwards to a new destination. zero-copy-send: the
+ * same over tcp with 2 and 4 channels, its fallbacks counted (loopback
+ * always copies); refused over unix: and with compression or TLS, the
+ * source running on.
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -19,15 +22,15 @@
 static void set_multifd(GwProc *p, int channels, const char *comp)
 {
     mig_set_cap(p, "multifd", true);
-    gwt_qmp_void(p, "{'execute': 'migrate-set-parameters', 'arguments': "
-                    "{'multifd-channels': %d, 'multifd-compression': '%s'}}",
+    gwt_qmp_void(p,
+                 "{'execute': 'migrate-set-parameters', 'arguments': "
+                 "{'multifd-channels': %d, 'multifd-compression': '%s'}}",
                  channels, comp);
 }
 
 /* A pair whose destination waits with -incoming defer, multifd set. */
-static MigPair *multifd_pair(const char *mem, const char *append,
-                             int channels, const char *comp,
-                             const char *listen, char **uri)
+static MigPair *multifd_pair(const char *mem, const char *append, int channels,
+                             const char *comp, const char *listen, char **uri)
 {
     MigPair *mp = mig_pair_start(mem, "verify", append, "defer");
     g_autofree char *l = g_strdup(listen);
@@ -39,8 +42,9 @@ static MigPair *multifd_pair(const char *mem, const char *append,
         g_free(l);
         l = g_strjoinv(mp->dir, parts);
     }
-    gwt_qmp_void(mp->dst, "{'execute': 'migrate-incoming', 'arguments': "
-                          "{'uri': '%s'}}",
+    gwt_qmp_void(mp->dst,
+                 "{'execute': 'migrate-incoming', 'arguments': "
+                 "{'uri': '%s'}}",
                  l);
     *uri = mig_connect_uri(mp, l);
     return mp;
@@ -51,15 +55,49 @@ typedef struct MultifdCase {
     int channels;
     const char *comp;
     const char *listen;
+    bool zero_copy; /* zero-copy-send on the source */
 } MultifdCase;
+
+/*
+ * dirty-sync-missed-zero-copy: a flush (per channel, at each sync point)
+ * counts when the kernel copied a page sent since the previous one. On
+ * loopback it always copies, so with zero-copy-send it counts (> 0), at
+ * most once per page packet (<= normal pages); without it, never. HMP
+ * prints the same figure, only when it is not 0.
+ */
+static void check_zero_copy_misses(MigPair *mp, const MultifdCase *c,
+                                   JsonObject *ram)
+{
+    int64_t missed = gwt_get_int(ram, "dirty-sync-missed-zero-copy");
+    g_autofree char *info = gwt_hmp(mp->src, "info migrate");
+    g_autofree char *line = g_strdup_printf(
+        "Zero-copy-send fallbacks happened: %" G_GINT64_FORMAT " times",
+        missed);
+
+    g_test_message("dirty-sync-missed-zero-copy: %" G_GINT64_FORMAT, missed);
+    if (!c->zero_copy) {
+        g_assert_cmpint(missed, ==, 0);
+        g_assert_null(strstr(info, "Zero-copy-send fallbacks"));
+        return;
+    }
+    g_assert_cmpint(missed, >, 0);
+    g_assert_cmpint(missed, <=, gwt_get_int(ram, "normal"));
+    if (!strstr(info, line)) {
+        g_test_message("info migrate:\n%s", info);
+    }
+    g_assert_nonnull(strstr(info, line));
+}
 
 static void test_multifd(gconstpointer data)
 {
     const MultifdCase *c = data;
     g_autofree char *uri = NULL;
-    MigPair *mp = multifd_pair("128M", APPEND, c->channels, c->comp,
-                               c->listen, &uri);
+    MigPair *mp =
+        multifd_pair("128M", APPEND, c->channels, c->comp, c->listen, &uri);
 
+    if (c->zero_copy) {
+        mig_set_cap(mp->src, "zero-copy-send", true);
+    }
     mig_set_speed(mp->src, 64 << 20, 300);
     gwt_sleep_ms(300);
     g_autofree char *st = mig_migrate_wait(mp->src, uri, 120000);
@@ -68,12 +106,11 @@ static void test_multifd(gconstpointer data)
     JsonObject *ram = gwt_get_obj(q, "ram");
     int64_t mbytes = gwt_get_int(ram, "multifd-bytes");
     int64_t normal = gwt_get_int(ram, "normal");
-    g_test_message("%d channels, %s: %" G_GINT64_FORMAT " normal pages, %"
-                   G_GINT64_FORMAT " zero, %" G_GINT64_FORMAT
+    g_test_message("%d channels, %s: %" G_GINT64_FORMAT
+                   " normal pages, %" G_GINT64_FORMAT " zero, %" G_GINT64_FORMAT
                    " multifd bytes of %" G_GINT64_FORMAT,
-                   c->channels, c->comp, normal,
-                   gwt_get_int(ram, "duplicate"), mbytes,
-                   gwt_get_int(ram, "transferred"));
+                   c->channels, c->comp, normal, gwt_get_int(ram, "duplicate"),
+                   mbytes, gwt_get_int(ram, "transferred"));
     /* the region's pages all went over the channels */
     g_assert_cmpint(normal, >=, 8192);
     g_assert_cmpint(mbytes, >, 0);
@@ -85,6 +122,7 @@ static void test_multifd(gconstpointer data)
     }
     g_autofree char *info = gwt_hmp(mp->src, "info migrate");
     g_assert_nonnull(strstr(info, "multifd bytes: "));
+    check_zero_copy_misses(mp, c, ram);
     mig_check_destination(mp, true);
     mig_pair_free(mp);
 }
@@ -93,12 +131,13 @@ static void test_multifd(gconstpointer data)
 static void test_multifd_channel_killed(void)
 {
     g_autofree char *uri = NULL;
-    MigPair *mp = multifd_pair("128M", APPEND, 4, "none",
-                               "tcp:127.0.0.1:0", &uri);
+    MigPair *mp =
+        multifd_pair("128M", APPEND, 4, "none", "tcp:127.0.0.1:0", &uri);
 
     mig_set_speed(mp->src, 8 << 20, 300);
-    gwt_qmp_void(mp->src, "{'execute': 'migrate', 'arguments': {'uri': "
-                          "'%s'}}",
+    gwt_qmp_void(mp->src,
+                 "{'execute': 'migrate', 'arguments': {'uri': "
+                 "'%s'}}",
                  uri);
     g_assert_true(mig_wait_status(mp->src, "active", 30000));
     gwt_sleep_ms(1500);
@@ -138,8 +177,8 @@ static void test_multifd_channel_killed(void)
 /* multifd needs the destination to expect it, over sockets. */
 static void test_multifd_refused(void)
 {
-    MigPair *mp = mig_pair_start("64M", "verify",
-                                 "vm=1 vm-bytes=8M rate=4M", "defer");
+    MigPair *mp =
+        mig_pair_start("64M", "verify", "vm=1 vm-bytes=8M rate=4M", "defer");
     g_autofree char *e1 = NULL, *e2 = NULL;
 
     set_multifd(mp->src, 2, "none");
@@ -154,6 +193,66 @@ static void test_multifd_refused(void)
                               "'multifd', 'state': false}]}}");
     g_assert_nonnull(strstr(e2, "Multifd must be set before incoming "
                                 "starts"));
+    mig_pair_free(mp);
+}
+
+/* The source runs on, its memory intact (verify checks every page). */
+static void check_source_intact(MigPair *mp)
+{
+    g_autofree char *run = gwt_status(mp->src);
+
+    g_assert_cmpstr(run, ==, "running");
+    gwt_qmp_void(mp->src, "{'execute': 'x-guest-request'}");
+    g_assert_true(gwt_wait_serial(mp->src, "verify ok", 30000));
+}
+
+#define ZC_RULE                                                                \
+    "Zero copy only available for non-compressed non-TLS multifd migration"
+
+/*
+ * zero-copy-send where it cannot work: over unix: (Linux has no
+ * MSG_ZEROCOPY for unix sockets) the migration fails at channel set-up;
+ * with compression or TLS the setting is refused (both orders). The
+ * source runs on.
+ */
+static void test_zero_copy_refused(void)
+{
+    g_autofree char *uri = NULL;
+    MigPair *mp = multifd_pair("64M", "vm=1 vm-bytes=8M rate=4M", 2, "none",
+                               "unix:%d/mf.sock", &uri);
+    g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+
+    mig_set_cap(mp->src, "zero-copy-send", true);
+    g_autofree char *st = mig_migrate_wait(mp->src, uri, 30000);
+    g_assert_cmpstr(st, ==, "failed");
+    g_autoptr(JsonObject) q = mig_query(mp->src);
+    const char *why = gwt_get_str(q, "error-desc");
+    g_test_message("source: %s", why);
+    g_assert_nonnull(strstr(why, "Requested Zero Copy feature is not "
+                                 "available"));
+    g_assert_nonnull(strstr(why, "migrate over tcp:"));
+    check_source_intact(mp);
+
+    e1 = gwt_qmp_err(mp->src, "{'execute': 'migrate-set-parameters', "
+                              "'arguments': {'multifd-compression': 'zlib'}}");
+    g_assert_cmpstr(e1, ==, ZC_RULE);
+    e2 = gwt_qmp_err(mp->src, "{'execute': 'migrate-set-parameters', "
+                              "'arguments': {'tls-creds': 'tls0'}}");
+    g_assert_cmpstr(e2, ==, ZC_RULE);
+    mig_set_cap(mp->src, "zero-copy-send", false);
+    gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
+                          "'arguments': {'multifd-compression': 'zstd'}}");
+    e3 = gwt_qmp_err(mp->src, "{'execute': 'migrate-set-capabilities', "
+                              "'arguments': {'capabilities': [{'capability': "
+                              "'zero-copy-send', 'state': true}]}}");
+    g_assert_cmpstr(e3, ==, ZC_RULE);
+    /* and without multifd at all */
+    mig_set_cap(mp->src, "multifd", false);
+    e4 = gwt_qmp_err(mp->src, "{'execute': 'migrate-set-capabilities', "
+                              "'arguments': {'capabilities': [{'capability': "
+                              "'zero-copy-send', 'state': true}]}}");
+    g_assert_cmpstr(e4, ==, ZC_RULE);
+    check_source_intact(mp);
     mig_pair_free(mp);
 }
 
@@ -194,8 +293,7 @@ static void bad_channel_case(const uint8_t *packet, size_t len,
                       "{'uri': 'tcp:127.0.0.1:0'}}");
     g_autoptr(JsonObject) q = mig_query(dst);
     JsonArray *a = json_object_get_array_member(q, "socket-address");
-    int port = atoi(gwt_get_str(json_array_get_object_element(a, 0),
-                                "port"));
+    int port = atoi(gwt_get_str(json_array_get_object_element(a, 0), "port"));
 
     mfd = connect_port(port);
     g_assert_cmpint(write(mfd, qevm, sizeof(qevm)), ==, sizeof(qevm));
@@ -234,8 +332,7 @@ static void test_multifd_bad_packets(void)
     /* another compression than ours */
     put32(pkt + 8, 2 << 1);
     put32(pkt + 12, 128);
-    bad_channel_case(pkt, 320, "multifd: packet flags 0x4, expected 0x0",
-                     true);
+    bad_channel_case(pkt, 320, "multifd: packet flags 0x4, expected 0x0", true);
     /* a block we don't have (one page, at offset 0) */
     put32(pkt + 8, 0);
     put32(pkt + 16, 1);
@@ -259,6 +356,8 @@ static const MultifdCase cases[] = {
     {"/migration/multifd/tcp/lz4/1", 1, "lz4", "tcp:127.0.0.1:0"},
     {"/migration/multifd/tcp/lz4/2", 2, "lz4", "tcp:127.0.0.1:0"},
     {"/migration/multifd/unix/lz4/4", 4, "lz4", "unix:%d/mf.sock"},
+    {"/migration/multifd/tcp/zero-copy/2", 2, "none", "tcp:127.0.0.1:0", true},
+    {"/migration/multifd/tcp/zero-copy/4", 4, "none", "tcp:127.0.0.1:0", true},
 };
 
 int main(int argc, char **argv)
@@ -279,7 +378,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/multifd/channel-killed",
                     test_multifd_channel_killed);
     g_test_add_func("/migration/multifd/refused", test_multifd_refused);
-    g_test_add_func("/migration/multifd/bad-packets",
-                    test_multifd_bad_packets);
+    g_test_add_func("/migration/multifd/zero-copy-refused",
+                    test_zero_copy_refused);
+    g_test_add_func("/migration/multifd/bad-packets", test_multifd_bad_packets);
     return g_test_run();
 }

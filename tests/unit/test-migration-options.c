@@ -148,6 +148,7 @@ static void test_query_capabilities(void **state)
                              i == MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME ||
                              i == MIGRATION_CAPABILITY_POSTCOPY_PREEMPT ||
                              i == MIGRATION_CAPABILITY_RELEASE_RAM ||
+                             i == MIGRATION_CAPABILITY_ZERO_COPY_SEND ||
                              i == MIGRATION_CAPABILITY_DIRTY_LIMIT);
     }
 }
