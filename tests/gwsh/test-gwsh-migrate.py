@@ -229,8 +229,10 @@ class Migrate(GwshTestCase):
         before = [s for s in r["samples"] if s["t"] <= marks[0]["t"]]
         self.assertGreaterEqual(before[-1]["passes"], 2)
         self.assertLess(before[-2]["passes"], 2)
-        self.assertIn("postcopy-active", [s["status"] for s in r["samples"]])
+        # post-copy ran: pages went after the switch (a 100 ms sample can
+        # miss a short postcopy-active on a loaded host)
         self.assertEqual(r["result"]["status"], "completed")
+        self.assertGreater(r["result"]["ram"]["postcopy-bytes"], 0)
         self.check_migrated()
 
     def test_timeout_suspend(self):
