@@ -37,7 +37,8 @@
 struct MigZeroCopy {
     MigChannel *c;
     MigZeroCopyStats st;
-    uint64_t copied_at_flush; /* st.copied at the last flush */
+    uint64_t copied_at_flush;    /* st.copied at the last flush */
+    uint64_t completed_at_flush; /* st.completed at the last flush */
 };
 
 MigZeroCopy *mig_zerocopy_new(MigChannel *c, GError **errp)
@@ -295,8 +296,11 @@ bool mig_zerocopy_flush(MigZeroCopy *z, bool *copied, GError **errp)
         }
     }
     if (copied) {
-        *copied = z->st.copied > z->copied_at_flush;
+        /* QEMU's rule: something was sent, and none of it without a copy */
+        uint64_t done = z->st.completed - z->completed_at_flush;
+        *copied = done && z->st.copied - z->copied_at_flush == done;
     }
     z->copied_at_flush = z->st.copied;
+    z->completed_at_flush = z->st.completed;
     return true;
 }

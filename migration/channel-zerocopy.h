@@ -50,8 +50,9 @@ bool mig_zerocopy_writev_all(MigZeroCopy *z, struct iovec *iov, int iovcnt,
 /*
  * Waits until every send made so far has completed, so the kernel holds
  * no reference to the memory any more. *copied (may be NULL) says whether
- * any send since the previous flush completed as "copied" (the kernel
- * fell back to copying: always on loopback). False with *errp on a
+ * sends were made since the previous flush and every one completed as
+ * "copied" (the kernel fell back to copying: always on loopback), QEMU's
+ * condition for counting a missed zero copy. False with *errp on a
  * socket error or a shutdown.
  */
 bool mig_zerocopy_flush(MigZeroCopy *z, bool *copied, GError **errp);
