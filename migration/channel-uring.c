@@ -394,6 +394,9 @@ bool mig_uring_batch_submit(MigUring *u, MigWriteBatch *b, int iovcnt,
 
 bool mig_uring_drain(MigUring *u, GError **errp)
 {
+    if (!u->err && atomic_load(u->shutdown)) {
+        uring_wait(u, false); /* a shut-down stream is never complete */
+    }
     while (u->in_flight && uring_wait(u, false)) {
         /* reaping resubmits short writes: in_flight only ends at done */
     }
