@@ -348,6 +348,8 @@ MigWriteBatch *mig_uring_batch_get(MigUring *u)
                 return &w->batch;
             }
         }
+        /* the caller holds at most one: the others are being written */
+        g_assert(u->in_flight > 0);
         uring_wait(u, false); /* a shutdown frees them all */
     }
 }

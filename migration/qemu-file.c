@@ -199,16 +199,15 @@ static void flush_batch(QEMUFile *f)
 {
     g_autoptr(GError) err = NULL;
 
-    if (f->iovcnt == 0) {
-        return;
+    if (f->iovcnt == 0 || f->error) {
+        return; /* after an error nothing is written: the batch is reused */
     }
-    if (!f->error &&
-        !mig_channel_batch_submit(f->chan, f->batch, f->iovcnt, &err)) {
+    if (!mig_channel_batch_submit(f->chan, f->batch, f->iovcnt, &err)) {
         set_channel_error(f, err);
-    } else if (!f->error) {
+    } else {
         f->transferred += f->queued;
     }
-    take_batch(f);
+    take_batch(f); /* the channel has the old one back either way */
 }
 
 /* Hands everything queued to the channel; f->buf and f->iov are free. */
