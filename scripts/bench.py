@@ -1369,7 +1369,7 @@ def file_restore(mem, path, uring, size):
 
 
 def bench_file(a):
-    """file: save of a stopped 4 GiB guest (3 GiB of random data) and its
+    """file: save of a stopped 4 GiB guest (2.9 GiB of random data) and its
     restore into a new process, with io_uring and with it forced off
     (GODWIT_IO_URING=off), next to dd writing and reading a file of the
     same size in the same folder (/var/tmp: the repository's disk)."""
@@ -1489,8 +1489,9 @@ def main():
                     help="guest sizes of the postcopy-switchover section")
     ap.add_argument("--file-mem", default="4G",
                     help="guest size of the file section")
-    ap.add_argument("--file-fill", default="3G",
-                    help="random data the file section's guest writes")
+    ap.add_argument("--file-fill", default="2900M",
+                    help="random data the file section's guest writes "
+                    "(a 4 GiB guest has room for at most ~2.9 GiB of it)")
     ap.add_argument("--file-dir", default="/var/tmp",
                     help="folder of the file section's files (a disk, "
                     "not tmpfs)")
