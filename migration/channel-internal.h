@@ -41,6 +41,8 @@ struct MigChannel {
     /* Set by mig_channel_set_layer() before the channel is shared. */
     const MigChannelLayerOps *layer;
     void *layer_state;
+    /* file: through io_uring (channel-uring.h), set by the transport. */
+    struct MigUring *uring;
 
     /* Any thread. */
     atomic_bool shutdown;

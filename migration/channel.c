@@ -20,6 +20,7 @@
 
 #include "godwit/cutils.h"
 #include "channel-internal.h"
+#include "channel-uring.h"
 
 /* ---- URI parsing --------------------------------------------------------- */
 
@@ -439,6 +440,9 @@ ssize_t mig_channel_readv(MigChannel *c, const struct iovec *iov, int iovcnt)
     if (c->layer) {
         return c->layer->readv(c, iov, mig_iovcnt_clamp(iovcnt));
     }
+    if (c->uring) {
+        return mig_uring_readv(c->uring, iov, iovcnt);
+    }
     do {
         n = readv(c->fd, iov, mig_iovcnt_clamp(iovcnt));
     } while (n < 0 && errno == EINTR);
@@ -454,6 +458,9 @@ ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov, int iovcnt)
     }
     if (c->layer) {
         return c->layer->writev(c, iov, mig_iovcnt_clamp(iovcnt));
+    }
+    if (c->uring) {
+        return mig_uring_writev(c->uring, iov, iovcnt);
     }
     do {
         if (c->is_socket) {
@@ -531,6 +538,48 @@ int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt)
         iov = mig_iov_advance(iov, &iovcnt, (size_t)n);
     }
     return 1;
+}
+
+/* ---- batches and read-ahead (file: through io_uring) ------------------- */
+
+bool mig_channel_async_writes(MigChannel *c)
+{
+    return c->uring != NULL;
+}
+
+MigWriteBatch *mig_channel_batch_get(MigChannel *c)
+{
+    g_assert(c->uring);
+    return mig_uring_batch_get(c->uring);
+}
+
+bool mig_channel_batch_submit(MigChannel *c, MigWriteBatch *b, int iovcnt,
+                              GError **errp)
+{
+    g_assert(c->uring);
+    return mig_uring_batch_submit(c->uring, b, iovcnt, errp);
+}
+
+bool mig_channel_drain(MigChannel *c, GError **errp)
+{
+    return !c->uring || mig_uring_drain(c->uring, errp);
+}
+
+bool mig_channel_reads_ahead(MigChannel *c)
+{
+    return c->uring != NULL;
+}
+
+ssize_t mig_channel_read_borrow(MigChannel *c, const uint8_t **data,
+                                GError **errp)
+{
+    g_assert(c->uring);
+    if (atomic_load(&c->shutdown)) {
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
+                    "migration stream shut down");
+        return -ECANCELED;
+    }
+    return mig_uring_read_next(c->uring, data, errp);
 }
 
 /* One try: 1 all there, 0 EOF, -EAGAIN (some or none there), -errno. */

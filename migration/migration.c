@@ -531,7 +531,8 @@ void *migration_thread(void *opaque)
         if (qemu_savevm_state_iterate(f) < 0) {
             break;
         }
-        qemu_fflush(f);
+        /* file: through io_uring writes on while the next pages are found */
+        qemu_file_submit(f);
         if (qemu_file_get_error(f)) {
             break;
         }

@@ -1,6 +1,15 @@
 /*
  * QEMUFile: buffered, sticky-error migration stream over a MigChannel
  * (include/migration/qemu-file.h).
+ *
+ * Output goes one of two ways. Over most channels, f->buf and f->iov are
+ * the file's own and a flush writes them synchronously (writev), so they
+ * are free again when it returns. Over a channel with asynchronous writes
+ * (file: through io_uring), f->buf and f->iov are those of a batch the
+ * channel lent (MigWriteBatch): a flush submits the batch and takes a
+ * fresh one, and the channel keeps the old one until the kernel has
+ * written it. Either way the bytes queued are never touched again by this
+ * file once flushed — that is the whole buffer-lifetime contract.
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,17 +29,31 @@ struct QEMUFile {
     bool output;
 
     /* Owned by the thread using the file. */
-    uint8_t *buf;
-    size_t buf_cap;   /* IO_BUF_SIZE or IN_BUF_SIZE */
-    size_t buf_index; /* output: bytes used; input: next byte to read */
-    size_t buf_size;  /* input: valid bytes in buf */
-    struct iovec iov[MAX_IOV];
+    uint8_t *buf;      /* own_buf, or a lent batch's / read-ahead chunk */
+    size_t buf_cap;    /* IO_BUF_SIZE, IN_BUF_SIZE or the batch's */
+    size_t buf_index;  /* output: bytes used; input: next byte to read */
+    size_t buf_size;   /* input: valid bytes in buf */
+    struct iovec *iov; /* own_iov or the lent batch's */
+    int iov_cap;
     int iovcnt;
+    uint8_t *own_buf;
+    struct iovec *own_iov;
+    MigWriteBatch *batch; /* output with asynchronous writes: the lent one */
+    bool borrow;          /* input: buf is the channel's read-ahead chunk */
     uint64_t queued;      /* output: bytes in iov */
     uint64_t transferred; /* bytes written / consumed */
     int error;            /* sticky: 0 or -errno */
     char *error_msg;
 };
+
+static void take_batch(QEMUFile *f)
+{
+    f->batch = mig_channel_batch_get(f->chan);
+    f->buf = f->batch->buf;
+    f->buf_cap = f->batch->buf_cap;
+    f->iov = f->batch->iov;
+    f->iov_cap = MIN(f->batch->iov_cap, IOV_MAX);
+}
 
 static QEMUFile *qemu_file_new(MigChannel *chan, bool output)
 {
@@ -38,8 +61,15 @@ static QEMUFile *qemu_file_new(MigChannel *chan, bool output)
 
     f->chan = chan;
     f->output = output;
+    if (output && mig_channel_async_writes(chan)) {
+        take_batch(f);
+        return f;
+    }
+    f->borrow = !output && mig_channel_reads_ahead(chan);
     f->buf_cap = output ? IO_BUF_SIZE : IN_BUF_SIZE;
-    f->buf = g_malloc(f->buf_cap);
+    f->buf = f->own_buf = f->borrow ? NULL : g_malloc(f->buf_cap);
+    f->iov = f->own_iov = output ? g_new(struct iovec, MAX_IOV) : NULL;
+    f->iov_cap = MAX_IOV;
     return f;
 }
 
@@ -115,9 +145,20 @@ static void set_io_error(QEMUFile *f, ssize_t r, const char *what)
     }
 }
 
+/* An asynchronous channel's error, which names the file already. */
+static void set_channel_error(QEMUFile *f, const GError *err)
+{
+    if (mig_channel_is_shutdown(f->chan)) {
+        qemu_file_set_error(f, -ECANCELED, "migration stream shut down");
+    } else {
+        qemu_file_set_error(f, -EIO, "%s", err->message);
+    }
+}
+
 /* ---- output -------------------------------------------------------------- */
 
-void qemu_fflush(QEMUFile *f)
+/* Writes f->iov synchronously (every channel but asynchronous ones). */
+static void flush_plain(QEMUFile *f)
 {
     struct iovec *iov = f->iov;
     int cnt = f->iovcnt;
@@ -147,9 +188,54 @@ void qemu_fflush(QEMUFile *f)
             }
         }
     }
+}
+
+/*
+ * Hands the lent batch to the channel, which writes it in the background
+ * and owns it until then, and takes an empty one. `transferred` counts
+ * bytes submitted: the stream's length so far, as the rate limit wants.
+ */
+static void flush_batch(QEMUFile *f)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (f->iovcnt == 0 || f->error) {
+        return; /* after an error nothing is written: the batch is reused */
+    }
+    if (!mig_channel_batch_submit(f->chan, f->batch, f->iovcnt, &err)) {
+        set_channel_error(f, err);
+    } else {
+        f->transferred += f->queued;
+    }
+    take_batch(f); /* the channel has the old one back either way */
+}
+
+/* Hands everything queued to the channel; f->buf and f->iov are free. */
+static void flush_queued(QEMUFile *f)
+{
+    if (f->batch) {
+        flush_batch(f);
+    } else {
+        flush_plain(f);
+    }
     f->iovcnt = 0;
     f->buf_index = 0;
     f->queued = 0;
+}
+
+void qemu_file_submit(QEMUFile *f)
+{
+    flush_queued(f);
+}
+
+void qemu_fflush(QEMUFile *f)
+{
+    g_autoptr(GError) err = NULL;
+
+    flush_queued(f);
+    if (f->batch && !mig_channel_drain(f->chan, &err)) {
+        set_channel_error(f, err);
+    }
 }
 
 /*
@@ -176,8 +262,8 @@ static void add_to_iovec(QEMUFile *f, const void *base, size_t len)
     f->iov[f->iovcnt].iov_base = (void *)base;
     f->iov[f->iovcnt].iov_len = len;
     f->iovcnt++;
-    if (f->iovcnt == MAX_IOV) {
-        qemu_fflush(f);
+    if (f->iovcnt == f->iov_cap) {
+        flush_queued(f);
     }
 }
 
@@ -194,7 +280,7 @@ void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
         p += n;
         len -= n;
         if (f->buf_index == f->buf_cap) {
-            qemu_fflush(f);
+            flush_queued(f);
         }
     }
 }
@@ -244,6 +330,30 @@ void qemu_put_counted_string(QEMUFile *f, const char *s)
 
 /* ---- input --------------------------------------------------------------- */
 
+/*
+ * The input hook for channels that read ahead (file: through io_uring):
+ * rather than copying, the file reads straight from the channel's chunk,
+ * lent until the next refill. Only called once buf is used up (every
+ * caller refills at buf_index == buf_size), so nothing needs carrying over.
+ */
+static bool fill_buffer_borrowed(QEMUFile *f)
+{
+    g_autoptr(GError) err = NULL;
+    const uint8_t *data = NULL;
+    ssize_t n;
+
+    g_assert(f->buf_index == f->buf_size);
+    n = mig_channel_read_borrow(f->chan, &data, &err);
+    f->buf_index = f->buf_size = 0;
+    if (n < 0) {
+        set_channel_error(f, err);
+        return false;
+    }
+    f->buf = (uint8_t *)data; /* read only: the input side never writes */
+    f->buf_size = (size_t)n;
+    return n > 0;
+}
+
 /* Refills the buffer; returns false at end of stream or on error. */
 static bool fill_buffer(QEMUFile *f)
 {
@@ -251,6 +361,9 @@ static bool fill_buffer(QEMUFile *f)
 
     if (f->error) {
         return false;
+    }
+    if (f->borrow) {
+        return fill_buffer_borrowed(f);
     }
     memmove(f->buf, f->buf + f->buf_index, pending);
     f->buf_index = 0;
@@ -416,7 +529,8 @@ bool qemu_fclose(QEMUFile *f, GError **errp)
         g_propagate_error(errp, g_steal_pointer(&close_err));
     }
     g_free(f->error_msg);
-    g_free(f->buf);
+    g_free(f->own_buf); /* a lent batch or chunk went with the channel */
+    g_free(f->own_iov);
     g_free(f);
     return ok;
 }

@@ -1285,6 +1285,146 @@ def bench_postcopy_switchover(a):
         sys.stdout.flush()
 
 
+def dd_gbps(args, nbytes):
+    """GB/s of one dd run (its own output discarded)."""
+    t0 = time.monotonic()
+    subprocess.run(["dd"] + args, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return nbytes / (time.monotonic() - t0) / 1e9
+
+
+def drop_caches():
+    """Empties the page cache (root only); False where not allowed."""
+    try:
+        subprocess.run(["sync"], check=True)
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def file_save(mem, append, path, uring):
+    """Saves a stopped guest to file:path. Returns (GB/s of the save as
+    query-migrate times it, GB/s including an fdatasync of the file, bytes
+    of the file)."""
+    env = os.environ.copy()
+    os.environ["GODWIT_IO_URING"] = "on" if uring else "off"
+    try:
+        src = GW("src", ["-m", mem, "-kernel", payload("fill"),
+                         "-append", append])
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        if not src.wait_serial("fill: done", 300):
+            raise RuntimeError("file: guest not filled")
+        src.qmp.cmd("stop")
+        src.qmp.cmd("migrate-set-parameters", max_bandwidth=0)
+        t0 = time.monotonic()
+        src.qmp.cmd("migrate", uri="file:" + path)
+        while True:
+            info = src.qmp.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.005)
+        if info["status"] != "completed":
+            raise RuntimeError("file: save %s" % info)
+        wall = time.monotonic() - t0
+        fd = os.open(path, os.O_RDONLY)
+        os.fdatasync(fd)
+        os.close(fd)
+        synced = time.monotonic() - t0
+        size = os.path.getsize(path)
+        return (size / (info["total-time"] / 1000.0) / 1e9,
+                size / max(synced, wall) / 1e9, size)
+    finally:
+        src.cleanup()
+
+
+def file_restore(mem, path, uring, size):
+    """Restores file:path into a new godwit: GB/s from its start until
+    query-migrate says completed."""
+    env = os.environ.copy()
+    os.environ["GODWIT_IO_URING"] = "on" if uring else "off"
+    t0 = time.monotonic()
+    try:
+        dst = GW("dst", ["-m", mem, "-S", "-incoming", "file:" + path])
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        while True:
+            st = dst.qmp.cmd("query-migrate").get("status")
+            if st in ("completed", "failed"):
+                break
+            if time.monotonic() - t0 > 300:
+                raise RuntimeError("file: restore did not finish")
+            time.sleep(0.005)
+        if st != "completed":
+            raise RuntimeError("file: restore failed")
+        return size / (time.monotonic() - t0) / 1e9
+    finally:
+        dst.cleanup()
+
+
+def bench_file(a):
+    """file: save of a stopped 4 GiB guest (2.9 GiB of random data) and its
+    restore into a new process, with io_uring and with it forced off
+    (GODWIT_IO_URING=off), next to dd writing and reading a file of the
+    same size in the same folder (/var/tmp: the repository's disk)."""
+    mem, append = a.file_mem, "size=%s pattern=random" % a.file_fill
+    folder = tempfile.mkdtemp(prefix="gw-bench-file-", dir=a.file_dir)
+    path, ddpath = os.path.join(folder, "vm.mig"), os.path.join(folder, "dd")
+    cold = os.geteuid() == 0
+    rows, size = [], 0
+    try:
+        for uring in (True, False):
+            runs = []
+            for _ in range(a.runs):
+                save, save_sync, size = file_save(mem, append, path, uring)
+                warm = file_restore(mem, path, uring, size)
+                cold_gbps = (file_restore(mem, path, uring, size)
+                             if cold and drop_caches() else None)
+                runs.append((save, save_sync, warm, cold_gbps))
+                os.unlink(path)
+            runs.sort(key=lambda r: r[0])
+            rows.append((uring, runs[len(runs) // 2]))
+        count = "count=%d" % (size >> 20)
+        of, inp = "of=" + ddpath, "if=" + ddpath
+        dd_w = dd_gbps(["if=/dev/zero", of, "bs=1M", count], size)
+        dd_ws = dd_gbps(["if=/dev/zero", of, "bs=1M", count,
+                         "conv=fdatasync"], size)
+        dd_r = dd_gbps([inp, "of=/dev/null", "bs=1M"], size)
+        dd_rc = dd_gbps([inp, "of=/dev/null", "bs=1M"], size) \
+            if cold and drop_caches() else None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    fmt = lambda v: "%.2f" % v if v is not None else "n/a"
+    ratio = lambda v, d: "%.2f" % (v / d) if v is not None and d else "n/a"
+    print("\n### file: save and restore of a stopped %s guest (%s random), "
+          "%s (median of %d)\n" % (mem, a.file_fill, a.file_dir, a.runs))
+    print("File: %.0f MiB. GB/s = file bytes / time. Save: query-migrate "
+          "total-time (no fsync, as QEMU); '+ fdatasync': until an "
+          "fdatasync of the file returns. Restore: from the new process's "
+          "start until query-migrate says completed; warm: the file still "
+          "in the page cache from the save; cold: after `echo 3 > "
+          "/proc/sys/vm/drop_caches`%s. dd: bs=1M, write from /dev/zero "
+          "(buffered, and conv=fdatasync), read to /dev/null (warm, "
+          "cold).\n" % (size / 2**20, "" if cold else " (not root: n/a)"))
+    print("| path | save | save + fdatasync | restore warm | restore cold "
+          "| save / dd write | save+sync / dd fdatasync | restore warm / dd "
+          "read warm | restore cold / dd read cold |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for uring, (sv, svs, rw, rc) in rows:
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            "io_uring" if uring else "plain (GODWIT_IO_URING=off)", fmt(sv),
+            fmt(svs), fmt(rw), fmt(rc), ratio(sv, dd_w), ratio(svs, dd_ws),
+            ratio(rw, dd_r), ratio(rc, dd_rc)))
+    print("| dd | %s | %s | %s | %s | 1 | 1 | 1 | 1 |" % (
+        fmt(dd_w), fmt(dd_ws), fmt(dd_r), fmt(dd_rc)))
+
+
 SECTIONS = {
     "boot": bench_boot,
     "page-rate": bench_page_rate,
@@ -1305,6 +1445,7 @@ SECTIONS = {
     "postcopy-switchover": bench_postcopy_switchover,
     "dirty-ring": bench_dirty_ring,
     "dirty-rate-ring": bench_dirty_rate_ring,
+    "file": bench_file,
 }
 
 
@@ -1346,6 +1487,14 @@ def main():
     ap.add_argument("--switchover-sizes", nargs="+",
                     default=["1G", "4G", "16G"],
                     help="guest sizes of the postcopy-switchover section")
+    ap.add_argument("--file-mem", default="4G",
+                    help="guest size of the file section")
+    ap.add_argument("--file-fill", default="2900M",
+                    help="random data the file section's guest writes "
+                    "(a 4 GiB guest has room for at most ~2.9 GiB of it)")
+    ap.add_argument("--file-dir", default="/var/tmp",
+                    help="folder of the file section's files (a disk, "
+                    "not tmpfs)")
     ap.add_argument("--accel", choices=["kvm", "tcg"],
                     default="kvm" if kvm_usable() else "tcg",
                     help="accelerator of godwit and QEMU (default: kvm "

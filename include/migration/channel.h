@@ -119,6 +119,50 @@ bool mig_channel_wait(MigChannel *c, short events, int timeout_ms);
 int mig_channel_writev_all(MigChannel *c, struct iovec *iov, int iovcnt);
 int mig_channel_readv_all(MigChannel *c, struct iovec *iov, int iovcnt);
 /*
+ * Asynchronous output and read-ahead: file: channels on a regular file,
+ * through io_uring (unless it is unavailable or GODWIT_IO_URING=off; see
+ * docs/devel/migration-channels.md). QEMUFile uses them when the channel
+ * has them; readv/writev above keep working on such a channel too.
+ *
+ * A write batch is memory the channel owns: QEMUFile takes an empty one,
+ * copies small fields into buf, points iovecs at buf and at guest pages,
+ * and submits it. From then on the channel owns the batch and reads what
+ * its iovecs point to whenever the kernel gets to it, until the write has
+ * completed: the pages must stay mapped (guest RAM does), and nothing may
+ * reuse the batch. mig_channel_drain() waits for every submitted batch;
+ * close drains too (after cancelling, if the channel was shut down).
+ */
+typedef struct MigWriteBatch {
+    uint8_t *buf; /* buf_cap bytes for copied fields */
+    size_t buf_cap;
+    struct iovec *iov; /* iov_cap entries */
+    int iov_cap;
+} MigWriteBatch;
+
+/* Whether writes go in batches (mig_channel_batch_get may be used). */
+bool mig_channel_async_writes(MigChannel *c);
+/* An empty batch; waits while every batch is being written. */
+MigWriteBatch *mig_channel_batch_get(MigChannel *c);
+/*
+ * Writes b->iov[0..iovcnt) next in the stream, asynchronously. False with
+ * *errp (file name and error) once the stream has failed or was shut down;
+ * the batch belongs to the channel again either way.
+ */
+bool mig_channel_batch_submit(MigChannel *c, MigWriteBatch *b, int iovcnt,
+                              GError **errp);
+/* Waits until everything submitted is written. Any channel. */
+bool mig_channel_drain(MigChannel *c, GError **errp);
+/* Whether the channel reads ahead (mig_channel_read_borrow may be used). */
+bool mig_channel_reads_ahead(MigChannel *c);
+/*
+ * The next chunk of the stream, lent until the next call or close: > 0
+ * bytes at *data, 0 at end of stream, -errno with *errp. Once used, use
+ * it for all reads (readv sees only what follows the lent chunk).
+ */
+ssize_t mig_channel_read_borrow(MigChannel *c, const uint8_t **data,
+                                GError **errp);
+
+/*
  * Sockets: waits until the first `len` bytes can be read and copies them
  * to buf without consuming them. 1 when there, 0 at end of stream,
  * -ENODATA when the peer closed after fewer bytes, -errno otherwise.

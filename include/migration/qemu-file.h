@@ -53,6 +53,14 @@ void qemu_put_buffer_async(QEMUFile *f, const void *buf, size_t len);
 void qemu_put_counted_string(QEMUFile *f, const char *s);
 /* Writes everything queued; blocks (interruptibly) until done. */
 void qemu_fflush(QEMUFile *f);
+/*
+ * Hands everything queued to the channel without waiting for a channel
+ * with asynchronous writes (file: through io_uring) to finish them; the
+ * same as qemu_fflush on every other channel. For the precopy loop: the
+ * kernel writes while the next pages are scanned. qemu_fflush and
+ * qemu_fclose wait (and report a write error).
+ */
+void qemu_file_submit(QEMUFile *f);
 
 uint8_t qemu_get_byte(QEMUFile *f);
 uint16_t qemu_get_be16(QEMUFile *f);
