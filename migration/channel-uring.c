@@ -43,7 +43,7 @@
 #define URING_TAG_CANCEL UINT64_MAX        /* the cancel request itself */
 #define URING_TAG_READ (UINT64_C(1) << 32) /* else a write; low bits: slot */
 /*
- * URING_SQE_FLAGS: every read and write is IOSQE_ASYNC. Without it, a
+ * URING_SQE_FLAGS: every read is IOSQE_ASYNC. Without it, a
  * buffered write that finds room in the page cache, or a read that finds
  * the data there, runs inline in io_uring_submit(): the kernel's copy
  * happens in the migration (incoming) thread exactly as with writev, and
@@ -53,6 +53,13 @@
  * worker.
  */
 #define URING_SQE_FLAGS IOSQE_ASYNC
+/*
+ * Writes, though, go inline: buffered writes to one file serialise on its
+ * inode, so a worker's copy overlaps nothing and its hand-off costs (save
+ * of 2.9 GiB, scripts/bench file: 0.80 GB/s forced async, 0.91 inline,
+ * 0.96-0.98 plain writev).
+ */
+#define URING_WRITE_SQE_FLAGS 0
 
 typedef struct UringWrite {
     MigWriteBatch batch;
@@ -164,7 +171,7 @@ static void uring_submit_write(MigUring *u, UringWrite *w)
     unsigned cnt = (unsigned)MIN(w->left_cnt, IOV_MAX);
 
     io_uring_prep_writev(sqe, u->fd, w->left, cnt, w->off);
-    io_uring_sqe_set_flags(sqe, URING_SQE_FLAGS);
+    io_uring_sqe_set_flags(sqe, URING_WRITE_SQE_FLAGS);
     io_uring_sqe_set_data64(sqe, (uint64_t)(w - u->w));
     w->in_flight = true;
     u->in_flight++;
