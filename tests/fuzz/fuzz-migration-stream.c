@@ -52,8 +52,8 @@ static void *feed(void *opaque)
     Feeder *fd = opaque;
 
     for (size_t off = 0; off < fd->n;) {
-        ssize_t w = send(fd->fd, fd->p + off, MIN(3000, fd->n - off),
-                         MSG_NOSIGNAL);
+        ssize_t w =
+            send(fd->fd, fd->p + off, MIN(3000, fd->n - off), MSG_NOSIGNAL);
         if (w <= 0) {
             break; /* the loader stopped reading: it refused the stream */
         }

@@ -404,8 +404,8 @@ int main(int argc, char **argv)
                          GINT_TO_POINTER(1), test_psk);
     /* credentials and refusals do not depend on the accelerator */
     if (!gwt_second_pass()) {
-        g_test_add_data_func("/migration/tls/psk/mismatch",
-                             GINT_TO_POINTER(0), test_psk);
+        g_test_add_data_func("/migration/tls/psk/mismatch", GINT_TO_POINTER(0),
+                             test_psk);
         g_test_add_func("/migration/tls/x509/refusals-then-default-host",
                         test_x509);
         g_test_add_func("/migration/tls/x509/override-host",
