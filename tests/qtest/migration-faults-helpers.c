@@ -55,24 +55,6 @@ void migrate_to(GwProc *src, const char *sock)
                  sock);
 }
 
-char *wait_end(GwProc *src, int timeout_ms)
-{
-    int64_t end = gwt_now_ms() + timeout_ms;
-
-    for (;;) {
-        char *st = mig_status(src);
-        if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
-            !strcmp(st, "cancelled")) {
-            return st;
-        }
-        if (gwt_now_ms() > end) {
-            g_error("migration still %s after %d ms", st, timeout_ms);
-        }
-        g_free(st);
-        gwt_sleep_ms(5);
-    }
-}
-
 /* The destination of a completed migration becomes the source. */
 void adopt_destination(FaultRun *r)
 {
@@ -101,7 +83,7 @@ void retry(FaultRun *r)
     g_autofree char *psock = run_path(r, "p");
     px = mig_proxy_new(psock, sock);
     migrate_to(r->mp->src, psock);
-    g_autofree char *st = wait_end(r->mp->src, END_TIMEOUT);
+    g_autofree char *st = mig_wait_end(r->mp->src, END_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     mig_check_destination(r->mp, true);
     r->span = mig_proxy_bytes(px);

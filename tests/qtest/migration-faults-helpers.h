@@ -45,8 +45,6 @@ char *run_path(FaultRun *r, const char *what);
 /* A fresh destination listening on its own socket (returned in *sock). */
 GwProc *dst_start(FaultRun *r, bool paused, char **sock);
 void migrate_to(GwProc *src, const char *sock);
-/* Waits for completed, failed or cancelled; returns it (free). */
-char *wait_end(GwProc *src, int timeout_ms);
 /* The destination of a completed migration becomes the source. */
 void adopt_destination(FaultRun *r);
 /*

@@ -30,8 +30,8 @@ MigPair *mig_pair_start(const char *mem, const char *payload,
         g_autofree char *l = expand(mp, listen);
         mp->dst = gwt_start("dst", "-m %s -S -incoming '%s'", mem, l);
     }
-    mp->src = gwt_start("src", "-m %s -kernel %s -append '%s'", mem, elf,
-                        append);
+    mp->src =
+        gwt_start("src", "-m %s -kernel %s -append '%s'", mem, elf, append);
     if (!gwt_wait_serial(mp->src, "READY", 60000)) {
         g_autofree char *log = gwt_serial(mp->src);
         g_error("source never became READY:\n%s", log);
@@ -59,21 +59,19 @@ void mig_pair_free(MigPair *mp)
 
 void mig_set_speed(GwProc *p, uint64_t max_bandwidth, uint64_t downtime_ms)
 {
-    gwt_qmp_void(
-        p,
-        "{'execute': 'migrate-set-parameters', 'arguments': "
-        "{'max-bandwidth': %" G_GUINT64_FORMAT ", 'downtime-limit': %"
-        G_GUINT64_FORMAT "}}",
-        max_bandwidth, downtime_ms);
+    gwt_qmp_void(p,
+                 "{'execute': 'migrate-set-parameters', 'arguments': "
+                 "{'max-bandwidth': %" G_GUINT64_FORMAT
+                 ", 'downtime-limit': %" G_GUINT64_FORMAT "}}",
+                 max_bandwidth, downtime_ms);
 }
 
 void mig_set_cap(GwProc *p, const char *cap, bool on)
 {
-    gwt_qmp_void(
-        p,
-        "{'execute': 'migrate-set-capabilities', 'arguments': "
-        "{'capabilities': [{'capability': '%s', 'state': %s}]}}",
-        cap, on ? "true" : "false");
+    gwt_qmp_void(p,
+                 "{'execute': 'migrate-set-capabilities', 'arguments': "
+                 "{'capabilities': [{'capability': '%s', 'state': %s}]}}",
+                 cap, on ? "true" : "false");
 }
 
 JsonObject *mig_query(GwProc *p)
@@ -103,8 +101,7 @@ char *mig_connect_uri(MigPair *mp, const char *uri)
         JsonArray *a = json_object_get_array_member(q, "socket-address");
         JsonObject *sa = json_array_get_object_element(a, 0);
         const char *host = gwt_get_str(sa, "host");
-        return g_strdup_printf(strchr(host, ':') ? "tcp:[%s]:%s"
-                                                 : "tcp:%s:%s",
+        return g_strdup_printf(strchr(host, ':') ? "tcp:[%s]:%s" : "tcp:%s:%s",
                                host, gwt_get_str(sa, "port"));
     }
     return g_steal_pointer(&u);
@@ -124,11 +121,8 @@ bool mig_wait_status(GwProc *p, const char *status, int timeout_ms)
     return false;
 }
 
-char *mig_migrate_wait(GwProc *src, const char *uri, int timeout_ms)
+char *mig_wait_end(GwProc *src, int timeout_ms)
 {
-    gwt_qmp_void(src, "{'execute': 'migrate', "
-                                            "'arguments': {'uri': '%s'}}",
-                                       uri);
     int64_t end = gwt_now_ms() + timeout_ms;
 
     for (;;) {
@@ -137,12 +131,19 @@ char *mig_migrate_wait(GwProc *src, const char *uri, int timeout_ms)
             !strcmp(st, "cancelled")) {
             return st;
         }
-        g_free(st);
         if (gwt_now_ms() > end) {
-            g_error("migration to %s did not end in %d ms", uri, timeout_ms);
+            g_error("migration still %s after %d ms", st, timeout_ms);
         }
-        gwt_sleep_ms(10);
+        g_free(st);
+        gwt_sleep_ms(5);
     }
+}
+
+char *mig_migrate_wait(GwProc *src, const char *uri, int timeout_ms)
+{
+    gwt_qmp_void(src, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}",
+                 uri);
+    return mig_wait_end(src, timeout_ms);
 }
 
 char *mig_ram_hash(GwProc *p)
@@ -186,7 +187,7 @@ void mig_check_destination(MigPair *mp, bool verify_payload)
     g_assert_true(gwt_wait_serial(mp->dst, "verify ok", 30000));
     int n = gwt_serial_count(mp->dst, "verify ok");
     gwt_qmp_void(mp->dst, "{'execute': "
-                                                "'x-guest-request'}");
+                          "'x-guest-request'}");
     g_assert_true(gwt_wait_serial_count(mp->dst, "verify ok", n + 1, 30000));
     g_assert_cmpint(gwt_serial_count(mp->dst, "FAILED"), ==, 0);
     g_autofree char *log = gwt_serial(mp->dst);
@@ -205,7 +206,6 @@ void mig_check_source_alive(GwProc *src, const char *needle)
     g_assert_cmpstr(st, ==, "running");
     if (!gwt_wait_serial_count(src, needle, n + 3, 30000)) {
         g_autofree char *log = gwt_serial(src);
-        g_error("source guest makes no progress after the failure:\n%s",
-                log);
+        g_error("source guest makes no progress after the failure:\n%s", log);
     }
 }

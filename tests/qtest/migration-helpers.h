@@ -11,8 +11,8 @@
 typedef struct MigPair {
     GwProc *src;
     GwProc *dst;
-    char *dir;      /* temp dir for sockets and files */
-    char *uri;      /* the URI the source migrates to */
+    char *dir; /* temp dir for sockets and files */
+    char *uri; /* the URI the source migrates to */
 } MigPair;
 
 /*
@@ -34,6 +34,8 @@ void mig_set_cap(GwProc *p, const char *cap, bool on);
 /* The URI to migrate to: tcp port 0 is resolved from the destination. */
 char *mig_connect_uri(MigPair *mp, const char *uri);
 
+/* Waits for completed, failed or cancelled; returns it (free). */
+char *mig_wait_end(GwProc *src, int timeout_ms);
 /* Starts `migrate` and waits for a terminal status; returns it (free). */
 char *mig_migrate_wait(GwProc *src, const char *uri, int timeout_ms);
 /* Waits until query-migrate's status is `status`. */

@@ -130,7 +130,7 @@ static void one_fault(FaultRun *r, MigFault kind, bool paused)
         gwt_sleep_ms(g_rand_int_range(r->rand, 0, 300));
         gwt_qmp_void(src, "{'execute': 'migrate_cancel'}");
     }
-    g_autofree char *st = wait_end(src, END_TIMEOUT);
+    g_autofree char *st = mig_wait_end(src, END_TIMEOUT);
     bool fired = mig_proxy_fired(px);
 
     g_test_message("%s %s %s at %" G_GUINT64_FORMAT " conn %d: %s%s",
@@ -338,7 +338,7 @@ static void test_postcopy_cuts(void)
             g_assert_cmpint(n, <, 3 * (CUTS + STALLS));
         }
         set_postcopy_bandwidth(r.mp->src, 0);
-        g_autofree char *st = wait_end(r.mp->src, END_TIMEOUT);
+        g_autofree char *st = mig_wait_end(r.mp->src, END_TIMEOUT);
         g_assert_cmpstr(st, ==, "completed");
         mig_proxy_free(px);
         mig_check_destination(r.mp, true);

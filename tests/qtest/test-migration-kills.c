@@ -66,7 +66,7 @@ static void test_kill_destination(void)
         gwt_sleep_ms(delay);
         g_autofree char *before = mig_status(r.mp->src);
         gwt_kill(dst);
-        g_autofree char *st = wait_end(r.mp->src, END_TIMEOUT);
+        g_autofree char *st = mig_wait_end(r.mp->src, END_TIMEOUT);
         g_test_message("destination killed %d ms in (%s): source %s", delay,
                        before, st);
         if (!strcmp(st, "completed")) {

@@ -71,21 +71,6 @@ static void incoming(MigPair *mp, const char *uri)
                  uri);
 }
 
-static char *wait_end(GwProc *src, int timeout_ms)
-{
-    int64_t end = gwt_now_ms() + timeout_ms;
-
-    for (;;) {
-        char *st = mig_status(src);
-        if (!strcmp(st, "completed") || !strcmp(st, "failed") ||
-            gwt_now_ms() > end) {
-            return st;
-        }
-        g_free(st);
-        gwt_sleep_ms(20);
-    }
-}
-
 /*
  * Right away or after the first precopy pass, destination paused: the
  * background push alone brings every page; hashes equal, verify ok.
@@ -114,7 +99,7 @@ static void test_paused(gconstpointer data)
     }
     gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
     g_assert_true(mig_wait_status(mp->src, "postcopy-active", 30000));
-    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_autofree char *st = mig_wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     g_autoptr(JsonObject) q = mig_query(mp->src);
     JsonObject *ram = gwt_get_obj(q, "ram");
@@ -165,7 +150,7 @@ static void test_running(gconstpointer data)
     g_assert_true(gwt_wait_serial(mp->dst, "verify ok", 60000));
     gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
                           "'arguments': {'max-postcopy-bandwidth': 0}}");
-    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_autofree char *st = mig_wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     g_autoptr(JsonObject) q = mig_query(mp->src);
     int64_t reqs = gwt_get_int(gwt_get_obj(q, "ram"), "postcopy-requests");
@@ -231,7 +216,7 @@ static void test_converges(void)
     g_autofree char *st0 = mig_status(mp->src);
     g_assert_cmpstr(st0, ==, "active");
     gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
-    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_autofree char *st = mig_wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     g_assert_true(mig_wait_status(mp->dst, "completed", 30000));
     mig_check_destination(mp, false);
@@ -271,7 +256,7 @@ static void test_refused(void)
     /* exec: has no way back for page requests */
     gwt_qmp_void(p, "{'execute': 'migrate', 'arguments': "
                     "{'uri': 'exec:cat > /dev/null'}}");
-    g_autofree char *st = wait_end(p, 30000);
+    g_autofree char *st = mig_wait_end(p, 30000);
     g_assert_cmpstr(st, ==, "failed");
     g_autoptr(JsonObject) q = mig_query(p);
     const char *e4 = gwt_get_str(q, "error-desc");
@@ -376,7 +361,7 @@ static void test_recover(gconstpointer data)
     }
     gwt_qmp_void(mp->src, "{'execute': 'migrate-set-parameters', "
                           "'arguments': {'max-postcopy-bandwidth': 0}}");
-    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_autofree char *st = mig_wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     g_assert_true(mig_wait_status(mp->dst, "completed", 30000));
     mig_proxy_free(proxy);
@@ -422,7 +407,7 @@ static void test_release_ram(void)
                  "{'uri': '%s'}}",
                  uri);
     gwt_qmp_void(mp->src, "{'execute': 'migrate-start-postcopy'}");
-    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_autofree char *st = mig_wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     g_assert_true(mig_wait_status(mp->dst, "completed", 30000));
     int64_t after = ram_populated(mp->src);
@@ -454,7 +439,7 @@ static void test_return_path(void)
                  "{'execute': 'migrate', 'arguments': "
                  "{'uri': '%s'}}",
                  uri);
-    g_autofree char *st = wait_end(mp->src, MIG_TIMEOUT);
+    g_autofree char *st = mig_wait_end(mp->src, MIG_TIMEOUT);
     g_assert_cmpstr(st, ==, "completed");
     mig_check_destination(mp, true);
     mig_pair_free(mp);
