@@ -70,6 +70,9 @@ static void multifd_populate(MultiFDPayload *pl)
 {
     uint32_t i = 0;
 
+    if (atomic_load(&mr.rb->preallocated)) {
+        return; /* -mem-prealloc: nothing to populate */
+    }
     while (atomic_load(&mr.populate_ok) && i < pl->n) {
         uint64_t page = (uint64_t)(pl->host[i] - mr.rb->host) >> GW_PAGE_SHIFT;
         uint32_t j = i + 1;

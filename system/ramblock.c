@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -131,6 +132,7 @@ bool ram_block_discard_range(RAMBlock *rb, uint64_t offset, uint64_t len)
         errno = EINVAL;
         return false;
     }
+    atomic_store(&rb->preallocated, false);
     return fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                      (off_t)offset, (off_t)len) == 0;
 }
@@ -193,6 +195,7 @@ bool ram_block_prealloc(RAMBlock *rb, int threads, GError **errp)
                                   "cannot preallocate guest RAM");
         }
     }
+    atomic_store(&rb->preallocated, true);
     return true;
 }
 

@@ -35,6 +35,12 @@ typedef struct RAMBlock {
      * thread and taken by whoever tracks dirty pages.
      */
     unsigned long *host_dirty;
+    /*
+     * Every page populated by ram_block_prealloc() and none discarded
+     * since: an incoming migration need not populate ahead of the pages
+     * it writes. A hint only; nothing depends on it for correctness.
+     */
+    _Atomic bool preallocated;
 } RAMBlock;
 
 /*

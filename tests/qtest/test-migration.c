@@ -157,6 +157,25 @@ static void test_tcg_without_dirty_tracking(void)
     mig_pair_free(mp);
 }
 
+/*
+ * A destination started with -mem-prealloc: its RAM is populated before
+ * the stream arrives, so the load writes pages without populating ahead
+ * (RAMBlock.preallocated); the guest's pages all arrive all the same.
+ */
+static void test_prealloc_destination(void)
+{
+    MigPair *mp = mig_pair_start("256M", "verify", VERIFY_APPEND, NULL);
+
+    mp->dst = gwt_start("dst", "-m 256M -mem-prealloc -S -incoming "
+                               "tcp:127.0.0.1:0");
+    mig_set_speed(mp->src, 0, 300);
+    g_autofree char *uri = mig_connect_uri(mp, "tcp:127.0.0.1:0");
+    g_autofree char *st = mig_migrate_wait(mp->src, uri, MIG_TIMEOUT);
+    g_assert_cmpstr(st, ==, "completed");
+    mig_check_destination(mp, true);
+    mig_pair_free(mp);
+}
+
 /* -incoming defer, then migrate-incoming over QMP. */
 static void test_incoming_defer(void)
 {
@@ -552,6 +571,8 @@ int main(int argc, char **argv)
         g_test_add_func("/migration/precopy/file", test_file_save_restore);
         g_test_add_func("/migration/precopy/defer", test_incoming_defer);
     }
+    g_test_add_func("/migration/precopy/prealloc-destination",
+                    test_prealloc_destination);
     g_test_add_func("/migration/precopy/idle", test_idle_guest);
     g_test_add_func("/migration/precopy/stress", test_stress_converges);
     g_test_add_func("/migration/pause-before-switchover",

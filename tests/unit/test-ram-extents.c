@@ -1,6 +1,6 @@
 /*
  * Unit tests for system/ramblock.c: memfd RAM blocks, the populated-extent
- * iterator (SEEK_DATA/SEEK_HOLE) and host-dirty tracking.
+ * iterator (SEEK_DATA/SEEK_HOLE), preallocation and host-dirty tracking.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,6 +112,30 @@ static void test_punched_hole_disappears(void **state)
     ram_block_free(rb);
 }
 
+/*
+ * ram_block_prealloc populates every page and says so; a discard takes
+ * that back (the incoming migration populates ahead again).
+ */
+static void test_prealloc_flag(void **state)
+{
+    g_autoptr(GError) err = NULL;
+    RAMBlock *rb = ram_block_new("pc.ram", 16 * MiB, NULL);
+    uint64_t ex[8];
+
+    assert_false(rb->preallocated);
+    assert_true(ram_block_prealloc(rb, 2, &err));
+    assert_null(err);
+    assert_true(rb->preallocated);
+    assert_int_equal(extents(rb, ex, 4), 1);
+    assert_int_equal(ex[0], 0);
+    assert_int_equal(ex[1], 16 * MiB);
+    assert_int_equal(ram_block_populated_bytes(rb), 16 * MiB);
+    assert_true(ram_block_discard_range(rb, 1 * MiB, 1 * MiB));
+    assert_false(rb->preallocated);
+    assert_int_equal(extents(rb, ex, 4), 2);
+    ram_block_free(rb);
+}
+
 static void test_host_dirty(void **state)
 {
     RAMBlock *rb = ram_block_new("pc.ram", 4 * MiB, NULL);
@@ -154,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_extents_follow_writes),
         cmocka_unit_test(test_iterator_does_not_populate),
         cmocka_unit_test(test_punched_hole_disappears),
+        cmocka_unit_test(test_prealloc_flag),
         cmocka_unit_test(test_host_dirty),
         cmocka_unit_test(test_bad_sizes),
     };
