@@ -19,13 +19,11 @@ RAMBlock *ram_block_new(const char *name, uint64_t size, GError **errp)
     int fd;
 
     if (!name || !*name || strlen(name) > RAMBLOCK_NAME_MAX) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "invalid RAM block name");
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "invalid RAM block name");
         return NULL;
     }
     if (size == 0 || size > (UINT64_MAX & GW_PAGE_MASK)) {
-        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC,
-                    "invalid RAM block size");
+        g_set_error(errp, GW_ERROR, GW_ERROR_GENERIC, "invalid RAM block size");
         return NULL;
     }
     size = (size + GW_PAGE_SIZE - 1) & GW_PAGE_MASK;

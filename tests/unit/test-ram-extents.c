@@ -54,9 +54,9 @@ static void test_extents_follow_writes(void **state)
     RAMBlock *rb = ram_block_new("pc.ram", 64 * MiB, NULL);
     uint64_t ex[16];
 
-    rb->host[0] = 1;                          /* page 0 */
+    rb->host[0] = 1;                                 /* page 0 */
     memset(rb->host + 8 * MiB, 7, 3 * GW_PAGE_SIZE); /* 3 pages */
-    rb->host[64 * MiB - 1] = 9;               /* last page */
+    rb->host[64 * MiB - 1] = 9;                      /* last page */
 
     int n = extents(rb, ex, 8);
     assert_int_equal(n, 3);
@@ -70,8 +70,7 @@ static void test_extents_follow_writes(void **state)
 
     /* Starting in the middle of an extent reports its rest. */
     uint64_t s, e;
-    assert_int_equal(ram_block_next_extent(rb, 8 * MiB + GW_PAGE_SIZE, &s,
-                                           &e),
+    assert_int_equal(ram_block_next_extent(rb, 8 * MiB + GW_PAGE_SIZE, &s, &e),
                      1);
     assert_int_equal(s, 8 * MiB + GW_PAGE_SIZE);
     assert_int_equal(e, 8 * MiB + 3 * GW_PAGE_SIZE);
@@ -101,8 +100,8 @@ static void test_punched_hole_disappears(void **state)
 
     memset(rb->host, 1, 4 * MiB);
     assert_int_equal(extents(rb, ex, 4), 1);
-    assert_int_equal(fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE |
-                                           FALLOC_FL_KEEP_SIZE,
+    assert_int_equal(fallocate(rb->fd,
+                               FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                1 * MiB, 1 * MiB),
                      0);
     assert_int_equal(extents(rb, ex, 4), 2);
