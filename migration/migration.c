@@ -365,16 +365,23 @@ static void migration_finish(MigrationState *s, QEMUFile *f, bool ok,
             err = g_steal_pointer(&close_err);
         }
     }
+    /*
+     * The migration ends when its last byte is written (multifd's were, at
+     * the last sync): QEMU's total-time and downtime end there too. What
+     * follows is this side's own cleanup, with the guest already handed
+     * over: stopping the dirty log, which makes KVM rebuild huge pages
+     * (tens of ms for a few GiB), is not the guest's downtime.
+     */
+    int64_t end_ms = realtime_ms(), end_us = g_get_monotonic_time();
     multifd_send_cleanup();
     qemu_savevm_state_cleanup();
     /* however it ended, nothing stays throttled */
     cpu_throttle_stop();
     dirty_limit_migration_end();
-    atomic_store(&s->total_ms, realtime_ms() - atomic_load(&s->start_ms));
+    atomic_store(&s->total_ms, end_ms - atomic_load(&s->start_ms));
     if (ok) {
         if (!postcopy) {
-            atomic_store(&s->downtime_ms,
-                         (g_get_monotonic_time() - stop_us) / 1000);
+            atomic_store(&s->downtime_ms, (end_us - stop_us) / 1000);
         }
         runstate_set(RUN_STATE_POSTMIGRATE);
         migrate_force_status(s, MIGRATION_STATUS_COMPLETED);
