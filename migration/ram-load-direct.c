@@ -35,7 +35,7 @@
  * (qemu_unget_direct, 256 KiB). 62 rather than 31: the destination's CPU
  * per GB 0.21-0.23 s against 0.25-0.27 (scripts/bench migrate-fill).
  */
-#define DIRECT_GUESS 62
+#define DIRECT_GUESS (RAM_DIRECT_READ_PAGES - 1)
 
 typedef struct DirectRead {
     uint8_t *host;  /* the block's RAM */
@@ -157,7 +157,8 @@ static uint64_t direct_verify(QEMUFile *f, DirectRead *d, size_t got,
 }
 
 bool ram_load_page_direct(QEMUFile *f, RAMBlock *rb, uint64_t page,
-                          unsigned long *touched)
+                          unsigned long *touched, RAMPopulateFn *populate,
+                          void *opaque)
 {
     DirectRead d = {
         .host = rb->host,
@@ -167,6 +168,9 @@ bool ram_load_page_direct(QEMUFile *f, RAMBlock *rb, uint64_t page,
     size_t done = qemu_get_buffered(f, page_host(&d, page), GW_PAGE_SIZE);
 
     while (done < GW_PAGE_SIZE) {
+        if (populate) {
+            populate(opaque, rb, page);
+        }
         direct_build(&d, page, done);
         size_t got = direct_fill(f, &d, d.iov[0].iov_len);
         if (!got) {

@@ -201,11 +201,21 @@ bool ram_load(QEMUFile *f, void *opaque, uint32_t version_id, GError **errp);
  * ram-load-direct.c). `touched`: the load's written pages (set here for
  * every page placed; only untouched, still-zero pages are guessed).
  * Precopy over a socket only (qemu_file_direct_ok), with no other thread
- * writing guest RAM (no multifd, no decompression threads). False: the
- * file's sticky error is set.
+ * writing guest RAM (no multifd, no decompression threads). `populate`
+ * (may be NULL) is called with each page a read starts at, before the read
+ * lands in it and the pages after it. False: the file's sticky error is
+ * set.
  */
+/* Pages one read of ram_load_page_direct lands in, at most. */
+#define RAM_DIRECT_READ_PAGES 63
+/*
+ * Makes sure pages [page, page + RAM_DIRECT_READ_PAGES) are populated
+ * (ram_load_page_direct).
+ */
+typedef void RAMPopulateFn(void *opaque, RAMBlock *rb, uint64_t page);
 bool ram_load_page_direct(QEMUFile *f, RAMBlock *rb, uint64_t page,
-                          unsigned long *touched);
+                          unsigned long *touched, RAMPopulateFn *populate,
+                          void *opaque);
 /* The load's bitmap of pages written (allocated on first use). */
 unsigned long *ram_load_touched_map(void);
 void ram_load_cleanup(void *opaque);

@@ -120,6 +120,7 @@ typedef struct Dest {
     RAMBlock rb;
     unsigned long *touched;
     QEMUFile *f;
+    unsigned long *populated; /* what the populate hook was asked for */
 } Dest;
 
 static void dest_open(Dest *d, int fd)
@@ -134,6 +135,7 @@ static void dest_open(Dest *d, int fd)
                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(d->rb.host != MAP_FAILED);
     d->touched = bitmap_new(PAGES);
+    d->populated = bitmap_new(PAGES);
     assert_true(mig_uri_parse(s, &u, NULL));
     MigChannel *c = mig_connect(&u, -1, NULL);
     mig_uri_clear(&u);
@@ -147,6 +149,18 @@ static void dest_close(Dest *d)
     qemu_fclose(d->f, NULL);
     munmap(d->rb.host, d->rb.used_length);
     g_free(d->touched);
+    g_free(d->populated);
+}
+
+/* The load's populate hook: pages a read is about to land in. */
+static void populate_hook(void *opaque, RAMBlock *rb, uint64_t page)
+{
+    Dest *d = opaque;
+
+    assert_ptr_equal(rb, &d->rb);
+    for (uint64_t p = page; p < MIN(page + RAM_DIRECT_READ_PAGES, PAGES); p++) {
+        set_bit(p, d->populated);
+    }
 }
 
 /* ram_load()'s part that matters here; true at EOS. */
@@ -170,7 +184,8 @@ static bool load(Dest *d)
         }
         assert_true(page < PAGES);
         if (flags & RAM_SAVE_FLAG_PAGE) {
-            if (!ram_load_page_direct(d->f, &d->rb, page, d->touched)) {
+            if (!ram_load_page_direct(d->f, &d->rb, page, d->touched,
+                                      populate_hook, d)) {
                 return false;
             }
         } else {
@@ -248,6 +263,8 @@ static void test_bulk(void **state)
         assert_true(run(&d, s, pieces ? 6000 : 0, false, NULL));
         for (uint64_t p = 0; p < PAGES; p++) {
             assert_page(&d, p, 7);
+            /* populated ahead of the read, never faulted in one by one */
+            assert_true(test_bit(p, d.populated));
         }
         /* every byte counted once, however it was read */
         assert_int_equal(qemu_file_transferred(d.f), s->len);
