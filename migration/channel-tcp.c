@@ -96,8 +96,7 @@ fail:
     return -1;
 }
 
-static MigChannel *tcp_connect(const MigUri *uri, int cancel_fd,
-                               GError **errp)
+static MigChannel *tcp_connect(const MigUri *uri, int cancel_fd, GError **errp)
 {
     g_autofree char *hp = tcp_hostport(uri->host, uri->port);
     struct addrinfo *res;
@@ -144,7 +143,8 @@ static int tcp_listen_one(const struct addrinfo *ai, bool dual)
     if (dual) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     }
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0) {
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        listen(fd, MIG_LISTEN_BACKLOG) == 0) {
         return fd;
     }
     err = errno;

@@ -39,8 +39,7 @@ static bool unix_sockaddr(const char *path, struct sockaddr_un *addr,
     return true;
 }
 
-static MigChannel *unix_connect(const MigUri *uri, int cancel_fd,
-                                GError **errp)
+static MigChannel *unix_connect(const MigUri *uri, int cancel_fd, GError **errp)
 {
     struct sockaddr_un addr;
     int fd;
@@ -112,7 +111,7 @@ static int unix_listen_fd(const char *path, GError **errp)
      */
     if (fchmod(fd, 0600) < 0 ||
         bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(fd, 1) < 0) {
+        listen(fd, MIG_LISTEN_BACKLOG) < 0) {
         gw_error_errno(errp, errno, "unix: cannot listen on '%s'", path);
         close(fd);
         return -1;
