@@ -14,16 +14,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "compression.h"
 #include "migration-int.h"
 #include "multifd.h"
 #include "ram.h"
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 typedef struct MultiFDRecvChannel {
     MultiFDRecvParams p;
@@ -84,10 +79,7 @@ static void multifd_populate(MultiFDPayload *pl)
                !test_bit(page + (j - i), mr.touched)) {
             j++;
         }
-        if (j - i > 1 &&
-            madvise(pl->host[i], (size_t)(j - i) * GW_PAGE_SIZE,
-                    MADV_POPULATE_WRITE) < 0 &&
-            errno == EINVAL) {
+        if (j - i > 1 && !ram_block_populate(mr.rb, page, j - i)) {
             atomic_store(&mr.populate_ok, false);
         }
         i = j;

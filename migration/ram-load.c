@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "migration/options.h"
 #include "multifd.h"
@@ -30,9 +29,6 @@
  * this too: now about 90.)
  */
 #define RAM_LOAD_POPULATE_PAGES 64
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 /* Owned by the incoming thread. */
 typedef struct RAMLoadState {
@@ -204,7 +200,7 @@ static void ram_populate_ahead(RAMLoadState *ls, RAMBlock *rb, uint64_t page,
     uint64_t from = page;
 
     if (!ls->populate_ok || atomic_load(&rb->preallocated)) {
-        return;
+        return; /* preallocated: not even the window's bookkeeping */
     }
     if (page >= ls->pop_start && page <= ls->pop_end) {
         if (MIN(page + need, pages) <= ls->pop_end) {
@@ -212,10 +208,7 @@ static void ram_populate_ahead(RAMLoadState *ls, RAMBlock *rb, uint64_t page,
         }
         from = ls->pop_end; /* the window moves on: top it up */
     }
-    if (from < end &&
-        madvise(rb->host + (from << GW_PAGE_SHIFT),
-                (end - from) << GW_PAGE_SHIFT, MADV_POPULATE_WRITE) < 0 &&
-        errno == EINVAL) {
+    if (from < end && !ram_block_populate(rb, from, end - from)) {
         ls->populate_ok = false; /* an old kernel: plain faults then */
     }
     ls->pop_start = page;

@@ -139,6 +139,16 @@ bool ram_block_discard_range(RAMBlock *rb, uint64_t offset, uint64_t len)
 #define MADV_POPULATE_WRITE 23
 #endif
 
+bool ram_block_populate(RAMBlock *rb, uint64_t first, uint64_t n)
+{
+    if (!n || atomic_load(&rb->preallocated)) {
+        return true;
+    }
+    return madvise(rb->host + (first << GW_PAGE_SHIFT), n << GW_PAGE_SHIFT,
+                   MADV_POPULATE_WRITE) == 0 ||
+           errno != EINVAL;
+}
+
 typedef struct PreallocJob {
     uint8_t *start;
     uint64_t len;

@@ -94,6 +94,14 @@ bool ram_block_discard_range(RAMBlock *rb, uint64_t offset, uint64_t len);
  */
 bool ram_block_prealloc(RAMBlock *rb, int threads, GError **errp);
 
+/*
+ * Populates pages [first, first + n) ahead of writes to them
+ * (MADV_POPULATE_WRITE): nothing when the block is preallocated. False
+ * only when the kernel lacks the advice (the caller stops asking: plain
+ * page faults then); other failures are left to those faults.
+ */
+bool ram_block_populate(RAMBlock *rb, uint64_t first, uint64_t n);
+
 /* Bytes in populated extents (for statistics and tests). */
 uint64_t ram_block_populated_bytes(const RAMBlock *rb);
 
