@@ -251,6 +251,17 @@ def bench_zero_page(a):
         print("| %s | %s | %s |" % (name, gbs, ratio))
 
 
+def bench_send_path(a):
+    """Three ways to send pages over one loopback connection (issue 16)."""
+    out = subprocess.run([os.path.join(ROOT, "build", "tests", "bench",
+                                       "bench-send-path"), "1024",
+                          str(min(a.runs, 15))],
+                         capture_output=True, text=True, check=True).stdout
+    print("\n### Sending 1 GiB of pages, one loopback connection "
+          "(median of %d, alternating)\n" % min(a.runs, 15))
+    print(out, end="")
+
+
 def godwit_boot(kernel, mem, append):
     t0 = time.monotonic()
     g = GW("bench", ["-m", mem, "-kernel", kernel, "-append", append])
@@ -1431,6 +1442,7 @@ SECTIONS = {
     "memory": bench_memory,
     "dirty-sync": bench_dirty_sync,
     "zero-page": bench_zero_page,
+    "send-path": bench_send_path,
     "migrate-idle": bench_migrate_idle,
     "migrate-fill": bench_migrate_fill,
     "throttle": bench_throttle,
