@@ -152,8 +152,7 @@ static void send_writev(int fd, struct iovec *v, int cnt)
     }
 }
 
-static void send_splice(int fd, const int pipe_fd[2], struct iovec *v,
-                        int cnt)
+static void send_splice(int fd, const int pipe_fd[2], struct iovec *v, int cnt)
 {
     size_t in_pipe = 0;
 
@@ -271,8 +270,8 @@ static void one_run(int way, double *gbs, double *cpu_src, double *cpu_dst)
     *cpu_src = thread_cpu() - c0;
     shutdown(fd, SHUT_WR);
     pthread_join(th, NULL);
-    *gbs = npages * (double)(PAGE + 8) /
-           ((g_get_monotonic_time() - t0) / 1e6) / 1e9;
+    *gbs = npages * (double)(PAGE + 8) / ((g_get_monotonic_time() - t0) / 1e6) /
+           1e9;
     *cpu_src /= npages * (double)PAGE / 1e9;
     *cpu_dst = recv_cpu / (npages * (double)PAGE / 1e9);
     if (memcmp(src, dst, npages * PAGE) != 0) {
@@ -347,8 +346,7 @@ int main(int argc, char **argv)
     printf("|---|---:|---:|---:|\n");
     for (int w = 0; w < N_WAYS; w++) {
         printf("| %s | %.2f | %.3f | %.3f |\n", way_name[w],
-               median(gbs[w], runs), median(cs[w], runs),
-               median(cd[w], runs));
+               median(gbs[w], runs), median(cs[w], runs), median(cd[w], runs));
     }
     return 0;
 }
