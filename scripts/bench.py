@@ -252,7 +252,7 @@ def bench_zero_page(a):
 
 
 def bench_send_path(a):
-    """Three ways to send pages over one loopback connection (issue 16)."""
+    """Four ways to send pages over one loopback connection (issue 16)."""
     out = subprocess.run([os.path.join(ROOT, "build", "tests", "bench",
                                        "bench-send-path"), "1024",
                           str(min(a.runs, 15))],

@@ -1,5 +1,5 @@
 /*
- * Benchmark: three ways to send guest pages over one loopback TCP
+ * Benchmark: four ways to send guest pages over one loopback TCP
  * connection, in the migration stream's layout (an 8-byte header before
  * every 4 KiB page), to a receiver that reads like godwit's destination
  * (one readv of 64 header + page pairs straight into its RAM).
@@ -12,22 +12,28 @@
  *           from the pipe into the socket (no copy on the sending side).
  * zerocopy: sendmsg(MSG_ZEROCOPY) of the same iovecs, completions reaped
  *           from the error queue (multifd's zero-copy-send, one stream).
+ * uring-zc: io_uring IORING_OP_SENDMSG_ZC of the same iovecs (MSG_WAITALL,
+ *           one send in flight, the buffers' release notifications reaped
+ *           as they come).
  *
  * The headers of the two by-reference ways sit in one array that is never
  * rewritten (the kernel may read them after the call returns), which
  * flatters them: a real sender would have to recycle header memory. The
- * runs alternate the three ways. Per way: median GB/s and each thread's
- * CPU seconds per GB (CLOCK_THREAD_CPUTIME_ID; loopback's delivery work
- * runs in the sender's thread). Every run checks the received bytes.
+ * runs alternate the ways. Per way: median GB/s and CPU seconds per GB of
+ * pages: the receiving thread's, and the rest of the process's (the
+ * sender with io_uring's workers; loopback's delivery work runs in the
+ * sender's thread). Every run checks the received bytes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
 #include <linux/errqueue.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +57,9 @@
 #define PIPE_BYTES (1 << 20)
 #define MAX_RUNS 15
 
-enum { WAY_WRITEV, WAY_SPLICE, WAY_ZEROCOPY, N_WAYS };
-static const char *const way_name[N_WAYS] = {"writev", "splice", "zerocopy"};
+enum { WAY_WRITEV, WAY_SPLICE, WAY_ZEROCOPY, WAY_URING_ZC, N_WAYS };
+static const char *const way_name[N_WAYS] = {"writev", "splice", "zerocopy",
+                                             "uring-zc"};
 
 static size_t npages;
 static uint8_t *src, *dst;
@@ -61,12 +68,17 @@ static int listen_fd;
 static struct sockaddr_in addr;
 static double recv_cpu;
 
-static double thread_cpu(void)
+static double cpu_seconds(clockid_t clock)
 {
     struct timespec t;
 
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    clock_gettime(clock, &t);
     return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static double thread_cpu(void)
+{
+    return cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static void die(const char *what)
@@ -222,12 +234,70 @@ static void send_zerocopy(int fd, struct iovec *v, int cnt, uint32_t *sends,
     }
 }
 
+/*
+ * One IORING_OP_SENDMSG_ZC of the whole list; MSG_WAITALL has io_uring
+ * resend the rest of a partial send itself. The completion with
+ * IORING_CQE_F_MORE is the send's; a second one (IORING_CQE_F_NOTIF)
+ * comes when the kernel lets go of the pages. *notifs counts those owed.
+ */
+static void send_uring_zc(struct io_uring *ring, int fd, struct iovec *v,
+                          int cnt, int *notifs)
+{
+    struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)cnt};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    size_t want = 0;
+    bool sent = false;
+
+    for (int i = 0; i < cnt; i++) {
+        want += v[i].iov_len;
+    }
+    io_uring_prep_sendmsg_zc(sqe, fd, &msg, MSG_WAITALL | MSG_NOSIGNAL);
+    io_uring_submit(ring);
+    while (!sent) {
+        struct io_uring_cqe *cqe;
+        int r = io_uring_wait_cqe(ring, &cqe);
+        if (r < 0) {
+            errno = -r;
+            die("io_uring_wait_cqe");
+        }
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            (*notifs)--;
+        } else {
+            if (cqe->res < 0 || (size_t)cqe->res != want) {
+                errno = cqe->res < 0 ? -cqe->res : EIO;
+                die("IORING_OP_SENDMSG_ZC");
+            }
+            if (cqe->flags & IORING_CQE_F_MORE) {
+                (*notifs)++;
+            }
+            sent = true;
+        }
+        io_uring_cqe_seen(ring, cqe);
+    }
+}
+
+static void uring_wait_notifs(struct io_uring *ring, int *notifs)
+{
+    while (*notifs > 0) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe(ring, &cqe) < 0) {
+            die("io_uring_wait_cqe");
+        }
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            (*notifs)--;
+        }
+        io_uring_cqe_seen(ring, cqe);
+    }
+}
+
 static void one_run(int way, double *gbs, double *cpu_src, double *cpu_dst)
 {
     struct iovec iov[2 * SEND_PAGES];
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int pipe_fd[2] = {-1, -1};
     uint32_t sends = 0, done = 0;
+    struct io_uring ring;
+    int notifs = 0;
     int one = 1;
     pthread_t th;
     gint64 t0;
@@ -246,30 +316,44 @@ static void one_run(int way, double *gbs, double *cpu_src, double *cpu_dst)
         setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) < 0) {
         die("SO_ZEROCOPY");
     }
+    if (way == WAY_URING_ZC) {
+        int r = io_uring_queue_init(64, &ring, 0);
+        if (r < 0) {
+            errno = -r;
+            die("io_uring_queue_init");
+        }
+    }
     pthread_create(&th, NULL, receiver, NULL);
     if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         die("connect");
     }
     t0 = g_get_monotonic_time();
-    c0 = thread_cpu();
+    c0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
     for (size_t i = 0; i < npages; i += SEND_PAGES) {
         int cnt = pairs(iov, hdr, src, i, MIN(SEND_PAGES, npages - i));
         if (way == WAY_WRITEV) {
             send_writev(fd, iov, cnt);
         } else if (way == WAY_SPLICE) {
             send_splice(fd, pipe_fd, iov, cnt);
-        } else {
+        } else if (way == WAY_ZEROCOPY) {
             send_zerocopy(fd, iov, cnt, &sends, &done);
+        } else {
+            send_uring_zc(&ring, fd, iov, cnt, &notifs);
         }
+    }
+    if (way == WAY_URING_ZC) {
+        uring_wait_notifs(&ring, &notifs);
+        io_uring_queue_exit(&ring);
     }
     while (done < sends) {
         struct pollfd p = {.fd = fd};
         poll(&p, 1, 100); /* the error queue shows as POLLERR */
         done += reap(fd);
     }
-    *cpu_src = thread_cpu() - c0;
     shutdown(fd, SHUT_WR);
     pthread_join(th, NULL);
+    /* The process less the receiver: the sender and io_uring's workers. */
+    *cpu_src = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0 - recv_cpu;
     *gbs = npages * (double)(PAGE + 8) / ((g_get_monotonic_time() - t0) / 1e6) /
            1e9;
     *cpu_src /= npages * (double)PAGE / 1e9;
