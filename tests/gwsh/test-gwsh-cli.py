@@ -62,8 +62,6 @@ class VirshOptions(unittest.TestCase):
         print("\nmigrate options refused, with the reason given:")
         for o in refused:
             print("  --%s: %s" % (o, migparams.REFUSED[o]))
-        print("  --tls: refused while godwit has no tls-creds objects "
-              "(checked on the source's monitor)")
 
     def test_help_lists_every_option(self):
         g = GwshEnv()

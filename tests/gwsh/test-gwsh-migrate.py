@@ -8,6 +8,7 @@ commands (domjobinfo, migrate-set*/get*, migrate-compcache,
 migrate-postcopy, --postcopy-resume, domdirtyrate-calc, domstats)."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,9 +19,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gwshtest import (GODWIT, GwshTestCase, accel_opts, main,  # noqa: E402
                       payload)
+from gwshlib.qmp import QMPError  # noqa: E402
 
 DEST = "godwit:///session"
 KEEP = {"GWSH_X_KEEP_SOURCE": "1"}
+GEN_TLS_CREDS = os.environ.get("GEN_TLS_CREDS") or os.path.join(
+    os.path.dirname(GODWIT), "tests", "bench", "gen-tls-creds")
 MIB = 1 << 20
 # the verify payload: each page a function of (pfn, generation), checked
 # by the guest itself after a migration
@@ -353,16 +357,70 @@ class Migrate(GwshTestCase):
                     env=KEEP)
         self.check_migrated()
 
-    # ---- what godwit lacks is refused, and nothing changes -----------------
+    # ---- --tls ---------------------------------------------------------------
 
-    def test_refusals_leave_source_as_it_was(self):
+    def tls_dir(self):
+        """libvirt's layout (one folder: CA, server and client pairs) from
+        the test credentials: a server certificate for localhost and
+        127.0.0.1, a client certificate, both signed by one CA."""
+        made = os.path.join(self.g.tmp, "tls-made")
+        subprocess.run([GEN_TLS_CREDS, made], check=True)
+        d = os.path.join(self.g.tmp, "pki")
+        os.mkdir(d)
+        for side, files in (("server", ("ca-cert.pem", "server-cert.pem",
+                                        "server-key.pem")),
+                            ("client", ("client-cert.pem",
+                                        "client-key.pem"))):
+            for f in files:
+                shutil.copy(os.path.join(made, side, f), d)
+        return d
+
+    def test_tls(self):
+        """--tls: both sides get libvirt's tls-creds-x509 object from
+        GWSH_MIGRATE_TLS_X509_CERT_DIR. A --tls-destination the server's
+        certificate does not name fails the handshake (so TLS was on) and
+        leaves the source as it was, object gone; then the migration
+        completes with equal hashes, and the destination keeps neither the
+        object nor tls-creds (its next migration is not TLS unless
+        asked)."""
+        env = dict(KEEP, GWSH_MIGRATE_TLS_X509_CERT_DIR=self.tls_dir())
         self.start()
         caps, params = self.caps("vm1"), self.params("vm1")
-        r = self.g.gwsh("migrate", "--live", "--tls", "vm1", DEST,
-                        check=False)
+        r = self.g.gwsh("migrate", "--live", "--tls", "--tls-destination",
+                        "elsewhere.example", "vm1", DEST, check=False,
+                        env=env)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("--tls: gwsh does not set up migration TLS yet",
+        self.assertIn("elsewhere.example", r.stderr)
+        self.assert_source_intact(caps, params)
+        r = self.g.gwsh("migrate", "--live", "--tls", "vm1", DEST,
+                        check=False, env=dict(
+                            env, GWSH_MIGRATE_TLS_X509_VERIFY="yes"))
+        self.assertIn("GWSH_MIGRATE_TLS_X509_VERIFY must be 0 or 1",
                       r.stderr)
+        self.assert_source_intact(caps, params)
+        self.g.gwsh("migrate", "--live", "--tls", "--suspend", "vm1", DEST,
+                    env=env)
+        p = self.params("vm1")
+        self.assertEqual((p["tls-creds"], p["tls-hostname"]), ("", ""))
+        q = self.g.qmp("vm1")
+        try:
+            with self.assertRaisesRegex(QMPError, "objlibvirt_migrate_tls0"):
+                q.cmd("object-del", id="objlibvirt_migrate_tls0")
+        finally:
+            q.close()
+        self.check_migrated()
+
+    def test_tls_missing_folder(self):
+        """A certificate folder that is not there: a clear error naming
+        it, the source as it was."""
+        self.start()
+        caps, params = self.caps("vm1"), self.params("vm1")
+        missing = os.path.join(self.g.tmp, "no-such-pki")
+        r = self.g.gwsh("migrate", "--live", "--tls", "vm1", DEST,
+                        check=False,
+                        env={"GWSH_MIGRATE_TLS_X509_CERT_DIR": missing})
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(missing, r.stderr)
         self.assert_source_intact(caps, params)
 
     def test_migrateuri_and_dname(self):

@@ -79,6 +79,7 @@ class Plan:
         self.abort_on_error = False
         self.zerocopy = False
         self.tls = False
+        self.tls_destination = None        # TLS host name of the destination
 
     def cap(self, party, name, on=True):
         for p in (SRC, DST):
@@ -234,4 +235,5 @@ def plan(f):
         p.cap(SRC, "zero-copy-send")
     if "tls" in f:
         p.tls = True
+        p.tls_destination = f.get("tls-destination")
     return p

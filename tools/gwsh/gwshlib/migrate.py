@@ -35,6 +35,61 @@ PRECOPY = ("setup", "active", "pre-switchover", "device")
 GUEST_ERROR = ("internal-error", "io-error", "guest-panicked")
 
 
+# libvirt's id for the credentials object of a --tls migration
+TLS_ALIAS = "objlibvirt_migrate_tls0"
+
+
+def tls_settings():
+    """(certificate folder, verify client certificates): libvirt's qemu.conf
+    migrate_tls_x509_cert_dir and migrate_tls_x509_verify, which gwsh reads
+    from GWSH_MIGRATE_TLS_X509_CERT_DIR (default /etc/pki/qemu, libvirt's)
+    and GWSH_MIGRATE_TLS_X509_VERIFY (1 or 0, default 1). The folder holds
+    ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem and
+    client-key.pem, on each host, as libvirt's does."""
+    d = os.environ.get("GWSH_MIGRATE_TLS_X509_CERT_DIR", "/etc/pki/qemu")
+    v = os.environ.get("GWSH_MIGRATE_TLS_X509_VERIFY", "1")
+    if v not in ("0", "1"):
+        raise GwshError("invalid argument: GWSH_MIGRATE_TLS_X509_VERIFY "
+                        "must be 0 or 1, not %r" % v)
+    return d, v == "1"
+
+
+def _tls_on(q, endpoint, settings, hostname=None):
+    """libvirt's --tls on one side: a tls-creds-x509 object from the
+    configured folder, named in tls-creds (and tls-hostname on the
+    source). As libvirt, the source always checks the destination's
+    certificate; migrate_tls_x509_verify is whether the destination asks
+    for the source's."""
+    cert_dir, verify = settings
+    q.cmd("object-add", **{"qom-type": "tls-creds-x509", "id": TLS_ALIAS,
+                           "dir": cert_dir, "endpoint": endpoint,
+                           "verify-peer": verify or endpoint == "client"})
+    params = {"tls-creds": TLS_ALIAS}
+    if hostname is not None:
+        params["tls-hostname"] = hostname
+    _params(q, params)
+
+
+def tls_off(q):
+    """The side's tls-creds and tls-hostname back to empty and the object
+    gone (libvirt does the same after a --tls migration), so that the next
+    migration is not encrypted unless asked. Errors are ignored: the side
+    may be gone."""
+    for cmd, args in (("migrate-set-parameters",
+                       {"tls-creds": "", "tls-hostname": ""}),
+                      ("object-del", {"id": TLS_ALIAS})):
+        try:
+            q.cmd(cmd, **args)
+        except (QMPError, OSError):
+            pass
+
+
+def connect_host(uri):
+    """The host of a tcp:HOST:PORT URI (brackets of an IPv6 address off)."""
+    host = uri[4:].rpartition(":")[0]
+    return host[1:-1] if host.startswith("[") else host
+
+
 def _caps(q, caps):
     if caps:
         q.cmd("migrate-set-capabilities", capabilities=[
@@ -52,9 +107,11 @@ def saved_caps(q, plan_):
     caps = {c["capability"]: c["state"]
             for c in q.cmd("query-migrate-capabilities")}
     params = q.cmd("query-migrate-parameters")
+    keep = list(plan_.params[SRC]) + ["max-bandwidth"]
+    if plan_.tls:
+        keep += ["tls-creds", "tls-hostname"]
     return ({k: caps[k] for k in plan_.caps[SRC] if k in caps},
-            {k: params[k] for k in list(plan_.params[SRC]) + ["max-bandwidth"]
-             if k in params})
+            {k: params[k] for k in keep if k in params})
 
 
 class Interrupted:
@@ -102,6 +159,7 @@ class Driver:
         self.timeout_done = False
         self.progress = jobinfo.Progress()
         self.last_line = None
+        self.tls = None  # (folder, verify) once the objects are added
 
     def prepare(self, speed=None):
         """Capabilities, parameters and migrate-incoming on the
@@ -109,6 +167,9 @@ class Driver:
         speed: max-bandwidth set by migrate-setspeed, used unless
         --bandwidth is given; without either, unlimited, as libvirt."""
         p = self.p
+        if p.tls:
+            self.tls = tls_settings()
+            _tls_on(self.dstq, "server", self.tls)
         _caps(self.dstq, p.caps[DST])
         _params(self.dstq, p.params[DST])
         self.dstq.cmd("migrate-incoming", uri=self.listen_uri)
@@ -119,6 +180,9 @@ class Driver:
         params = dict(p.params[SRC])
         if "max-bandwidth" not in params:
             params["max-bandwidth"] = speed or self.unlimited
+        if p.tls:
+            _tls_on(self.srcq, "client", self.tls, p.tls_destination or
+                    connect_host(self.connect_uri))
         _params(self.srcq, params)
 
     def start(self):
@@ -223,9 +287,12 @@ class Driver:
 
 
 
-def rollback(srcq, saved, stopped_source):
+def rollback(srcq, saved, stopped_source, tls=False):
     """After a failure: the source's capabilities and parameters as they
-    were, and running again if the driver stopped it."""
+    were (the --tls object gone), and running again if the driver stopped
+    it."""
+    if tls:
+        tls_off(srcq)
     try:
         caps, params = saved
         _caps(srcq, caps)
@@ -260,17 +327,6 @@ def parse_migrateuri(uri, dst_host, listen_address):
     return ("tcp:%s:%s" % (listen, port), "tcp:%s:%s" % (host, port))
 
 
-def _check_tls(srcq):
-    """libvirt's --tls creates tls-creds-x509 objects from its configured
-    certificate folders on both sides; gwsh has no such configuration yet,
-    so --tls is refused rather than migrating in the clear. (godwit itself
-    does TLS: object-add + tls-creds by hand, see the README.)"""
-    raise GwshError("unsupported configuration: --tls: gwsh does not set "
-                    "up migration TLS yet (no libvirt certificate "
-                    "configuration; godwit's own object-add and tls-creds "
-                    "work by hand)")
-
-
 def saved_speed(src_host, name):
     """max-bandwidth in bytes/s set by migrate-setspeed, or None. libvirt
     keeps that speed for the domain's migrations; without it they run
@@ -296,8 +352,6 @@ def migrate_domain(src_host, name, f, verbose=False, record=None,
     dname = f.get("dname") or name
     srcq = src_host.qmp(name)
     src_info = src_host.info(name)
-    if p.tls:
-        _check_tls(srcq)
     status = srcq.cmd("query-status")["status"]
     mig = srcq.cmd("query-migrate").get("status", "none")
     if p.postcopy_resume:
@@ -352,7 +406,8 @@ def migrate_domain(src_host, name, f, verbose=False, record=None,
         speed = saved_speed(src_host, name)  # set while it ran?
         if speed:
             saved[1]["max-bandwidth"] = speed
-        rollback(srcq, saved, d is not None and d.stopped_source)
+        rollback(srcq, saved, d is not None and d.stopped_source,
+                 tls=d is not None and d.tls is not None)
         if isinstance(e, QMPError):
             raise GwshError("operation failed: %s" % e)
         raise
@@ -363,7 +418,9 @@ def migrate_domain(src_host, name, f, verbose=False, record=None,
 
 def _finish(resume, info, srcq, dstq, src_host, name, dst_host, dname, rec):
     """Completed: the destination runs if `resume`, the source quits, the
-    destination takes the domain's name."""
+    destination takes the domain's name, without a --tls migration's
+    object and parameters."""
+    tls_off(dstq)
     if resume:
         st = dstq.cmd("query-status")["status"]
         deadline = time.monotonic() + 30
