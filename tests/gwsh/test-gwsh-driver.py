@@ -104,6 +104,44 @@ class Prepare(unittest.TestCase):
         self.assertEqual(d.srcq.names()[-1], "cont")
 
 
+    def test_tls(self):
+        """--tls: libvirt's object on each side before anything else, the
+        destination's before migrate-incoming; the source checks the
+        destination's certificate against the URI's host or
+        --tls-destination; GWSH_MIGRATE_TLS_X509_VERIFY=0 only stops the
+        destination asking for the source's."""
+        os.environ["GWSH_MIGRATE_TLS_X509_CERT_DIR"] = "/pki"
+        os.environ["GWSH_MIGRATE_TLS_X509_VERIFY"] = "0"
+        try:
+            d = driver({"tls": True})
+            d.prepare()
+            e = driver({"tls": True, "tls-destination": "b.example"})
+            e.prepare()
+        finally:
+            del os.environ["GWSH_MIGRATE_TLS_X509_CERT_DIR"]
+            del os.environ["GWSH_MIGRATE_TLS_X509_VERIFY"]
+        obj = {"qom-type": "tls-creds-x509", "id": "objlibvirt_migrate_tls0",
+               "dir": "/pki"}
+        self.assertEqual(d.dstq.log[0], ("object-add", dict(
+            obj, endpoint="server", **{"verify-peer": False})))
+        self.assertEqual(d.dstq.log[1][1]["tls-creds"],
+                         "objlibvirt_migrate_tls0")
+        self.assertEqual(d.dstq.names()[-1], "migrate-incoming")
+        self.assertEqual(d.srcq.names(), [
+            "migrate-set-capabilities", "object-add",
+            "migrate-set-parameters", "migrate-set-parameters"])
+        self.assertEqual(d.srcq.log[1], ("object-add", dict(
+            obj, endpoint="client", **{"verify-peer": True})))
+        self.assertEqual(d.srcq.log[2][1], {
+            "tls-creds": "objlibvirt_migrate_tls0",
+            "tls-hostname": "127.0.0.1"})
+        self.assertEqual(e.srcq.log[2][1]["tls-hostname"], "b.example")
+        rollback(d.srcq, ({}, {}), False, tls=True)
+        self.assertEqual(d.srcq.log[-2:], [
+            ("migrate-set-parameters", {"tls-creds": "", "tls-hostname": ""}),
+            ("object-del", {"id": "objlibvirt_migrate_tls0"})])
+
+
 class Uris(unittest.TestCase):
     def test_listen_and_connect(self):
         local = LocalHost()
