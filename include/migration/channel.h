@@ -32,12 +32,12 @@ typedef enum MigUriKind {
 /* A parsed migration URI. */
 typedef struct MigUri {
     MigUriKind kind;
-    char *host;    /* tcp: host name or address, brackets removed */
-    char *port;    /* tcp: service, "0" allowed on the incoming side */
-    char *path;    /* unix, file */
-    char *command; /* exec: passed to /bin/sh -c */
+    char *host;      /* tcp: host name or address, brackets removed */
+    char *port;      /* tcp: service, "0" allowed on the incoming side */
+    char *path;      /* unix, file */
+    char *command;   /* exec: passed to /bin/sh -c */
     uint64_t offset; /* file: ",offset=N" (bytes) */
-    char *fdname;  /* fd: a number or a name registered with getfd */
+    char *fdname;    /* fd: a number or a name registered with getfd */
 } MigUri;
 
 /*
@@ -105,8 +105,7 @@ const MigChannelOps *mig_channel_ops(MigUriKind kind);
  * concurrent with (or after) mig_channel_close(), which frees the channel.
  */
 ssize_t mig_channel_readv(MigChannel *c, const struct iovec *iov, int iovcnt);
-ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov,
-                           int iovcnt);
+ssize_t mig_channel_writev(MigChannel *c, const struct iovec *iov, int iovcnt);
 bool mig_channel_wait(MigChannel *c, short events, int timeout_ms);
 
 /*
