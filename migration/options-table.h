@@ -33,19 +33,19 @@
       "block migration: encode zero blocks")                                   \
     X(COMPRESS, "compress", true, "compress pages with compression threads")   \
     X(EVENTS, "events", true, "emit MIGRATION and MIGRATION_PASS events")      \
-    X(POSTCOPY_RAM, "postcopy-ram", true ,                                     \
+    X(POSTCOPY_RAM, "postcopy-ram", true,                                      \
       "allow switching to post-copy (set on both sides)")                      \
     X(X_COLO, "x-colo", false, "COLO continuous checkpointing")                \
-    X(RELEASE_RAM, "release-ram", true ,                                       \
+    X(RELEASE_RAM, "release-ram", true,                                        \
       "post-copy: free migrated pages on the source")                          \
     X(BLOCK, "block", false, "migrate block devices")                          \
-    X(RETURN_PATH, "return-path", true ,                                       \
+    X(RETURN_PATH, "return-path", true,                                        \
       "open a destination-to-source return path")                              \
     X(PAUSE_BEFORE_SWITCHOVER, "pause-before-switchover", true,                \
       "stop in pre-switchover until migrate-continue")                         \
-    X(MULTIFD, "multifd", true, "send RAM over multifd-channels channels")    \
+    X(MULTIFD, "multifd", true, "send RAM over multifd-channels channels")     \
     X(DIRTY_BITMAPS, "dirty-bitmaps", false, "migrate block dirty bitmaps")    \
-    X(POSTCOPY_BLOCKTIME, "postcopy-blocktime", true ,                         \
+    X(POSTCOPY_BLOCKTIME, "postcopy-blocktime", true,                          \
       "measure vCPU blocked time during post-copy")                            \
     X(LATE_BLOCK_ACTIVATE, "late-block-activate", false,                       \
       "destination: don't activate block devices at the end")                  \
@@ -56,7 +56,7 @@
     X(BACKGROUND_SNAPSHOT, "background-snapshot", false,                       \
       "snapshot RAM as of the start with write protection")                    \
     X(ZERO_COPY_SEND, "zero-copy-send", true, "MSG_ZEROCOPY multifd sends")    \
-    X(POSTCOPY_PREEMPT, "postcopy-preempt", true ,                             \
+    X(POSTCOPY_PREEMPT, "postcopy-preempt", true,                              \
       "post-copy page requests on their own channel")                          \
     X(SWITCHOVER_ACK, "switchover-ack", false,                                 \
       "wait for the destination's SWITCHOVER_ACK")                             \
@@ -114,30 +114,25 @@
       mig_check_range, "a value between 0 and 9", "",                          \
       "compress capability: zlib level (0-9)")                                 \
     X(compress_threads, "compress-threads", U8, 8, 1, 255,                     \
-      MIG_P_IMPL | MIG_P_SETUP,                                                \
-      mig_check_range, "a value between 1 and 255", "",                        \
-      "compress capability: compression threads")                              \
+      MIG_P_IMPL | MIG_P_SETUP, mig_check_range, "a value between 1 and 255",  \
+      "", "compress capability: compression threads")                          \
     X(compress_wait_thread, "compress-wait-thread", BOOL, true, 0, 1,          \
       MIG_P_IMPL, NULL, "", "",                                                \
       "compress capability: wait for a free thread (on|off)")                  \
     X(decompress_threads, "decompress-threads", U8, 2, 1, 255,                 \
-      MIG_P_IMPL | MIG_P_SETUP,                                                \
-      mig_check_range, "a value between 1 and 255", "",                        \
-      "compress capability: decompression threads")                            \
+      MIG_P_IMPL | MIG_P_SETUP, mig_check_range, "a value between 1 and 255",  \
+      "", "compress capability: decompression threads")                        \
     X(throttle_trigger_threshold, "throttle-trigger-threshold", U8, 50, 1,     \
-      100, MIG_P_IMPL, mig_check_range,                                        \
-      "an integer in the range of 1 to 100", "",                               \
-      "dirty/transfer ratio (%) that starts auto-converge")                    \
+      100, MIG_P_IMPL, mig_check_range, "an integer in the range of 1 to 100", \
+      "", "dirty/transfer ratio (%) that starts auto-converge")                \
     X(cpu_throttle_initial, "cpu-throttle-initial", U8, 20, 1, 99, MIG_P_IMPL, \
       mig_check_range, "an integer in the range of 1 to 99", "",               \
       "auto-converge: first throttle (%)")                                     \
     X(cpu_throttle_increment, "cpu-throttle-increment", U8, 10, 1, 99,         \
-      MIG_P_IMPL,                                                              \
-      mig_check_range, "an integer in the range of 1 to 99", "",               \
+      MIG_P_IMPL, mig_check_range, "an integer in the range of 1 to 99", "",   \
       "auto-converge: throttle step (%)")                                      \
     X(cpu_throttle_tailslow, "cpu-throttle-tailslow", BOOL, false, 0, 1,       \
-      MIG_P_IMPL,                                                              \
-      NULL, "", "", "auto-converge: smaller last steps (on|off)")              \
+      MIG_P_IMPL, NULL, "", "", "auto-converge: smaller last steps (on|off)")  \
     X(max_cpu_throttle, "max-cpu-throttle", U8, 99, 1, 99, MIG_P_IMPL,         \
       mig_check_max_cpu_throttle,                                              \
       "an integer in the range of cpu_throttle_initial to 99", "",             \
@@ -158,20 +153,18 @@
     X(block_incremental, "block-incremental", BOOL, false, 0, 1, MIG_P_SETUP,  \
       NULL, "", "", "block migration: incremental (on|off)")                   \
     X(multifd_channels, "multifd-channels", U8, 2, 1, 255,                     \
-      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN,                                 \
-      mig_check_range, "a value between 1 and 255", "",                        \
-      "multifd: number of channels")                                           \
+      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN, mig_check_range,                \
+      "a value between 1 and 255", "", "multifd: number of channels")          \
     X(multifd_compression, "multifd-compression", ENUM, MIG_COMPRESSION_NONE,  \
       MIG_COMPRESSION_NONE, MIG_COMPRESSION_LZ4,                               \
       MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN, NULL, "", "",                   \
       "multifd: none|zlib|zstd|lz4")                                           \
     X(xbzrle_cache_size, "xbzrle-cache-size", SIZE, 67108864, 0, INT64_MAX,    \
-      MIG_P_IMPL,                                                              \
-      mig_check_xbzrle_cache_size,                                             \
+      MIG_P_IMPL, mig_check_xbzrle_cache_size,                                 \
       "a power of two no less than the target page size", " bytes",            \
       "XBZRLE cache size (bytes, power of 2)")                                 \
     X(max_postcopy_bandwidth, "max-postcopy-bandwidth", SIZE, 0, 0, INT64_MAX, \
-      MIG_P_IMPL, mig_check_range,                                                      \
+      MIG_P_IMPL, mig_check_range,                                             \
       "an integer in the range of 0 to 9223372036854775807 bytes/second", "",  \
       "post-copy rate limit (bytes/s, 0 = none)")                              \
     X(tls_authz, "tls-authz", STR, "", 0, 0, MIG_P_IMPL, NULL, "", "",         \
@@ -182,23 +175,21 @@
       " bytes/second",                                                         \
       "bandwidth for the switchover estimate (bytes/s, 0 = measured)")         \
     X(multifd_zlib_level, "multifd-zlib-level", U8, 1, 0, 9,                   \
-      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN,                                 \
-      mig_check_range, "a value between 0 and 9", "",                          \
-      "multifd zlib level (0-9)")                                              \
+      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN, mig_check_range,                \
+      "a value between 0 and 9", "", "multifd zlib level (0-9)")               \
     X(multifd_zstd_level, "multifd-zstd-level", U8, 1, 0, 20,                  \
-      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN,                                 \
-      mig_check_range, "a value between 0 and 20", "",                         \
-      "multifd zstd level (0-20)")                                             \
+      MIG_P_IMPL | MIG_P_SETUP | MIG_P_LISTEN, mig_check_range,                \
+      "a value between 0 and 20", "", "multifd zstd level (0-20)")             \
     X(x_vcpu_dirty_limit_period, "x-vcpu-dirty-limit-period", SIZE, 1000, 1,   \
       1000, MIG_P_IMPL | MIG_P_QMP_ERRNAME, mig_check_range,                   \
-      "a value between 1 and 1000",                                            \
-      " ms", "dirty-limit: throttle period (ms)")                              \
+      "a value between 1 and 1000", " ms",                                     \
+      "dirty-limit: throttle period (ms)")                                     \
     X(vcpu_dirty_limit, "vcpu-dirty-limit", SIZE, 1, 1, INT64_MAX, MIG_P_IMPL, \
       mig_check_range, "is invalid, it must greater then 1 MB/s", " MB/s",     \
       "dirty-limit: per-vCPU dirty rate limit (MB/s)")                         \
     X(compress_method, "compress-method", ENUM, MIG_COMPRESSION_ZLIB,          \
       MIG_COMPRESSION_ZLIB, MIG_COMPRESSION_LZ4, MIG_P_IMPL | MIG_P_SETUP,     \
-      NULL, "", "", "compress capability: zlib|lz4|zstd")                  \
+      NULL, "", "", "compress capability: zlib|lz4|zstd")                      \
     X(x_throttle_policy, "x-throttle-policy", POLICY,                          \
       MIG_THROTTLE_POLICY_QEMU, MIG_THROTTLE_POLICY_QEMU,                      \
       MIG_THROTTLE_POLICY_AIM, MIG_P_IMPL, NULL, "", "",                       \
