@@ -44,12 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SO_ZEROCOPY
-#define SO_ZEROCOPY 60
-#endif
-#ifndef MSG_ZEROCOPY
-#define MSG_ZEROCOPY 0x4000000
-#endif
+#include "bench-util.h"
 
 #define PAGE 4096
 #define SEND_PAGES 128
@@ -367,18 +362,6 @@ static void one_run(int way, double *gbs, double *cpu_src, double *cpu_dst)
         close(pipe_fd[0]);
         close(pipe_fd[1]);
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return v[n / 2];
 }
 
 int main(int argc, char **argv)

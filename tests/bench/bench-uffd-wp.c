@@ -18,6 +18,7 @@
 
 #include "godwit/bitmap.h"
 #include "../../accel/tcg/uffd-wp.h"
+#include "bench-util.h"
 
 #define PAGE UFFD_WP_PAGE_SIZE
 #define RUNS 7
@@ -30,18 +31,6 @@ static unsigned long *map;
 static double now_us(void)
 {
     return g_get_monotonic_time();
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(*v), cmp_double);
-    return v[n / 2];
 }
 
 static void check(bool ok, GError *err)

@@ -92,8 +92,7 @@ int main(int argc, char **argv)
             continue;
         }
         double v = best_of(5, run_zero, GINT_TO_POINTER(i));
-        printf("%s %.2f GB/s %.2f\n", zero_page_impl_name(i), v,
-               v / ceiling);
+        printf("%s %.2f GB/s %.2f\n", zero_page_impl_name(i), v, v / ceiling);
     }
     free(buf);
     return 0;
