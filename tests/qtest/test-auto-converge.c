@@ -254,7 +254,12 @@ static void test_cancel_unthrottles(void)
     double after = perf_ms_per_gib(mp->src, 20);
     g_test_message("guest ms/GiB: %.2f before, %.2f after cancel", before,
                    after);
-    g_assert_cmpfloat(after, <, before * 2.0);
+    /*
+     * Still throttled at 80 % it would take 5x as long per GiB. 3x, not
+     * closer: a tcg guest's speed follows the host's load (2.1x once on a
+     * busy machine, unthrottled).
+     */
+    g_assert_cmpfloat(after, <, before * 3.0);
     mig_pair_free(mp);
 }
 
