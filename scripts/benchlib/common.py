@@ -68,6 +68,19 @@ class Qemu:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def wait_migrated(qmp, what, poll=0.01):
+    """Polls query-migrate until the migration ends; returns the final
+    reply, or raises unless it completed."""
+    while True:
+        info = qmp.cmd("query-migrate")
+        if info.get("status") in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(poll)
+    if info["status"] != "completed":
+        raise RuntimeError("%s: migration %s" % (what, info))
+    return info
+
+
 def free_port():
     import socket
     s = socket.socket()

@@ -9,7 +9,8 @@ import time
 
 from gwqmp import ROOT
 from . import common
-from .common import GW, QEMU, Qemu, QemuVM, median_info, payload, wait_file
+from .common import (GW, QEMU, Qemu, QemuVM, median_info, payload, wait_file,
+                     wait_migrated)
 
 
 def bench_zero_page(a):
@@ -163,14 +164,7 @@ def migrate_with_log(extra, mem, append, settle):
         time.sleep(settle)
         src.qmp.cmd("migrate-set-parameters", max_bandwidth=0)
         src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
-        while True:
-            info = src.qmp.cmd("query-migrate")
-            if info.get("status") in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.01)
-        if info["status"] != "completed":
-            raise RuntimeError("migration %s" % info)
-        return info
+        return wait_migrated(src.qmp, "godwit")
     finally:
         src.cleanup()
         dst.cleanup()

@@ -9,7 +9,8 @@ import tempfile
 import time
 
 from gwqmp import ROOT
-from .common import GW, QEMU, QemuVM, free_port, median_info, payload
+from .common import (GW, QEMU, QemuVM, free_port, median_info, payload,
+                     wait_migrated)
 
 
 def migrate_pair(vmm, mem, payload_name, append, ready="READY",
@@ -37,14 +38,7 @@ def migrate_pair(vmm, mem, payload_name, append, ready="READY",
         time.sleep(0.5)
         src.qmp.cmd("migrate-set-parameters", max_bandwidth=unlimited)
         src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%s" % port)
-        while True:
-            info = src.qmp.cmd("query-migrate")
-            if info.get("status") in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.01)
-        if info["status"] != "completed":
-            raise RuntimeError("%s: migration %s" % (vmm, info))
-        return info
+        return wait_migrated(src.qmp, vmm)
     finally:
         src.cleanup()
         dst.cleanup()
@@ -460,13 +454,7 @@ def file_save(mem, append, path, uring):
         src.qmp.cmd("migrate-set-parameters", max_bandwidth=0)
         t0 = time.monotonic()
         src.qmp.cmd("migrate", uri="file:" + path)
-        while True:
-            info = src.qmp.cmd("query-migrate")
-            if info.get("status") in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.005)
-        if info["status"] != "completed":
-            raise RuntimeError("file: save %s" % info)
+        info = wait_migrated(src.qmp, "file: save", poll=0.005)
         wall = time.monotonic() - t0
         fd = os.open(path, os.O_RDONLY)
         os.fdatasync(fd)
