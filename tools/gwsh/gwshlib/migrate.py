@@ -413,14 +413,16 @@ def migrate_domain(src_host, name, f, verbose=False, record=None,
         raise
     # a guest paused before the migration stays paused, as in libvirt
     return _finish(not p.suspend and status == "running", info, srcq, dstq,
-                   src_host, name, dst_host, dname, rec)
+                   src_host, name, dst_host, dname, rec, p.tls)
 
 
-def _finish(resume, info, srcq, dstq, src_host, name, dst_host, dname, rec):
+def _finish(resume, info, srcq, dstq, src_host, name, dst_host, dname, rec,
+            tls):
     """Completed: the destination runs if `resume`, the source quits, the
     destination takes the domain's name, without a --tls migration's
     object and parameters."""
-    tls_off(dstq)
+    if tls:
+        tls_off(dstq)
     if resume:
         st = dstq.cmd("query-status")["status"]
         deadline = time.monotonic() + 30
@@ -473,4 +475,4 @@ def _resume(p, f, srcq, src_host, name, dst_host, dname, verbose, mig):
     srcq.cmd("migrate", uri=connect, resume=True)
     info = d.wait()
     return _finish(not p.suspend, info, srcq, dstq, src_host, name, dst_host,
-                   dname, None)
+                   dname, None, p.tls)
